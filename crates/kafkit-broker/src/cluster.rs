@@ -1,0 +1,232 @@
+//! Starting and stopping an embedded cluster.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::state::{BrokerInfo, ClusterConfig, ClusterState};
+use crate::{server, BrokerError};
+
+/// Builds a [`Cluster`].
+///
+/// ```no_run
+/// # async fn f() -> Result<(), kafkit_broker::BrokerError> {
+/// let cluster = kafkit_broker::Cluster::builder().brokers(3).start().await?;
+/// println!("bootstrap: {}", cluster.bootstrap());
+/// cluster.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    brokers: usize,
+    host: String,
+    port_base: u16,
+    config: ClusterConfig,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        Self {
+            brokers: 3,
+            host: "127.0.0.1".into(),
+            port_base: 0,
+            config: ClusterConfig::default(),
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// Number of brokers (default 3).
+    pub fn brokers(mut self, n: usize) -> Self {
+        self.brokers = n;
+        self
+    }
+    /// First port; broker `i` listens on `port_base + i`. 0 (default) picks free ports.
+    pub fn port_base(mut self, port: u16) -> Self {
+        self.port_base = port;
+        self
+    }
+    /// Host to bind and advertise (default 127.0.0.1).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+    /// Directory for data; without one, a temporary directory is used and removed on shutdown.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+    /// Partitions of auto-created topics (default 3).
+    pub fn default_partitions(mut self, n: i32) -> Self {
+        self.config.default_partitions = n;
+        self
+    }
+    /// Whether unknown topics are created on first use (default true).
+    pub fn auto_create_topics(mut self, on: bool) -> Self {
+        self.config.auto_create_topics = on;
+        self
+    }
+    /// Largest accepted record batch in bytes (default 1 MiB + 12).
+    pub fn message_max_bytes(mut self, n: usize) -> Self {
+        self.config.message_max_bytes = n;
+        self
+    }
+    /// Wait for more members when a group forms (default 0).
+    pub fn group_initial_rebalance_delay(mut self, d: Duration) -> Self {
+        self.config.group_initial_rebalance_delay = d;
+        self
+    }
+
+    /// Binds every broker's listener, opens the data directory and starts serving.
+    pub async fn start(self) -> Result<Cluster, BrokerError> {
+        if self.brokers == 0 {
+            return Err(BrokerError::Config("brokers: at least one broker is needed".into()));
+        }
+        if self.config.default_partitions < 1 {
+            return Err(BrokerError::Config("default_partitions: must be at least 1".into()));
+        }
+        let mut listeners = Vec::new();
+        let mut infos = Vec::new();
+        for i in 0..self.brokers {
+            let port = if self.port_base == 0 { 0 } else { self.port_base + i as u16 };
+            let addr = format!("{}:{}", self.host, port);
+            let l = TcpListener::bind(&addr).await.map_err(|source| BrokerError::Bind { addr: addr.clone(), source })?;
+            let local = l.local_addr()?;
+            infos.push(BrokerInfo { id: i as i32 + 1, host: self.host.clone(), port: local.port() });
+            listeners.push(l);
+        }
+        let (temp, data_dir) = match &self.config.data_dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile_dir()?;
+                let p = t.clone();
+                (Some(t), p)
+            }
+        };
+        let state = Arc::new(ClusterState::open(self.config, data_dir, infos.clone())?);
+        let (tx, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for (l, info) in listeners.into_iter().zip(&infos) {
+            tasks.spawn(server::run(l, info.id, state.clone(), rx.clone()));
+        }
+        // Drives group timeouts (session expiry, rebalance deadlines).
+        let ticker = state.clone();
+        let mut trx = rx.clone();
+        tasks.spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    _ = iv.tick() => {}
+                    _ = trx.changed() => break,
+                }
+                let mut g = ticker.groups.lock().expect("groups lock");
+                let actions = g.coordinator.tick(std::time::Instant::now());
+                g.dispatch(actions);
+            }
+        });
+        tracing::info!(target: "kafkit::broker", brokers = infos.len(), data_dir = %state.data_dir.display(), "cluster started");
+        Ok(Cluster { state, brokers: infos, shutdown: tx, tasks, temp_dir: temp })
+    }
+}
+
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("kafkit-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A running embedded cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    state: Arc<ClusterState>,
+    brokers: Vec<BrokerInfo>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    temp_dir: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// A builder with defaults: 3 brokers on free ports of 127.0.0.1, temporary data.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// Comma-separated `host:port` of every broker.
+    pub fn bootstrap(&self) -> String {
+        self.addrs().join(",")
+    }
+
+    /// `host:port` of every broker.
+    pub fn addrs(&self) -> Vec<String> {
+        self.brokers.iter().map(|b| format!("{}:{}", b.host, b.port)).collect()
+    }
+
+    /// Where data is kept.
+    pub fn data_dir(&self) -> PathBuf {
+        self.state.data_dir.clone()
+    }
+
+    /// Creates a topic; an existing topic with the same name is an error.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
+        self.state
+            .create_topic(name, partitions, 1, false)
+            .map(|_| ())
+            .map_err(|e| BrokerError::Config(format!("topic {name}: {e:?}")))
+    }
+
+    /// Creates a topic unless it exists.
+    pub fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
+        match self.state.create_topic(name, partitions, 1, false) {
+            Ok(_) | Err(crate::state::CreateTopicError::AlreadyExists) => Ok(()),
+            Err(e) => Err(BrokerError::Config(format!("topic {name}: {e:?}"))),
+        }
+    }
+
+    /// Leader node id and log end offset of each partition of a topic.
+    pub fn partitions(&self, topic: &str) -> Option<Vec<(i32, i64)>> {
+        self.state.topic(topic).map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| {
+                    (
+                        p.leader.load(std::sync::atomic::Ordering::Relaxed),
+                        p.log.lock().expect("log lock").next_offset(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Committed offset of a group for a partition.
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.state.groups.lock().expect("groups lock").offsets.get(group, topic, partition).map(|c| c.offset)
+    }
+
+    /// Stops accepting, closes connections, waits for tasks and flushes every log to disk.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+            tracing::warn!(target: "kafkit::broker", "shutdown: tasks did not finish in 10 s; aborting them");
+            self.tasks.abort_all();
+        }
+        self.state.flush_all();
+        tracing::info!(target: "kafkit::broker", "cluster stopped, data flushed");
+        if let Some(t) = self.temp_dir.take() {
+            let _ = std::fs::remove_dir_all(t);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.temp_dir.take() {
+            let _ = std::fs::remove_dir_all(t);
+        }
+    }
+}

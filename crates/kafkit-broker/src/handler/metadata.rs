@@ -1,0 +1,95 @@
+//! Metadata (key 3) v0-v12. Not implemented: authorized operations (always "not requested"),
+//! offline replicas. Replicas and ISR list only the leader until replication lands (issue 3).
+
+use kafkit_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafkit_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafkit_protocol::{str_bytes, topic_name};
+
+use super::{err, Ctx};
+use crate::state::{valid_topic_name, TopicState};
+
+fn describe(t: &TopicState, version: i16) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let leader = p.leader.load(std::sync::atomic::Ordering::Relaxed);
+            let mut mp = MetadataResponsePartition::default()
+                .with_partition_index(p.index)
+                .with_leader_id(BrokerId(leader))
+                .with_replica_nodes(vec![BrokerId(leader)])
+                .with_isr_nodes(vec![BrokerId(leader)]);
+            if version >= 7 {
+                mp.leader_epoch = p.leader_epoch.load(std::sync::atomic::Ordering::Relaxed);
+            }
+            mp
+        })
+        .collect();
+    let mut mt = MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&t.name)))
+        .with_partitions(partitions);
+    if version >= 10 {
+        mt.topic_id = t.id;
+    }
+    mt
+}
+
+pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let cluster = &ctx.cluster;
+    let brokers = cluster
+        .brokers
+        .iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port as i32)
+        })
+        .collect();
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let requested: Option<Vec<String>> = match req.topics {
+        None => None,
+        Some(list) if list.is_empty() && version == 0 => None,
+        Some(list) => Some(
+            list.into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    let allow_create = version < 4 || req.allow_auto_topic_creation;
+    let topics = match requested {
+        None => cluster
+            .topics
+            .read()
+            .expect("topics lock")
+            .values()
+            .map(|t| describe(t, version))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                if !valid_topic_name(name) {
+                    return MetadataResponseTopic::default()
+                        .with_name(Some(topic_name(name)))
+                        .with_error_code(err::INVALID_TOPIC_EXCEPTION);
+                }
+                match cluster.topic_or_create(name, allow_create) {
+                    Some(t) => describe(&t, version),
+                    None => MetadataResponseTopic::default()
+                        .with_name(Some(topic_name(name)))
+                        .with_error_code(err::UNKNOWN_TOPIC_OR_PARTITION),
+                }
+            })
+            .collect(),
+    };
+    let mut resp = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
+    if version >= 1 {
+        resp.controller_id = BrokerId(cluster.brokers[0].id);
+    }
+    if version >= 2 {
+        resp.cluster_id = Some(str_bytes("kafkit-embedded"));
+    }
+    resp
+}

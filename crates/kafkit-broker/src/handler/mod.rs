@@ -1,0 +1,102 @@
+//! One file per Kafka API. Each handler takes the decoded request and returns the response; the
+//! connection loop in `server.rs` does framing and version checks.
+
+mod api_versions;
+mod create_topics;
+mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_offsets;
+mod metadata;
+mod offset_commit;
+mod offset_fetch;
+mod produce;
+mod sync_group;
+
+use std::sync::Arc;
+
+use kafkit_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+
+use crate::state::ClusterState;
+
+pub use api_versions::api_versions_error_response;
+
+/// What a handler knows about where a request came from.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The broker serving the connection.
+    pub broker_id: i32,
+    /// Shared cluster state.
+    pub cluster: Arc<ClusterState>,
+    /// Peer host, for group member descriptions.
+    pub peer_host: String,
+}
+
+impl Ctx {
+    /// True if this broker coordinates `group`.
+    pub fn is_coordinator(&self, group: &str) -> bool {
+        self.cluster.coordinator_for(group).id == self.broker_id
+    }
+}
+
+/// API keys and version ranges this broker serves.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+/// The range served for a raw api key.
+pub fn supported_range(api_key: i16) -> Option<(ApiKey, i16, i16)> {
+    SUPPORTED.iter().copied().find(|(k, _, _)| *k as i16 == api_key)
+}
+
+/// Kafka error codes used by handlers.
+pub mod err {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+}
+
+/// Serves one request. `None` means no response is sent (Produce with acks=0).
+pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Option<ResponseKind> {
+    let v = header.request_api_version;
+    Some(match body {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r, v)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, v)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r, v)),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r, v)?),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, v).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r, v)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, v)),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(ctx, header, r, v).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(ctx, r, v).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(ctx, r, v)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(ctx, r, v)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, v)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, v)),
+        // The server checks `SUPPORTED` before decoding, so other kinds never get here.
+        _ => return None,
+    })
+}

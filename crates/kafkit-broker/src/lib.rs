@@ -1,0 +1,33 @@
+//! An embedded, durable, Kafka-compatible cluster: several brokers in one process, each with its
+//! own TCP listener, speaking the Kafka wire protocol to any client.
+//!
+//! Moving parts, in the order a request meets them:
+//! 1. [`server`]: accept loop per broker, one task per connection, framing and version checks;
+//! 2. `handler`: one file per Kafka API;
+//! 3. [`state`]: topics, partitions (leader, log) and the group coordinator shared by brokers;
+//! 4. [`log`]: partition logs on disk with CRC-checked recovery;
+//! 5. [`group`]: the consumer group state machine (sans-io) and the committed-offsets store.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), kafkit_broker::BrokerError> {
+//! let cluster = kafkit_broker::Cluster::builder().brokers(3).start().await?;
+//! cluster.create_topic("message-log", 3)?;
+//! // point any Kafka client at cluster.bootstrap()
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Not yet (issue 3): replication, legacy message formats, admin APIs beyond CreateTopics,
+//! fault injection.
+
+mod cluster;
+mod error;
+pub mod group;
+mod handler;
+pub mod log;
+pub mod server;
+pub mod state;
+
+pub use cluster::{Cluster, ClusterBuilder};
+pub use error::BrokerError;
+pub use state::ClusterConfig;

@@ -1,0 +1,58 @@
+//! `kafkit`: the tutorial's program and the embedded cluster from the command line.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "kafkit", version, about = "A Kafka toolkit: embedded cluster, producer, consumer")]
+struct Cli {
+    /// More logs: -v shows the client's logger lines (group joins, assignments, commits,
+    /// writes), -vv adds debug details. RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the tutorial's producer and consumer (on an embedded 3-broker cluster unless
+    /// --brokers is given).
+    Demo(cmd::demo::DemoArgs),
+    /// Run only the embedded cluster until Ctrl-C/SIGTERM.
+    Cluster(cmd::cluster::ClusterArgs),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,kafkit=info,kafkit_broker=info",
+        _ => "info,kafkit=debug,kafkit_broker=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a).await,
+        Command::Cluster(a) => cmd::cluster::run(a).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

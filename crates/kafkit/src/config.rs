@@ -1,0 +1,237 @@
+//! Writer and reader settings. Every field has a documented default and unit; `validate` names
+//! the offending field in its error.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::writer::balancer::Balancer;
+
+/// How many acknowledgements a write waits for (the tutorial's `RequiredAcks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequiredAcks {
+    /// 0: fire and forget; no response is awaited.
+    None,
+    /// 1: the partition leader has appended the records.
+    One,
+    /// -1: every in-sync replica has the records. The default.
+    #[default]
+    All,
+}
+
+impl RequiredAcks {
+    /// Wire value.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            RequiredAcks::None => 0,
+            RequiredAcks::One => 1,
+            RequiredAcks::All => -1,
+        }
+    }
+
+    /// From the wire value (0, 1, -1).
+    pub fn from_i16(v: i16) -> Result<Self> {
+        match v {
+            0 => Ok(RequiredAcks::None),
+            1 => Ok(RequiredAcks::One),
+            -1 => Ok(RequiredAcks::All),
+            other => Err(Error::config("required_acks", format!("{other} is not one of 0, 1, -1"))),
+        }
+    }
+}
+
+/// Settings of a [`crate::Writer`].
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Bootstrap brokers, `host:port`. Required.
+    pub brokers: Vec<String>,
+    /// Topic written to. Required.
+    pub topic: String,
+    /// Partition choice. Default: [`Balancer::Murmur2`] (Java-compatible for keyed messages).
+    pub balancer: Balancer,
+    /// Most messages in one batch per partition. Default 100 (as kafka-go).
+    pub batch_size: usize,
+    /// Most bytes in one batch per partition. Default 1 MiB (as kafka-go's `BatchBytes`).
+    pub batch_bytes: usize,
+    /// Longest time a batch waits to fill before it is sent (linger). Default 1 s (as kafka-go).
+    /// A synchronous [`crate::Writer::write_messages`] never waits for it: the caller is blocked,
+    /// so nothing more can come from it, and its batch is sent at once (see the writer docs).
+    pub batch_timeout: Duration,
+    /// Acknowledgements to wait for. Default [`RequiredAcks::All`].
+    pub required_acks: RequiredAcks,
+    /// Attempts per batch before a retriable error is returned. Default 10.
+    pub max_attempts: u32,
+    /// First retry backoff, doubled per attempt up to 1 s. Default 100 ms.
+    pub retry_backoff: Duration,
+    /// Limit for one produce request (also sent as the broker-side timeout). Default 10 s.
+    pub write_timeout: Duration,
+    /// Limit for connecting to a broker. Default 10 s.
+    pub dial_timeout: Duration,
+    /// Client id sent to brokers. Default "kafkit".
+    pub client_id: String,
+    /// Ask brokers to create the topic if it does not exist. Default true.
+    pub allow_auto_topic_creation: bool,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            brokers: Vec::new(),
+            topic: String::new(),
+            balancer: Balancer::default(),
+            batch_size: 100,
+            batch_bytes: 1024 * 1024,
+            batch_timeout: Duration::from_secs(1),
+            required_acks: RequiredAcks::All,
+            max_attempts: 10,
+            retry_backoff: Duration::from_millis(100),
+            write_timeout: Duration::from_secs(10),
+            dial_timeout: Duration::from_secs(10),
+            client_id: "kafkit".into(),
+            allow_auto_topic_creation: true,
+        }
+    }
+}
+
+pub(crate) fn validate_brokers(brokers: &[String]) -> Result<()> {
+    if brokers.is_empty() {
+        return Err(Error::config("brokers", "at least one broker address is required"));
+    }
+    for b in brokers {
+        let ok = b.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(Error::config("brokers", format!("{b:?} is not host:port")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_topic(topic: &str) -> Result<()> {
+    if topic.is_empty() {
+        return Err(Error::config("topic", "must not be empty"));
+    }
+    if topic.len() > 249 || !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Err(Error::config("topic", format!("{topic:?} is not a legal topic name ([a-zA-Z0-9._-], at most 249)")));
+    }
+    Ok(())
+}
+
+impl WriterConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        validate_brokers(&self.brokers)?;
+        validate_topic(&self.topic)?;
+        if self.batch_size == 0 {
+            return Err(Error::config("batch_size", "must be at least 1"));
+        }
+        if self.batch_bytes < 64 {
+            return Err(Error::config("batch_bytes", "must be at least 64 bytes"));
+        }
+        if self.max_attempts == 0 {
+            return Err(Error::config("max_attempts", "must be at least 1"));
+        }
+        if self.write_timeout.is_zero() {
+            return Err(Error::config("write_timeout", "must be positive"));
+        }
+        if self.dial_timeout.is_zero() {
+            return Err(Error::config("dial_timeout", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// Where a reader starts when its group has no committed offset (the tutorial's `StartOffset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartOffset {
+    /// The earliest offset still in the log. The default (as kafka-go's `FirstOffset`).
+    #[default]
+    First,
+    /// Only messages written after the reader joined.
+    Last,
+}
+
+/// Settings of a [`crate::Reader`].
+#[derive(Debug, Clone)]
+pub struct ReaderConfig {
+    /// Bootstrap brokers, `host:port`. Required.
+    pub brokers: Vec<String>,
+    /// Topic read from. Required.
+    pub topic: String,
+    /// Consumer group. `None` reads `partition` without a group.
+    pub group_id: Option<String>,
+    /// Partition read when there is no group. Default 0.
+    pub partition: i32,
+    /// The broker answers a fetch once this many bytes are available. Default 1 byte.
+    pub min_bytes: usize,
+    /// Most bytes per fetch response. Default 1 MB (1e6, as the tutorial).
+    pub max_bytes: usize,
+    /// Longest a fetch waits for `min_bytes`. Default 10 s (as kafka-go).
+    pub max_wait: Duration,
+    /// Where to start without a committed offset. Default [`StartOffset::First`].
+    pub start_offset: StartOffset,
+    /// Messages buffered ahead of the application, per reader (bounded prefetch). Default 100.
+    pub queue_capacity: usize,
+    /// Heartbeat period. Default 3 s.
+    pub heartbeat_interval: Duration,
+    /// The coordinator drops a member it has not heard from for this long. Default 30 s.
+    pub session_timeout: Duration,
+    /// Longest a rebalance waits for members to rejoin. Default 30 s.
+    pub rebalance_timeout: Duration,
+    /// Limit for connecting to a broker. Default 10 s.
+    pub dial_timeout: Duration,
+    /// Client id sent to brokers. Default "kafkit".
+    pub client_id: String,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        Self {
+            brokers: Vec::new(),
+            topic: String::new(),
+            group_id: None,
+            partition: 0,
+            min_bytes: 1,
+            max_bytes: 1_000_000,
+            max_wait: Duration::from_secs(10),
+            start_offset: StartOffset::First,
+            queue_capacity: 100,
+            heartbeat_interval: Duration::from_secs(3),
+            session_timeout: Duration::from_secs(30),
+            rebalance_timeout: Duration::from_secs(30),
+            dial_timeout: Duration::from_secs(10),
+            client_id: "kafkit".into(),
+        }
+    }
+}
+
+impl ReaderConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        validate_brokers(&self.brokers)?;
+        validate_topic(&self.topic)?;
+        if self.group_id.as_deref() == Some("") {
+            return Err(Error::config("group_id", "must not be empty (use None for no group)"));
+        }
+        if self.min_bytes > self.max_bytes {
+            return Err(Error::config("min_bytes", format!("{} is above max_bytes ({})", self.min_bytes, self.max_bytes)));
+        }
+        if self.max_bytes == 0 || self.max_bytes > i32::MAX as usize {
+            return Err(Error::config("max_bytes", "must be between 1 and 2^31-1"));
+        }
+        if self.max_wait.as_millis() > i32::MAX as u128 {
+            return Err(Error::config("max_wait", "too large"));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::config("queue_capacity", "must be at least 1"));
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.session_timeout {
+            return Err(Error::config("heartbeat_interval", "must be positive and below session_timeout"));
+        }
+        if self.partition < 0 {
+            return Err(Error::config("partition", "must not be negative"));
+        }
+        if self.dial_timeout.is_zero() {
+            return Err(Error::config("dial_timeout", "must be positive"));
+        }
+        Ok(())
+    }
+}

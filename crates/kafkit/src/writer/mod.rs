@@ -1,0 +1,327 @@
+//! The producer.
+//!
+//! `write_messages` picks a partition for every message (the balancer), hands each partition's
+//! messages to that partition's sender task, and waits until they are acknowledged.
+//!
+//! Batching: a sender task takes everything queued for its partition (up to `batch_size`
+//! messages / `batch_bytes`) and sends it as one Produce request; while that request is in
+//! flight, new writes queue up and form the next batch, so concurrent writers share batches. A
+//! synchronous write is sent at once: its caller is blocked, so waiting `batch_timeout` for a
+//! batch that cannot fill would only add latency (kafka-go #326/#1180). `batch_timeout` applies
+//! to writes queued with [`Writer::write_messages_nowait`], which return at once.
+//!
+//! One request per partition is in flight at a time, so retries keep per-partition order.
+//! Retriable errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, timeouts, lost connections)
+//! refresh metadata and retry with backoff up to `max_attempts`. Idempotence and compression
+//! come with issue 4.
+
+pub mod balancer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kafkit_protocol::batch::encode_records;
+use kafkit_protocol::indexmap::IndexMap;
+use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafkit_protocol::messages::ProduceRequest;
+use kafkit_protocol::records::{Compression, Record, TimestampType};
+use kafkit_protocol::{str_bytes, topic_name};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cluster::ClusterClient;
+use crate::config::{RequiredAcks, WriterConfig};
+use crate::conn::ConnConfig;
+use crate::error::{Error, Result};
+use crate::Message;
+use balancer::Partitioner;
+
+struct Item {
+    messages: Vec<Message>,
+    sync: bool,
+    done: Option<oneshot::Sender<Result<i64, Arc<Error>>>>,
+}
+
+struct Shared {
+    config: WriterConfig,
+    client: ClusterClient,
+    partitioner: Partitioner,
+}
+
+/// Writes messages to a topic (the tutorial's `kafka.Writer`).
+///
+/// ```no_run
+/// # async fn f() -> kafkit::Result<()> {
+/// use kafkit::{Message, Writer, WriterConfig};
+/// let w = Writer::new(WriterConfig {
+///     brokers: vec!["localhost:9093".into()],
+///     topic: "message-log".into(),
+///     ..Default::default()
+/// })?;
+/// w.write_messages(vec![Message::new("0", "this is message0")]).await?;
+/// w.close().await?;
+/// # Ok(()) }
+/// ```
+pub struct Writer {
+    shared: Arc<Shared>,
+    senders: Mutex<HashMap<i32, mpsc::Sender<Item>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("topic", &self.shared.config.topic).finish()
+    }
+}
+
+fn now_ms(t: Option<SystemTime>) -> i64 {
+    t.unwrap_or_else(SystemTime::now)
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Writer {
+    /// Validates the config and creates the writer. Brokers are contacted on first write.
+    pub fn new(config: WriterConfig) -> Result<Self> {
+        config.validate()?;
+        let client = ClusterClient::new(
+            config.brokers.clone(),
+            ConnConfig {
+                client_id: config.client_id.clone(),
+                dial_timeout: config.dial_timeout,
+                request_timeout: config.write_timeout + Duration::from_secs(5),
+            },
+            config.allow_auto_topic_creation,
+        );
+        let partitioner = Partitioner::new(config.balancer.clone());
+        Ok(Self {
+            shared: Arc::new(Shared { config, client, partitioner }),
+            senders: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn sender(&self, partition: i32) -> mpsc::Sender<Item> {
+        let mut senders = self.senders.lock().expect("senders lock");
+        senders
+            .entry(partition)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(1024);
+                let shared = self.shared.clone();
+                let h = tokio::spawn(partition_task(shared, partition, rx));
+                self.tasks.lock().expect("tasks lock").push(h);
+                tx
+            })
+            .clone()
+    }
+
+    async fn enqueue(&self, mut messages: Vec<Message>, sync: bool) -> Result<Vec<(Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>)>> {
+        let topic = &self.shared.config.topic;
+        let meta = self.shared.client.topic(topic).await?;
+        let n = meta.leaders.len();
+        let mut by_partition: HashMap<i32, (Vec<usize>, Vec<Message>)> = HashMap::new();
+        for (i, mut m) in messages.drain(..).enumerate() {
+            let p = self.shared.partitioner.partition(&m, n) as i32;
+            m.partition = p;
+            m.topic.clone_from(topic);
+            let e = by_partition.entry(p).or_default();
+            e.0.push(i);
+            e.1.push(m);
+        }
+        let mut waits = Vec::new();
+        for (p, (idx, msgs)) in by_partition {
+            let (tx, rx) = oneshot::channel();
+            self.sender(p)
+                .send(Item { messages: msgs, sync, done: Some(tx) })
+                .await
+                .map_err(|_| Error::Closed)?;
+            waits.push((idx, rx));
+        }
+        Ok(waits)
+    }
+
+    /// Writes messages and returns once every one is acknowledged as `required_acks` says.
+    /// If some fail, [`Error::WriteFailed`] lists which (by index) and why.
+    pub async fn write_messages(&self, messages: Vec<Message>) -> Result<()> {
+        let total = messages.len();
+        if total == 0 {
+            return Ok(());
+        }
+        for m in &messages {
+            if m.size() + 64 > self.shared.config.batch_bytes {
+                return Err(Error::MessageTooLarge { size: m.size(), limit: self.shared.config.batch_bytes });
+            }
+        }
+        let waits = self.enqueue(messages, true).await?;
+        let mut failed = Vec::new();
+        for (idx, rx) in waits {
+            let r = rx.await.unwrap_or_else(|_| Err(Arc::new(Error::Closed)));
+            if let Err(e) = r {
+                failed.extend(idx.into_iter().map(|i| (i, e.clone())));
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            failed.sort_by_key(|(i, _)| *i);
+            Err(Error::WriteFailed { total, failed })
+        }
+    }
+
+    /// Queues messages and returns without waiting; they are sent when a batch fills or
+    /// `batch_timeout` passes. Errors are logged (per-message completion reporting: issue 4).
+    pub async fn write_messages_nowait(&self, messages: Vec<Message>) -> Result<()> {
+        let _ = self.enqueue(messages, false).await?;
+        Ok(())
+    }
+
+    /// Sends what is queued, waits for it, and stops the sender tasks.
+    pub async fn close(&self) -> Result<()> {
+        self.senders.lock().expect("senders lock").clear();
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}
+
+async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Receiver<Item>) {
+    let cfg = &shared.config;
+    while let Some(first) = rx.recv().await {
+        let mut items = vec![first];
+        let count = |items: &Vec<Item>| items.iter().map(|i| i.messages.len()).sum::<usize>();
+        while count(&items) < cfg.batch_size {
+            match rx.try_recv() {
+                Ok(i) => items.push(i),
+                Err(_) => break,
+            }
+        }
+        if !items.iter().any(|i| i.sync) && count(&items) < cfg.batch_size {
+            let deadline = tokio::time::Instant::now() + cfg.batch_timeout;
+            while count(&items) < cfg.batch_size {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(i)) => {
+                        let sync = i.sync;
+                        items.push(i);
+                        if sync {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        let n = count(&items);
+        let result = send_with_retries(&shared, partition, &items).await;
+        match &result {
+            Ok(base) => tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages"),
+            Err(e) => tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, error = %e, "write failed"),
+        }
+        let result = result.map_err(Arc::new);
+        for mut i in items {
+            if let Some(done) = i.done.take() {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+}
+
+fn build_records(cfg: &WriterConfig, items: &[Item]) -> Result<Vec<Bytes>> {
+    let mut batches = Vec::new();
+    let mut current: Vec<Record> = Vec::new();
+    let mut bytes = 0;
+    let flush = |current: &mut Vec<Record>, batches: &mut Vec<Bytes>| -> Result<()> {
+        if !current.is_empty() {
+            batches.push(encode_records(current, Compression::None)?);
+            current.clear();
+        }
+        Ok(())
+    };
+    for m in items.iter().flat_map(|i| &i.messages) {
+        let size = m.size() + 32;
+        if !current.is_empty() && (current.len() >= cfg.batch_size || bytes + size > cfg.batch_bytes) {
+            flush(&mut current, &mut batches)?;
+            bytes = 0;
+        }
+        let offset = current.len() as i64;
+        let mut headers = IndexMap::new();
+        for h in &m.headers {
+            headers.insert(str_bytes(&h.key), h.value.clone());
+        }
+        current.push(Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: offset as i32,
+            timestamp: now_ms(m.time),
+            key: m.key.clone(),
+            value: m.value.clone(),
+            headers,
+        });
+        bytes += size;
+    }
+    flush(&mut current, &mut batches)?;
+    Ok(batches)
+}
+
+async fn send_with_retries(shared: &Shared, partition: i32, items: &[Item]) -> Result<i64> {
+    let cfg = &shared.config;
+    let batches = build_records(cfg, items)?;
+    let mut records = bytes::BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
+    for b in &batches {
+        records.extend_from_slice(b);
+    }
+    let records = records.freeze();
+    let n: usize = items.iter().map(|i| i.messages.len()).sum();
+    let mut backoff = cfg.retry_backoff;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        tracing::info!(target: "kafkit::writer", "writing {n} messages to {} (partition: {partition})", cfg.topic);
+        let result = produce_once(shared, partition, records.clone()).await;
+        match result {
+            Ok(base) => return Ok(base),
+            Err(e) if e.is_retriable() && attempt < cfg.max_attempts => {
+                tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt, error = %e, "retrying write");
+                shared.client.invalidate(&cfg.topic);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn produce_once(shared: &Shared, partition: i32, records: Bytes) -> Result<i64> {
+    let cfg = &shared.config;
+    let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
+    let conn = shared.client.conn(&addr).await?;
+    let req = ProduceRequest::default()
+        .with_acks(cfg.required_acks.as_i16())
+        .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(&cfg.topic))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])]);
+    if cfg.required_acks == RequiredAcks::None {
+        conn.send_no_response(&req).await?;
+        return Ok(-1);
+    }
+    let (_, resp) = conn.send(&req).await?;
+    let p = resp
+        .responses
+        .first()
+        .and_then(|t| t.partition_responses.first())
+        .ok_or_else(|| Error::kafka(-1, format!("empty produce response for {}/{partition}", cfg.topic)))?;
+    if p.error_code != 0 {
+        return Err(Error::kafka(p.error_code, format!("produce to {}/{partition}", cfg.topic)));
+    }
+    Ok(p.base_offset)
+}
