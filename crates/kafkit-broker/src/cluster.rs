@@ -84,19 +84,36 @@ impl ClusterBuilder {
     /// Binds every broker's listener, opens the data directory and starts serving.
     pub async fn start(self) -> Result<Cluster, BrokerError> {
         if self.brokers == 0 {
-            return Err(BrokerError::Config("brokers: at least one broker is needed".into()));
+            return Err(BrokerError::Config(
+                "brokers: at least one broker is needed".into(),
+            ));
         }
         if self.config.default_partitions < 1 {
-            return Err(BrokerError::Config("default_partitions: must be at least 1".into()));
+            return Err(BrokerError::Config(
+                "default_partitions: must be at least 1".into(),
+            ));
         }
         let mut listeners = Vec::new();
         let mut infos = Vec::new();
         for i in 0..self.brokers {
-            let port = if self.port_base == 0 { 0 } else { self.port_base + i as u16 };
+            let port = if self.port_base == 0 {
+                0
+            } else {
+                self.port_base + i as u16
+            };
             let addr = format!("{}:{}", self.host, port);
-            let l = TcpListener::bind(&addr).await.map_err(|source| BrokerError::Bind { addr: addr.clone(), source })?;
+            let l = TcpListener::bind(&addr)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?;
             let local = l.local_addr()?;
-            infos.push(BrokerInfo { id: i as i32 + 1, host: self.host.clone(), port: local.port() });
+            infos.push(BrokerInfo {
+                id: i as i32 + 1,
+                host: self.host.clone(),
+                port: local.port(),
+            });
             listeners.push(l);
         }
         let (temp, data_dir) = match &self.config.data_dir {
@@ -129,7 +146,13 @@ impl ClusterBuilder {
             }
         });
         tracing::info!(target: "kafkit::broker", brokers = infos.len(), data_dir = %state.data_dir.display(), "cluster started");
-        Ok(Cluster { state, brokers: infos, shutdown: tx, tasks, temp_dir: temp })
+        Ok(Cluster {
+            state,
+            brokers: infos,
+            shutdown: tx,
+            tasks,
+            temp_dir: temp,
+        })
     }
 }
 
@@ -162,7 +185,10 @@ impl Cluster {
 
     /// `host:port` of every broker.
     pub fn addrs(&self) -> Vec<String> {
-        self.brokers.iter().map(|b| format!("{}:{}", b.host, b.port)).collect()
+        self.brokers
+            .iter()
+            .map(|b| format!("{}:{}", b.host, b.port))
+            .collect()
     }
 
     /// Where data is kept.
@@ -203,14 +229,23 @@ impl Cluster {
 
     /// Committed offset of a group for a partition.
     pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
-        self.state.groups.lock().expect("groups lock").offsets.get(group, topic, partition).map(|c| c.offset)
+        self.state
+            .groups
+            .lock()
+            .expect("groups lock")
+            .offsets
+            .get(group, topic, partition)
+            .map(|c| c.offset)
     }
 
     /// Stops accepting, closes connections, waits for tasks and flushes every log to disk.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!(target: "kafkit::broker", "shutdown: tasks did not finish in 10 s; aborting them");
             self.tasks.abort_all();
         }

@@ -21,7 +21,12 @@ use crate::handler::{self, Ctx};
 use crate::state::ClusterState;
 
 /// Serves one broker's listener until `shutdown` turns true, then waits for its connections.
-pub async fn run(listener: TcpListener, broker_id: i32, cluster: Arc<ClusterState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    listener: TcpListener,
+    broker_id: i32,
+    cluster: Arc<ClusterState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let limit = Arc::new(Semaphore::new(cluster.config.max_connections));
     let mut conns = JoinSet::new();
     loop {
@@ -62,7 +67,11 @@ pub async fn run(listener: TcpListener, broker_id: i32, cluster: Arc<ClusterStat
 }
 
 /// Serves requests on one connection. `Err` carries the reason the connection is closed.
-async fn serve(stream: TcpStream, ctx: &Ctx, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+async fn serve(
+    stream: TcpStream,
+    ctx: &Ctx,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -82,8 +91,16 @@ async fn serve(stream: TcpStream, ctx: &Ctx, mut shutdown: watch::Receiver<bool>
                 _ = shutdown.changed() => return Ok(()),
             }
         };
-        let Some(RequestPeek { api_key, api_version, correlation_id }) = codec::peek_request(&frame) else {
-            return Err(format!("request of {} bytes is too short for a header", frame.len()));
+        let Some(RequestPeek {
+            api_key,
+            api_version,
+            correlation_id,
+        }) = codec::peek_request(&frame)
+        else {
+            return Err(format!(
+                "request of {} bytes is too short for a header",
+                frame.len()
+            ));
         };
         let Some((key, min, max_v)) = handler::supported_range(api_key) else {
             return Err(format!("unsupported api key {api_key} (v{api_version})"));
@@ -92,22 +109,32 @@ async fn serve(stream: TcpStream, ctx: &Ctx, mut shutdown: watch::Receiver<bool>
             if key == ApiKey::ApiVersions {
                 // KIP-511: answer at v0 with UNSUPPORTED_VERSION and our ranges.
                 let body = ResponseKind::ApiVersions(handler::api_versions_error_response());
-                codec::encode_response(&mut out, correlation_id, 0, key, &body).map_err(|e| e.to_string())?;
-                wr.write_all_buf(&mut out).await.map_err(|e| e.to_string())?;
+                codec::encode_response(&mut out, correlation_id, 0, key, &body)
+                    .map_err(|e| e.to_string())?;
+                wr.write_all_buf(&mut out)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 continue;
             }
-            return Err(format!("{key:?} v{api_version} is not supported (we serve v{min}-v{max_v})"));
+            return Err(format!(
+                "{key:?} v{api_version} is not supported (we serve v{min}-v{max_v})"
+            ));
         }
-        let (header, body) = codec::decode_request(frame, key, api_version).map_err(|e| e.to_string())?;
+        let (header, body) =
+            codec::decode_request(frame, key, api_version).map_err(|e| e.to_string())?;
         let response = tokio::select! {
             r = handler::handle(ctx, &header, body) => r,
             _ = shutdown.changed() => return Ok(()),
         };
         if let Some(body) = response {
-            if let Err(e) = codec::encode_response(&mut out, correlation_id, api_version, key, &body) {
+            if let Err(e) =
+                codec::encode_response(&mut out, correlation_id, api_version, key, &body)
+            {
                 return Err(format!("encoding {key:?} v{api_version} response: {e}"));
             }
-            wr.write_all_buf(&mut out).await.map_err(|e| e.to_string())?;
+            wr.write_all_buf(&mut out)
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
 }

@@ -180,22 +180,32 @@ pub fn valid_topic_name(name: &str) -> bool {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// Java's `String.hashCode`, used to place groups on coordinators as Kafka does.
 pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
 impl ClusterState {
     /// Opens the data directory: checks the format, loads topics and their logs.
-    pub fn open(config: ClusterConfig, data_dir: PathBuf, brokers: Vec<BrokerInfo>) -> Result<Self, BrokerError> {
+    pub fn open(
+        config: ClusterConfig,
+        data_dir: PathBuf,
+        brokers: Vec<BrokerInfo>,
+    ) -> Result<Self, BrokerError> {
         std::fs::create_dir_all(&data_dir)?;
         let format_path = data_dir.join("FORMAT");
         match std::fs::read_to_string(&format_path) {
             Ok(s) => {
-                let v = s.trim().strip_prefix("kafkit-data ").and_then(|v| v.parse::<u32>().ok());
+                let v = s
+                    .trim()
+                    .strip_prefix("kafkit-data ")
+                    .and_then(|v| v.parse::<u32>().ok());
                 if v != Some(FORMAT_VERSION) {
                     return Err(BrokerError::Config(format!(
                         "data dir {} has format {:?}, this build reads format {FORMAT_VERSION}",
@@ -224,11 +234,17 @@ impl ClusterState {
             for line in list.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if let [name, parts, rf, id] = f[..] {
-                    let parts: i32 = parts.parse().map_err(|_| BrokerError::Config(format!("bad topics line {line:?}")))?;
+                    let parts: i32 = parts
+                        .parse()
+                        .map_err(|_| BrokerError::Config(format!("bad topics line {line:?}")))?;
                     let rf: i16 = rf.parse().unwrap_or(1);
                     let id = uuid::Uuid::parse_str(id).unwrap_or_else(|_| uuid::Uuid::new_v4());
                     let topic = state.build_topic(name, parts, rf, id)?;
-                    state.topics.write().expect("topics lock").insert(name.to_owned(), Arc::new(topic));
+                    state
+                        .topics
+                        .write()
+                        .expect("topics lock")
+                        .insert(name.to_owned(), Arc::new(topic));
                 }
             }
         }
@@ -236,10 +252,18 @@ impl ClusterState {
     }
 
     fn partition_dir(&self, leader: i32, topic: &str, p: i32) -> PathBuf {
-        self.data_dir.join(format!("broker-{leader}")).join(format!("{topic}-{p}"))
+        self.data_dir
+            .join(format!("broker-{leader}"))
+            .join(format!("{topic}-{p}"))
     }
 
-    fn build_topic(&self, name: &str, partitions: i32, rf: i16, id: uuid::Uuid) -> Result<TopicState, BrokerError> {
+    fn build_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        id: uuid::Uuid,
+    ) -> Result<TopicState, BrokerError> {
         let n = self.brokers.len() as i32;
         // Spread leaders round-robin, starting at a per-topic offset as Kafka does.
         let start = (java_string_hash(name) & 0x7fff_ffff) % n;
@@ -265,7 +289,13 @@ impl ClusterState {
     fn save_topics(&self, topics: &BTreeMap<String, Arc<TopicState>>) -> std::io::Result<()> {
         let mut s = String::new();
         for t in topics.values() {
-            s.push_str(&format!("{} {} {} {}\n", t.name, t.partitions.len(), t.replication_factor, t.id));
+            s.push_str(&format!(
+                "{} {} {} {}\n",
+                t.name,
+                t.partitions.len(),
+                t.replication_factor,
+                t.id
+            ));
         }
         let tmp = self.data_dir.join("topics.tmp");
         std::fs::write(&tmp, s)?;
@@ -278,11 +308,21 @@ impl ClusterState {
     }
 
     /// Creates a topic (partitions/rf of -1 mean the defaults).
-    pub fn create_topic(&self, name: &str, partitions: i32, rf: i16, validate_only: bool) -> Result<Arc<TopicState>, CreateTopicError> {
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        validate_only: bool,
+    ) -> Result<Arc<TopicState>, CreateTopicError> {
         if !valid_topic_name(name) {
             return Err(CreateTopicError::InvalidName);
         }
-        let partitions = if partitions == -1 { self.config.default_partitions } else { partitions };
+        let partitions = if partitions == -1 {
+            self.config.default_partitions
+        } else {
+            partitions
+        };
         let rf = if rf == -1 { 1 } else { rf };
         if !(1..=100_000).contains(&partitions) {
             return Err(CreateTopicError::InvalidPartitions);

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "kafkit", version, about = "A Kafka toolkit: embedded cluster, producer, consumer")]
+#[command(
+    name = "kafkit",
+    version,
+    about = "A Kafka toolkit: embedded cluster, producer, consumer"
+)]
 struct Cli {
     /// More logs: -v shows the client's logger lines (group joins, assignments, commits,
     /// writes), -vv adds debug details. RUST_LOG overrides.

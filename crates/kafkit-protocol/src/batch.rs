@@ -199,7 +199,10 @@ pub fn split_batches(buf: &[u8]) -> Result<Split, ProtocolError> {
 /// callers give every record `sequence = offset - first offset` (plus the producer's base
 /// sequence when idempotent). For records without a producer id the batch's `baseSequence` is
 /// then reset to -1 (with the CRC recomputed), as the Java client writes it.
-pub fn encode_records(records: &[Record], compression: Compression) -> Result<Bytes, ProtocolError> {
+pub fn encode_records(
+    records: &[Record],
+    compression: Compression,
+) -> Result<Bytes, ProtocolError> {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
@@ -271,7 +274,10 @@ mod tests {
         set_base_offset(&mut batch, 100);
         set_partition_leader_epoch(&mut batch, 3);
         let h = verify_crc(&batch).unwrap();
-        assert_eq!((h.base_offset, h.last_offset(), h.partition_leader_epoch), (100, 104, 3));
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.partition_leader_epoch),
+            (100, 104, 3)
+        );
         let decoded = decode_records(&Bytes::from(batch.clone())).unwrap();
         assert_eq!(decoded.len(), 5);
         assert_eq!(decoded[4].offset, 104);

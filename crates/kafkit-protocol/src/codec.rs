@@ -6,16 +6,17 @@
 //! rest, then [`decode_request`] decodes any supported request into a [`RequestKind`].
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
-};
-use kafka_protocol::protocol::{
-    Decodable, Encodable, HeaderVersion, Message, Request, StrBytes,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
 
 use crate::ProtocolError;
 
-fn decode_err(what: &'static str, api_key: i16, version: i16, e: impl std::fmt::Display) -> ProtocolError {
+fn decode_err(
+    what: &'static str,
+    api_key: i16,
+    version: i16,
+    e: impl std::fmt::Display,
+) -> ProtocolError {
     ProtocolError::Decode {
         what,
         api_key,
@@ -24,7 +25,12 @@ fn decode_err(what: &'static str, api_key: i16, version: i16, e: impl std::fmt::
     }
 }
 
-fn encode_err(what: &'static str, api_key: i16, version: i16, e: impl std::fmt::Display) -> ProtocolError {
+fn encode_err(
+    what: &'static str,
+    api_key: i16,
+    version: i16,
+    e: impl std::fmt::Display,
+) -> ProtocolError {
     ProtocolError::Encode {
         what,
         api_key,
@@ -163,7 +169,10 @@ mod tests {
             encode_request(&mut out, 7, Some("kafkit"), version, &req).unwrap();
             let frame = decode_frame(&mut out, 1 << 20).unwrap().unwrap();
             let peek = peek_request(&frame).unwrap();
-            assert_eq!((peek.api_key, peek.api_version, peek.correlation_id), (18, version, 7));
+            assert_eq!(
+                (peek.api_key, peek.api_version, peek.correlation_id),
+                (18, version, 7)
+            );
             let (header, body) = decode_request(frame, ApiKey::ApiVersions, version).unwrap();
             assert_eq!(header.client_id.as_deref(), Some("kafkit"));
             assert!(matches!(body, RequestKind::ApiVersions(_)));

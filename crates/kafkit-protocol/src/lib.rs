@@ -19,10 +19,10 @@ pub mod frame;
 pub mod versions;
 
 pub use error::ProtocolError;
-pub use kafka_protocol::error::ResponseError;
-pub use kafka_protocol::{messages, protocol, records};
 /// Re-export used for record headers.
 pub use indexmap;
+pub use kafka_protocol::error::ResponseError;
+pub use kafka_protocol::{messages, protocol, records};
 
 /// Shorthand for building a [`protocol::StrBytes`] from a string.
 pub fn str_bytes(s: &str) -> protocol::StrBytes {

@@ -44,8 +44,14 @@ mod tests {
     #[test]
     fn picks_highest_common() {
         let resp = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default().with_api_key(0).with_min_version(3).with_max_version(9),
-            ApiVersion::default().with_api_key(1).with_min_version(12).with_max_version(16),
+            ApiVersion::default()
+                .with_api_key(0)
+                .with_min_version(3)
+                .with_max_version(9),
+            ApiVersion::default()
+                .with_api_key(1)
+                .with_min_version(12)
+                .with_max_version(16),
         ]);
         let t = ApiVersionTable::from_response(&resp);
         assert_eq!(t.negotiate(0, (3, 11)), Some(9));

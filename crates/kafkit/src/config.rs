@@ -34,7 +34,10 @@ impl RequiredAcks {
             0 => Ok(RequiredAcks::None),
             1 => Ok(RequiredAcks::One),
             -1 => Ok(RequiredAcks::All),
-            other => Err(Error::config("required_acks", format!("{other} is not one of 0, 1, -1"))),
+            other => Err(Error::config(
+                "required_acks",
+                format!("{other} is not one of 0, 1, -1"),
+            )),
         }
     }
 }
@@ -94,10 +97,15 @@ impl Default for WriterConfig {
 
 pub(crate) fn validate_brokers(brokers: &[String]) -> Result<()> {
     if brokers.is_empty() {
-        return Err(Error::config("brokers", "at least one broker address is required"));
+        return Err(Error::config(
+            "brokers",
+            "at least one broker address is required",
+        ));
     }
     for b in brokers {
-        let ok = b.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let ok = b
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         if !ok {
             return Err(Error::config("brokers", format!("{b:?} is not host:port")));
         }
@@ -109,8 +117,15 @@ pub(crate) fn validate_topic(topic: &str) -> Result<()> {
     if topic.is_empty() {
         return Err(Error::config("topic", "must not be empty"));
     }
-    if topic.len() > 249 || !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        return Err(Error::config("topic", format!("{topic:?} is not a legal topic name ([a-zA-Z0-9._-], at most 249)")));
+    if topic.len() > 249
+        || !topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(Error::config(
+            "topic",
+            format!("{topic:?} is not a legal topic name ([a-zA-Z0-9._-], at most 249)"),
+        ));
     }
     Ok(())
 }
@@ -209,10 +224,16 @@ impl ReaderConfig {
         validate_brokers(&self.brokers)?;
         validate_topic(&self.topic)?;
         if self.group_id.as_deref() == Some("") {
-            return Err(Error::config("group_id", "must not be empty (use None for no group)"));
+            return Err(Error::config(
+                "group_id",
+                "must not be empty (use None for no group)",
+            ));
         }
         if self.min_bytes > self.max_bytes {
-            return Err(Error::config("min_bytes", format!("{} is above max_bytes ({})", self.min_bytes, self.max_bytes)));
+            return Err(Error::config(
+                "min_bytes",
+                format!("{} is above max_bytes ({})", self.min_bytes, self.max_bytes),
+            ));
         }
         if self.max_bytes == 0 || self.max_bytes > i32::MAX as usize {
             return Err(Error::config("max_bytes", "must be between 1 and 2^31-1"));
@@ -224,7 +245,10 @@ impl ReaderConfig {
             return Err(Error::config("queue_capacity", "must be at least 1"));
         }
         if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.session_timeout {
-            return Err(Error::config("heartbeat_interval", "must be positive and below session_timeout"));
+            return Err(Error::config(
+                "heartbeat_interval",
+                "must be positive and below session_timeout",
+            ));
         }
         if self.partition < 0 {
             return Err(Error::config("partition", "must not be negative"));

@@ -120,7 +120,10 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Kafka { code, .. } => code.is_retriable(),
-            Error::ConnectionLost { .. } | Error::Connect { .. } | Error::Timeout { .. } | Error::NoBrokerReachable { .. } => true,
+            Error::ConnectionLost { .. }
+            | Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::NoBrokerReachable { .. } => true,
             _ => false,
         }
     }
@@ -134,11 +137,17 @@ impl Error {
     }
 
     pub(crate) fn kafka(code: i16, context: impl Into<String>) -> Self {
-        Error::Kafka { code: KafkaCode(code), context: context.into() }
+        Error::Kafka {
+            code: KafkaCode(code),
+            context: context.into(),
+        }
     }
 
     pub(crate) fn config(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::Config { field, reason: reason.into() }
+        Error::Config {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 

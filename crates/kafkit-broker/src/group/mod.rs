@@ -247,17 +247,20 @@ impl Coordinator {
             return vec![Action::Join(token, JoinResult::error(code, &req.member_id))];
         }
         let delay = self.initial_rebalance_delay;
-        let group = self.groups.entry(req.group_id.clone()).or_insert_with(|| Group {
-            state: GroupState::Empty,
-            generation: 0,
-            protocol_type: None,
-            protocol: None,
-            leader: None,
-            members: BTreeMap::new(),
-            rebalance_deadline: now,
-            initial_delay_until: None,
-            pending_sync: Vec::new(),
-        });
+        let group = self
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group {
+                state: GroupState::Empty,
+                generation: 0,
+                protocol_type: None,
+                protocol: None,
+                leader: None,
+                members: BTreeMap::new(),
+                rebalance_deadline: now,
+                initial_delay_until: None,
+                pending_sync: Vec::new(),
+            });
         if !group.members.is_empty() {
             let same_type = group.protocol_type.as_deref() == Some(req.protocol_type.as_str());
             let shared = group.members.values().all(|m| {
@@ -285,24 +288,31 @@ impl Coordinator {
         };
         let mut actions = Vec::new();
         // A member re-sending JoinGroup replaces its earlier pending request.
-        if let Some(old) = group.members.get_mut(&member_id).and_then(|m| m.pending_join.take()) {
+        if let Some(old) = group
+            .members
+            .get_mut(&member_id)
+            .and_then(|m| m.pending_join.take())
+        {
             actions.push(Action::Join(
                 old,
                 JoinResult::error(codes::REBALANCE_IN_PROGRESS, &member_id),
             ));
         }
         group.protocol_type = Some(req.protocol_type.clone());
-        let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
-            group_instance_id: req.group_instance_id.clone(),
-            client_id: req.client_id.clone(),
-            client_host: req.client_host.clone(),
-            session_timeout: req.session_timeout,
-            rebalance_timeout: req.rebalance_timeout,
-            protocols: Vec::new(),
-            assignment: Bytes::new(),
-            last_seen: now,
-            pending_join: None,
-        });
+        let member = group
+            .members
+            .entry(member_id.clone())
+            .or_insert_with(|| Member {
+                group_instance_id: req.group_instance_id.clone(),
+                client_id: req.client_id.clone(),
+                client_host: req.client_host.clone(),
+                session_timeout: req.session_timeout,
+                rebalance_timeout: req.rebalance_timeout,
+                protocols: Vec::new(),
+                assignment: Bytes::new(),
+                last_seen: now,
+                pending_join: None,
+            });
         member.protocols = req.protocols;
         member.session_timeout = req.session_timeout;
         member.rebalance_timeout = req.rebalance_timeout;
@@ -315,9 +325,17 @@ impl Coordinator {
         actions
     }
 
-    fn prepare_rebalance(group: &mut Group, now: Instant, delay: Duration, actions: &mut Vec<Action>) {
+    fn prepare_rebalance(
+        group: &mut Group,
+        now: Instant,
+        delay: Duration,
+        actions: &mut Vec<Action>,
+    ) {
         for (token, _) in group.pending_sync.drain(..) {
-            actions.push(Action::Sync(token, SyncResult::error(codes::REBALANCE_IN_PROGRESS)));
+            actions.push(Action::Sync(
+                token,
+                SyncResult::error(codes::REBALANCE_IN_PROGRESS),
+            ));
         }
         let max_rebalance = group
             .members
@@ -325,13 +343,18 @@ impl Coordinator {
             .map(|m| m.rebalance_timeout)
             .max()
             .unwrap_or_default();
-        group.initial_delay_until = (group.state == GroupState::Empty && !delay.is_zero())
-            .then(|| now + delay);
+        group.initial_delay_until =
+            (group.state == GroupState::Empty && !delay.is_zero()).then(|| now + delay);
         group.rebalance_deadline = now + max_rebalance.max(delay);
         group.state = GroupState::PreparingRebalance;
     }
 
-    fn try_complete_join(group: &mut Group, now: Instant, deadline_passed: bool, actions: &mut Vec<Action>) {
+    fn try_complete_join(
+        group: &mut Group,
+        now: Instant,
+        deadline_passed: bool,
+        actions: &mut Vec<Action>,
+    ) {
         if group.state != GroupState::PreparingRebalance {
             return;
         }
@@ -360,16 +383,30 @@ impl Coordinator {
             .unwrap_or_default();
         let protocol = candidates
             .into_iter()
-            .filter(|p| group.members.values().all(|m| m.protocols.iter().any(|(q, _)| q == p)))
+            .filter(|p| {
+                group
+                    .members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(q, _)| q == p))
+            })
             .min_by_key(|p| {
                 group
                     .members
                     .values()
-                    .map(|m| m.protocols.iter().position(|(q, _)| q == p).unwrap_or(usize::MAX))
+                    .map(|m| {
+                        m.protocols
+                            .iter()
+                            .position(|(q, _)| q == p)
+                            .unwrap_or(usize::MAX)
+                    })
                     .sum::<usize>()
             });
         group.protocol = protocol.clone();
-        if !group.leader.as_ref().is_some_and(|l| group.members.contains_key(l)) {
+        if !group
+            .leader
+            .as_ref()
+            .is_some_and(|l| group.members.contains_key(l))
+        {
             group.leader = group.members.keys().next().cloned();
         }
         let leader = group.leader.clone().unwrap_or_default();
@@ -400,7 +437,11 @@ impl Coordinator {
                         protocol_name: protocol.clone(),
                         leader: leader.clone(),
                         member_id: id.clone(),
-                        members: if *id == leader { all_members.clone() } else { Vec::new() },
+                        members: if *id == leader {
+                            all_members.clone()
+                        } else {
+                            Vec::new()
+                        },
                     },
                 ));
             }
@@ -418,18 +459,30 @@ impl Coordinator {
         assignments: Vec<(String, Bytes)>,
     ) -> Vec<Action> {
         let Some(group) = self.groups.get_mut(group_id) else {
-            return vec![Action::Sync(token, SyncResult::error(codes::UNKNOWN_MEMBER_ID))];
+            return vec![Action::Sync(
+                token,
+                SyncResult::error(codes::UNKNOWN_MEMBER_ID),
+            )];
         };
         let Some(member) = group.members.get_mut(member_id) else {
-            return vec![Action::Sync(token, SyncResult::error(codes::UNKNOWN_MEMBER_ID))];
+            return vec![Action::Sync(
+                token,
+                SyncResult::error(codes::UNKNOWN_MEMBER_ID),
+            )];
         };
         if generation != group.generation {
-            return vec![Action::Sync(token, SyncResult::error(codes::ILLEGAL_GENERATION))];
+            return vec![Action::Sync(
+                token,
+                SyncResult::error(codes::ILLEGAL_GENERATION),
+            )];
         }
         member.last_seen = now;
         match group.state {
             GroupState::Empty | GroupState::PreparingRebalance => {
-                vec![Action::Sync(token, SyncResult::error(codes::REBALANCE_IN_PROGRESS))]
+                vec![Action::Sync(
+                    token,
+                    SyncResult::error(codes::REBALANCE_IN_PROGRESS),
+                )]
             }
             GroupState::Stable => {
                 let a = member.assignment.clone();
@@ -450,7 +503,11 @@ impl Coordinator {
                 pending
                     .into_iter()
                     .map(|(t, id)| {
-                        let a = group.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
+                        let a = group
+                            .members
+                            .get(&id)
+                            .map(|m| m.assignment.clone())
+                            .unwrap_or_default();
                         Action::Sync(t, Self::sync_ok(group, a))
                     })
                     .collect()
@@ -468,7 +525,13 @@ impl Coordinator {
     }
 
     /// Handles a Heartbeat and returns its error code.
-    pub fn heartbeat(&mut self, now: Instant, group_id: &str, generation: i32, member_id: &str) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        now: Instant,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> i16 {
         let Some(group) = self.groups.get_mut(group_id) else {
             return codes::UNKNOWN_MEMBER_ID;
         };
@@ -484,7 +547,12 @@ impl Coordinator {
     }
 
     /// Removes members (LeaveGroup). Returns a per-member error code and deferred answers.
-    pub fn leave(&mut self, now: Instant, group_id: &str, member_ids: &[String]) -> (Vec<i16>, Vec<Action>) {
+    pub fn leave(
+        &mut self,
+        now: Instant,
+        group_id: &str,
+        member_ids: &[String],
+    ) -> (Vec<i16>, Vec<Action>) {
         let mut actions = Vec::new();
         let delay = self.initial_rebalance_delay;
         let Some(group) = self.groups.get_mut(group_id) else {
@@ -496,11 +564,17 @@ impl Coordinator {
             match group.members.remove(id) {
                 Some(m) => {
                     if let Some(t) = m.pending_join {
-                        actions.push(Action::Join(t, JoinResult::error(codes::UNKNOWN_MEMBER_ID, id)));
+                        actions.push(Action::Join(
+                            t,
+                            JoinResult::error(codes::UNKNOWN_MEMBER_ID, id),
+                        ));
                     }
                     group.pending_sync.retain(|(t, pid)| {
                         if pid == id {
-                            actions.push(Action::Sync(*t, SyncResult::error(codes::UNKNOWN_MEMBER_ID)));
+                            actions.push(Action::Sync(
+                                *t,
+                                SyncResult::error(codes::UNKNOWN_MEMBER_ID),
+                            ));
                             false
                         } else {
                             true
@@ -518,10 +592,18 @@ impl Coordinator {
         (codes_out, actions)
     }
 
-    fn membership_changed(group: &mut Group, now: Instant, delay: Duration, actions: &mut Vec<Action>) {
+    fn membership_changed(
+        group: &mut Group,
+        now: Instant,
+        delay: Duration,
+        actions: &mut Vec<Action>,
+    ) {
         if group.members.is_empty() {
             for (token, _) in group.pending_sync.drain(..) {
-                actions.push(Action::Sync(token, SyncResult::error(codes::REBALANCE_IN_PROGRESS)));
+                actions.push(Action::Sync(
+                    token,
+                    SyncResult::error(codes::REBALANCE_IN_PROGRESS),
+                ));
             }
             group.state = GroupState::Empty;
             group.leader = None;
@@ -544,7 +626,9 @@ impl Coordinator {
             let expired: Vec<String> = group
                 .members
                 .iter()
-                .filter(|(_, m)| m.pending_join.is_none() && now.duration_since(m.last_seen) > m.session_timeout)
+                .filter(|(_, m)| {
+                    m.pending_join.is_none() && now.duration_since(m.last_seen) > m.session_timeout
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             if !expired.is_empty() {
@@ -553,7 +637,10 @@ impl Coordinator {
                     group.members.remove(id);
                     group.pending_sync.retain(|(t, pid)| {
                         if pid == id {
-                            actions.push(Action::Sync(*t, SyncResult::error(codes::UNKNOWN_MEMBER_ID)));
+                            actions.push(Action::Sync(
+                                *t,
+                                SyncResult::error(codes::UNKNOWN_MEMBER_ID),
+                            ));
                             false
                         } else {
                             true
@@ -637,10 +724,31 @@ mod tests {
         assert_eq!((r.error, r.generation), (0, 1));
         assert_eq!(r.leader, r.member_id);
         assert_eq!(r.members.len(), 1);
-        let a = c.sync(t0, 2, "g", 1, &r.member_id, vec![(r.member_id.clone(), Bytes::from_static(b"A"))]);
-        assert_eq!(a, vec![Action::Sync(2, SyncResult { error: 0, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignment: Bytes::from_static(b"A") })]);
+        let a = c.sync(
+            t0,
+            2,
+            "g",
+            1,
+            &r.member_id,
+            vec![(r.member_id.clone(), Bytes::from_static(b"A"))],
+        );
+        assert_eq!(
+            a,
+            vec![Action::Sync(
+                2,
+                SyncResult {
+                    error: 0,
+                    protocol_type: Some("consumer".into()),
+                    protocol_name: Some("range".into()),
+                    assignment: Bytes::from_static(b"A")
+                }
+            )]
+        );
         assert_eq!(c.heartbeat(t0, "g", 1, &r.member_id), 0);
-        assert_eq!(c.heartbeat(t0, "g", 0, &r.member_id), codes::ILLEGAL_GENERATION);
+        assert_eq!(
+            c.heartbeat(t0, "g", 0, &r.member_id),
+            codes::ILLEGAL_GENERATION
+        );
         let (codes_out, _) = c.leave(t0, "g", std::slice::from_ref(&r.member_id));
         assert_eq!(codes_out, vec![0]);
         assert_eq!(c.group_state("g").unwrap().0, GroupState::Empty);
@@ -654,7 +762,10 @@ mod tests {
         c.sync(t0, 2, "g", 1, &r1.member_id, vec![]);
         // second member joins: pending until the first rejoins
         assert!(c.join(t0, 3, req("g", "")).is_empty());
-        assert_eq!(c.heartbeat(t0, "g", 1, &r1.member_id), codes::REBALANCE_IN_PROGRESS);
+        assert_eq!(
+            c.heartbeat(t0, "g", 1, &r1.member_id),
+            codes::REBALANCE_IN_PROGRESS
+        );
         let a = c.join(t0, 4, req("g", &r1.member_id));
         let a1 = join_result(&a, 4);
         let a2 = join_result(&a, 3);
@@ -664,9 +775,24 @@ mod tests {
         assert!(a2.members.is_empty());
         // follower sync waits for the leader
         assert!(c.sync(t0, 5, "g", 2, &a2.member_id, vec![]).is_empty());
-        let done = c.sync(t0, 6, "g", 2, &a1.member_id, vec![(a2.member_id.clone(), Bytes::from_static(b"B"))]);
+        let done = c.sync(
+            t0,
+            6,
+            "g",
+            2,
+            &a1.member_id,
+            vec![(a2.member_id.clone(), Bytes::from_static(b"B"))],
+        );
         assert_eq!(done.len(), 2);
-        assert!(done.contains(&Action::Sync(5, SyncResult { error: 0, protocol_type: Some("consumer".into()), protocol_name: Some("range".into()), assignment: Bytes::from_static(b"B") })));
+        assert!(done.contains(&Action::Sync(
+            5,
+            SyncResult {
+                error: 0,
+                protocol_type: Some("consumer".into()),
+                protocol_name: Some("range".into()),
+                assignment: Bytes::from_static(b"B")
+            }
+        )));
     }
 
     #[test]
@@ -681,9 +807,19 @@ mod tests {
         let r2 = join_result(&a, 3);
         assert_eq!(r2.generation, 2);
         assert_eq!(r2.members.len(), 1);
-        assert_eq!(c.heartbeat(t0, "g", 2, &r1.member_id), codes::UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            c.heartbeat(t0, "g", 2, &r1.member_id),
+            codes::UNKNOWN_MEMBER_ID
+        );
         // the second member stops heartbeating: its session expires
-        c.sync(t0 + Duration::from_secs(31), 4, "g", 2, &r2.member_id, vec![]);
+        c.sync(
+            t0 + Duration::from_secs(31),
+            4,
+            "g",
+            2,
+            &r2.member_id,
+            vec![],
+        );
         c.tick(t0 + Duration::from_secs(42));
         assert_eq!(c.group_state("g").unwrap().0, GroupState::Empty);
     }
@@ -693,7 +829,9 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Coordinator::new(Duration::from_secs(3));
         assert!(c.join(t0, 1, req("g", "")).is_empty());
-        assert!(c.join(t0 + Duration::from_secs(1), 2, req("g", "")).is_empty());
+        assert!(c
+            .join(t0 + Duration::from_secs(1), 2, req("g", ""))
+            .is_empty());
         let a = c.tick(t0 + Duration::from_secs(3));
         assert_eq!(join_result(&a, 1).generation, 1);
         assert_eq!(join_result(&a, 2).generation, 1);

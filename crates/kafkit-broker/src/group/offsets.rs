@@ -58,7 +58,9 @@ impl Cursor<'_> {
         if len == 0xFFFF {
             return Some(None);
         }
-        Some(Some(String::from_utf8_lossy(self.take(len as usize)?).into_owned()))
+        Some(Some(
+            String::from_utf8_lossy(self.take(len as usize)?).into_owned(),
+        ))
     }
     fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
@@ -76,7 +78,14 @@ fn parse(payload: &[u8]) -> Option<(OffsetKey, Committed)> {
     let offset = c.i64()?;
     let leader_epoch = c.i32()?;
     let metadata = c.str()?;
-    Some(((group, topic, partition), Committed { offset, leader_epoch, metadata }))
+    Some((
+        (group, topic, partition),
+        Committed {
+            offset,
+            leader_epoch,
+            metadata,
+        },
+    ))
 }
 
 impl OffsetStore {
@@ -84,7 +93,11 @@ impl OffsetStore {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("offsets.log");
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
         let mut offsets = BTreeMap::new();
@@ -92,7 +105,9 @@ impl OffsetStore {
         while data.len() - pos >= 8 {
             let len = u32::from_be_bytes(data[pos..pos + 4].try_into().expect("4")) as usize;
             let crc = u32::from_be_bytes(data[pos + 4..pos + 8].try_into().expect("4"));
-            let Some(payload) = data.get(pos + 8..pos + 8 + len) else { break };
+            let Some(payload) = data.get(pos + 8..pos + 8 + len) else {
+                break;
+            };
             if crc32c::crc32c(payload) != crc {
                 break;
             }
@@ -137,7 +152,8 @@ impl OffsetStore {
 
     /// The committed offset for one partition.
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Committed> {
-        self.offsets.get(&(group.to_owned(), topic.to_owned(), partition))
+        self.offsets
+            .get(&(group.to_owned(), topic.to_owned(), partition))
     }
 
     /// All committed offsets of a group.
@@ -166,12 +182,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut s = OffsetStore::open(dir.path()).unwrap();
-            s.commit(vec![(("g".into(), "t".into(), 0), Committed { offset: 5, leader_epoch: -1, metadata: None })]).unwrap();
-            s.commit(vec![(("g".into(), "t".into(), 0), Committed { offset: 9, leader_epoch: 0, metadata: Some("m".into()) })]).unwrap();
+            s.commit(vec![(
+                ("g".into(), "t".into(), 0),
+                Committed {
+                    offset: 5,
+                    leader_epoch: -1,
+                    metadata: None,
+                },
+            )])
+            .unwrap();
+            s.commit(vec![(
+                ("g".into(), "t".into(), 0),
+                Committed {
+                    offset: 9,
+                    leader_epoch: 0,
+                    metadata: Some("m".into()),
+                },
+            )])
+            .unwrap();
         }
         let path = dir.path().join("offsets.log");
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new().append(true).open(&path).unwrap().write_all(&[0, 0, 0, 40, 1, 2]).unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[0, 0, 0, 40, 1, 2])
+            .unwrap();
         let s = OffsetStore::open(dir.path()).unwrap();
         assert_eq!(s.get("g", "t", 0).unwrap().offset, 9);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);

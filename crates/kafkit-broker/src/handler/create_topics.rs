@@ -14,10 +14,12 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopics
         .map(|t| {
             let name = t.name.0.to_string();
             let mut r = CreatableTopicResult::default().with_name(t.name);
-            match ctx
-                .cluster
-                .create_topic(&name, t.num_partitions, t.replication_factor, req.validate_only)
-            {
+            match ctx.cluster.create_topic(
+                &name,
+                t.num_partitions,
+                t.replication_factor,
+                req.validate_only,
+            ) {
                 Ok(topic) => {
                     if version >= 5 {
                         r.num_partitions = topic.partitions.len() as i32;

@@ -20,12 +20,19 @@ use super::{err, Ctx};
 fn available(ctx: &Ctx, req: &FetchRequest) -> u64 {
     let mut total = 0;
     for t in &req.topics {
-        let Some(topic) = ctx.cluster.topic(&t.topic.0) else { continue };
+        let Some(topic) = ctx.cluster.topic(&t.topic.0) else {
+            continue;
+        };
         for p in &t.partitions {
-            if let Some(part) = usize::try_from(p.partition).ok().and_then(|i| topic.partitions.get(i)) {
+            if let Some(part) = usize::try_from(p.partition)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+            {
                 if part.leader.load(Ordering::Relaxed) == ctx.broker_id {
                     let log = part.log.lock().expect("log lock");
-                    total += log.bytes_after(p.fetch_offset).min(p.partition_max_bytes.max(0) as u64);
+                    total += log
+                        .bytes_after(p.fetch_offset)
+                        .min(p.partition_max_bytes.max(0) as u64);
                 }
             }
         }
@@ -34,20 +41,25 @@ fn available(ctx: &Ctx, req: &FetchRequest) -> u64 {
 }
 
 fn has_errors(ctx: &Ctx, req: &FetchRequest) -> bool {
-    req.topics.iter().any(|t| match ctx.cluster.topic(&t.topic.0) {
-        None => true,
-        Some(topic) => t.partitions.iter().any(|p| {
-            match usize::try_from(p.partition).ok().and_then(|i| topic.partitions.get(i)) {
-                None => true,
-                Some(part) => {
-                    let log = part.log.lock().expect("log lock");
-                    part.leader.load(Ordering::Relaxed) != ctx.broker_id
-                        || p.fetch_offset > log.next_offset()
-                        || p.fetch_offset < log.log_start_offset()
+    req.topics
+        .iter()
+        .any(|t| match ctx.cluster.topic(&t.topic.0) {
+            None => true,
+            Some(topic) => t.partitions.iter().any(|p| {
+                match usize::try_from(p.partition)
+                    .ok()
+                    .and_then(|i| topic.partitions.get(i))
+                {
+                    None => true,
+                    Some(part) => {
+                        let log = part.log.lock().expect("log lock");
+                        part.leader.load(Ordering::Relaxed) != ctx.broker_id
+                            || p.fetch_offset > log.next_offset()
+                            || p.fetch_offset < log.log_start_offset()
+                    }
                 }
-            }
-        }),
-    })
+            }),
+        })
 }
 
 fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
@@ -59,9 +71,11 @@ fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
         let mut parts = Vec::new();
         for p in &t.partitions {
             let mut pd = PartitionData::default().with_partition_index(p.partition);
-            let part = topic
-                .as_ref()
-                .and_then(|topic| usize::try_from(p.partition).ok().and_then(|i| topic.partitions.get(i)));
+            let part = topic.as_ref().and_then(|topic| {
+                usize::try_from(p.partition)
+                    .ok()
+                    .and_then(|i| topic.partitions.get(i))
+            });
             match part {
                 None => pd.error_code = err::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(part) if part.leader.load(Ordering::Relaxed) != ctx.broker_id => {
@@ -72,7 +86,8 @@ fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
                     pd.high_watermark = log.next_offset();
                     pd.last_stable_offset = log.next_offset();
                     pd.log_start_offset = log.log_start_offset();
-                    if p.fetch_offset > log.next_offset() || p.fetch_offset < log.log_start_offset() {
+                    if p.fetch_offset > log.next_offset() || p.fetch_offset < log.log_start_offset()
+                    {
                         pd.error_code = err::OFFSET_OUT_OF_RANGE;
                     } else {
                         let limit = budget.min(p.partition_max_bytes.max(0) as usize);
@@ -94,7 +109,11 @@ fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
             }
             parts.push(pd);
         }
-        out.push(FetchableTopicResponse::default().with_topic(t.topic.clone()).with_partitions(parts));
+        out.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(parts),
+        );
     }
     out
 }

@@ -11,8 +11,11 @@ pub fn handle(ctx: &Ctx, req: HeartbeatRequest, _version: i16) -> HeartbeatRespo
         return HeartbeatResponse::default().with_error_code(err::NOT_COORDINATOR);
     }
     let mut groups = ctx.cluster.groups.lock().expect("groups lock");
-    let code = groups
-        .coordinator
-        .heartbeat(Instant::now(), &req.group_id.0, req.generation_id, &req.member_id);
+    let code = groups.coordinator.heartbeat(
+        Instant::now(),
+        &req.group_id.0,
+        req.generation_id,
+        &req.member_id,
+    );
     HeartbeatResponse::default().with_error_code(code)
 }

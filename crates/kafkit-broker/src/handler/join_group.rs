@@ -13,7 +13,12 @@ use super::{err, Ctx};
 use crate::group::JoinRequest;
 use crate::state::Waiter;
 
-pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest, version: i16) -> JoinGroupResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    header: &RequestHeader,
+    req: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
     let group_id = req.group_id.0.to_string();
     if !ctx.is_coordinator(&group_id) {
         return JoinGroupResponse::default()
@@ -34,7 +39,11 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, req: JoinGroupRequest, ve
             req.session_timeout_ms.max(0) as u64
         }),
         protocol_type: req.protocol_type.to_string(),
-        protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
     };
     let (tx, rx) = oneshot::channel();
     {

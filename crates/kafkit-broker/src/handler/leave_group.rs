@@ -13,7 +13,10 @@ pub fn handle(ctx: &Ctx, req: LeaveGroupRequest, version: i16) -> LeaveGroupResp
         return LeaveGroupResponse::default().with_error_code(err::NOT_COORDINATOR);
     }
     let ids: Vec<String> = if version >= 3 {
-        req.members.iter().map(|m| m.member_id.to_string()).collect()
+        req.members
+            .iter()
+            .map(|m| m.member_id.to_string())
+            .collect()
     } else {
         vec![req.member_id.to_string()]
     };

@@ -24,9 +24,11 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest, version: i16) -> ListOffsetsRe
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1);
-                    let part = topic
-                        .as_ref()
-                        .and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i)));
+                    let part = topic.as_ref().and_then(|t| {
+                        usize::try_from(p.partition_index)
+                            .ok()
+                            .and_then(|i| t.partitions.get(i))
+                    });
                     match part {
                         None => r.error_code = err::UNKNOWN_TOPIC_OR_PARTITION,
                         Some(part) if part.leader.load(Ordering::Relaxed) != ctx.broker_id => {
@@ -47,7 +49,9 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest, version: i16) -> ListOffsetsRe
                     r
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)

@@ -84,7 +84,9 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
             })
             .collect(),
     };
-    let mut resp = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
+    let mut resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_topics(topics);
     if version >= 1 {
         resp.controller_id = BrokerId(cluster.brokers[0].id);
     }

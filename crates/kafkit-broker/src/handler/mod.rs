@@ -60,7 +60,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// The range served for a raw api key.
 pub fn supported_range(api_key: i16) -> Option<(ApiKey, i16, i16)> {
-    SUPPORTED.iter().copied().find(|(k, _, _)| *k as i16 == api_key)
+    SUPPORTED
+        .iter()
+        .copied()
+        .find(|(k, _, _)| *k as i16 == api_key)
 }
 
 /// Kafka error codes used by handlers.
@@ -85,16 +88,24 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
     Some(match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, v)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r, v)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(ctx, r, v))
+        }
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r, v)?),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, v).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r, v)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, v)),
-        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(ctx, header, r, v).await),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, v))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(join_group::handle(ctx, header, r, v).await)
+        }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(ctx, r, v).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(ctx, r, v)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(ctx, r, v)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, v)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, v))
+        }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, v)),
         // The server checks `SUPPORTED` before decoding, so other kinds never get here.
         _ => return None,

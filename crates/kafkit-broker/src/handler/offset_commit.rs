@@ -13,9 +13,11 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommi
     let group_id = req.group_id.0.to_string();
     let code = if ctx.is_coordinator(&group_id) {
         let groups = ctx.cluster.groups.lock().expect("groups lock");
-        groups
-            .coordinator
-            .validate_commit(&group_id, req.generation_id_or_member_epoch, &req.member_id)
+        groups.coordinator.validate_commit(
+            &group_id,
+            req.generation_id_or_member_epoch,
+            &req.member_id,
+        )
     } else {
         err::NOT_COORDINATOR
     };
@@ -28,7 +30,9 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommi
         for p in &t.partitions {
             let mut pcode = code;
             if pcode == err::NONE {
-                let exists = known.as_ref().is_some_and(|k| (0..k.partitions.len() as i32).contains(&p.partition_index));
+                let exists = known
+                    .as_ref()
+                    .is_some_and(|k| (0..k.partitions.len() as i32).contains(&p.partition_index));
                 if !exists {
                     pcode = err::UNKNOWN_TOPIC_OR_PARTITION;
                 } else {
@@ -42,9 +46,17 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommi
                     ));
                 }
             }
-            parts.push(OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(pcode));
+            parts.push(
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(pcode),
+            );
         }
-        topics.push(OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(parts));
+        topics.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(parts),
+        );
     }
     if !entries.is_empty() {
         let n = entries.len();

@@ -9,7 +9,13 @@ use kafkit_protocol::{str_bytes, topic_name};
 
 use super::{err, Ctx};
 
-fn partition(p: i32, offset: i64, epoch: i32, meta: Option<String>, version: i16) -> OffsetFetchResponsePartition {
+fn partition(
+    p: i32,
+    offset: i64,
+    epoch: i32,
+    meta: Option<String>,
+    version: i16,
+) -> OffsetFetchResponsePartition {
     let mut r = OffsetFetchResponsePartition::default()
         .with_partition_index(p)
         .with_committed_offset(offset)
@@ -30,12 +36,17 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchRe
             r.topics = topics
                 .into_iter()
                 .map(|t| {
-                    OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(
-                        t.partition_indexes
-                            .into_iter()
-                            .map(|p| partition(p, -1, -1, None, version).with_error_code(err::NOT_COORDINATOR))
-                            .collect(),
-                    )
+                    OffsetFetchResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partition_indexes
+                                .into_iter()
+                                .map(|p| {
+                                    partition(p, -1, -1, None, version)
+                                        .with_error_code(err::NOT_COORDINATOR)
+                                })
+                                .collect(),
+                        )
                 })
                 .collect();
         }
@@ -50,21 +61,38 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchRe
                     .partition_indexes
                     .iter()
                     .map(|&p| match groups.offsets.get(&group_id, &t.name.0, p) {
-                        Some(c) => partition(p, c.offset, c.leader_epoch, c.metadata.clone(), version),
+                        Some(c) => {
+                            partition(p, c.offset, c.leader_epoch, c.metadata.clone(), version)
+                        }
                         None => partition(p, -1, -1, None, version),
                     })
                     .collect();
-                OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(parts)
+                OffsetFetchResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(parts)
             })
             .collect(),
         None => {
-            let mut by_topic: std::collections::BTreeMap<String, Vec<OffsetFetchResponsePartition>> = Default::default();
+            let mut by_topic: std::collections::BTreeMap<
+                String,
+                Vec<OffsetFetchResponsePartition>,
+            > = Default::default();
             for (t, p, c) in groups.offsets.group(&group_id) {
-                by_topic.entry(t).or_default().push(partition(p, c.offset, c.leader_epoch, c.metadata, version));
+                by_topic.entry(t).or_default().push(partition(
+                    p,
+                    c.offset,
+                    c.leader_epoch,
+                    c.metadata,
+                    version,
+                ));
             }
             by_topic
                 .into_iter()
-                .map(|(t, parts)| OffsetFetchResponseTopic::default().with_name(topic_name(&t)).with_partitions(parts))
+                .map(|(t, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(topic_name(&t))
+                        .with_partitions(parts)
+                })
                 .collect()
         }
     };

@@ -17,7 +17,10 @@ fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<&[u8]>) -> (i1
     let Some(t) = ctx.cluster.topic_or_create(topic, true) else {
         return (err::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
     };
-    let Some(p) = usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)) else {
+    let Some(p) = usize::try_from(partition)
+        .ok()
+        .and_then(|i| t.partitions.get(i))
+    else {
         return (err::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
     };
     if p.leader.load(Ordering::Relaxed) != ctx.broker_id {
@@ -76,7 +79,11 @@ pub fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceRes
             }
             parts.push(r);
         }
-        responses.push(TopicProduceResponse::default().with_name(td.name).with_partition_responses(parts));
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_partition_responses(parts),
+        );
     }
     if appended {
         ctx.cluster.appended.notify_waiters();

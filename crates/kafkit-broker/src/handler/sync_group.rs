@@ -35,7 +35,8 @@ pub async fn handle(ctx: &Ctx, req: SyncGroupRequest, version: i16) -> SyncGroup
         groups.dispatch(actions);
     }
     let Ok(r) = rx.await else {
-        return SyncGroupResponse::default().with_error_code(crate::group::codes::REBALANCE_IN_PROGRESS);
+        return SyncGroupResponse::default()
+            .with_error_code(crate::group::codes::REBALANCE_IN_PROGRESS);
     };
     let mut resp = SyncGroupResponse::default()
         .with_error_code(r.error)

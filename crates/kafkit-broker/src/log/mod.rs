@@ -65,7 +65,9 @@ impl PartitionLog {
         let mut next_offset = 0;
         while pos < data.len() {
             let rest = &data[pos..];
-            let Ok(h) = BatchHeader::parse(rest) else { break };
+            let Ok(h) = BatchHeader::parse(rest) else {
+                break;
+            };
             if h.total_len() > rest.len() {
                 break;
             }
@@ -109,7 +111,9 @@ impl PartitionLog {
 
     /// First offset still in the log.
     pub fn log_start_offset(&self) -> i64 {
-        self.index.first().map_or(self.next_offset, |e| e.base_offset)
+        self.index
+            .first()
+            .map_or(self.next_offset, |e| e.base_offset)
     }
 
     /// Appends already-validated batches, assigning offsets. Returns the base offset.
@@ -143,7 +147,12 @@ impl PartitionLog {
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`; the
     /// first batch is returned even when larger than `max_bytes` if `at_least_one` is set.
-    pub fn read(&self, offset: i64, max_bytes: usize, at_least_one: bool) -> std::io::Result<Bytes> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> std::io::Result<Bytes> {
         let first = self.index.partition_point(|e| e.last_offset < offset);
         if first >= self.index.len() {
             return Ok(Bytes::new());
@@ -246,6 +255,9 @@ mod tests {
         f.set_len(len - 5).unwrap();
         let log = PartitionLog::open(dir.path()).unwrap();
         assert_eq!(log.next_offset(), 5);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), (b3.len() + b2.len()) as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (b3.len() + b2.len()) as u64
+        );
     }
 }

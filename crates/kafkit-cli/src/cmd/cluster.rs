@@ -23,7 +23,9 @@ pub struct ClusterArgs {
 }
 
 pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
-    let dir = a.data_dir.unwrap_or_else(|| super::default_data_dir("cluster"));
+    let dir = a
+        .data_dir
+        .unwrap_or_else(|| super::default_data_dir("cluster"));
     let cluster = kafkit_broker::Cluster::builder()
         .brokers(a.brokers_count)
         .port_base(a.port_base)
@@ -32,7 +34,11 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         .start()
         .await
         .context("starting the embedded cluster")?;
-    println!("kafkit cluster: {} brokers, data in {}", a.brokers_count, dir.display());
+    println!(
+        "kafkit cluster: {} brokers, data in {}",
+        a.brokers_count,
+        dir.display()
+    );
     println!("bootstrap: {}", cluster.bootstrap());
     super::shutdown_signal().await;
     eprintln!("stopping...");

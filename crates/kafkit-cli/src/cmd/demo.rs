@@ -67,16 +67,25 @@ pub struct DemoArgs {
 pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let acks = RequiredAcks::from_i16(a.acks)?;
     let (cluster, brokers) = if a.brokers.is_empty() {
-        let dir = a.data_dir.clone().unwrap_or_else(|| super::default_data_dir("demo"));
+        let dir = a
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| super::default_data_dir("demo"));
         let c = kafkit_broker::Cluster::builder()
             .brokers(3)
             .port_base(a.port_base)
             .data_dir(&dir)
             .start()
             .await
-            .with_context(|| format!("starting the embedded cluster (data in {})", dir.display()))?;
+            .with_context(|| {
+                format!("starting the embedded cluster (data in {})", dir.display())
+            })?;
         c.ensure_topic(&a.topic, 3)?;
-        eprintln!("embedded cluster on {} (data in {})", c.bootstrap(), dir.display());
+        eprintln!(
+            "embedded cluster on {} (data in {})",
+            c.bootstrap(),
+            dir.display()
+        );
         let addrs = c.addrs();
         (Some(c), addrs)
     } else {
@@ -110,7 +119,10 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         let mut i: u64 = 0;
         while count.is_none_or(|c| i < c) {
             writer
-                .write_messages(vec![Message::new(i.to_string(), format!("this is message{i}"))])
+                .write_messages(vec![Message::new(
+                    i.to_string(),
+                    format!("this is message{i}"),
+                )])
                 .await
                 .with_context(|| format!("could not write message {i}"))?;
             println!("writes: {i}");
@@ -122,8 +134,14 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let consume = async {
         let mut n: u64 = 0;
         while count.is_none_or(|c| n < c) {
-            let msg = reader.read_message().await.context("could not read message")?;
-            println!("received:  {}", String::from_utf8_lossy(msg.value.as_deref().unwrap_or_default()));
+            let msg = reader
+                .read_message()
+                .await
+                .context("could not read message")?;
+            println!(
+                "received:  {}",
+                String::from_utf8_lossy(msg.value.as_deref().unwrap_or_default())
+            );
             n += 1;
         }
         anyhow::Ok(())

@@ -9,8 +9,12 @@ use std::time::Duration;
 /// Parses durations like `1s`, `500ms`, `2m`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (examples: 1s, 500ms, 2m)"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 1s, 500ms, 2m)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
@@ -26,14 +30,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Default data directory of the embedded cluster.
 pub fn default_data_dir(name: &str) -> PathBuf {
-    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("kafkit").join(name)
+    dirs::data_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kafkit")
+        .join(name)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -33,7 +33,11 @@ pub struct ClusterClient {
 
 impl ClusterClient {
     /// A client for `bootstrap` brokers. Nothing is dialed until first use.
-    pub fn new(bootstrap: Vec<String>, conn_config: ConnConfig, allow_auto_topic_creation: bool) -> Self {
+    pub fn new(
+        bootstrap: Vec<String>,
+        conn_config: ConnConfig,
+        allow_auto_topic_creation: bool,
+    ) -> Self {
         Self {
             bootstrap,
             conn_config,
@@ -69,12 +73,22 @@ impl ClusterClient {
 
     /// Address of a broker by node id.
     pub fn broker_addr(&self, node: i32) -> Option<String> {
-        self.brokers.lock().expect("brokers lock").get(&node).cloned()
+        self.brokers
+            .lock()
+            .expect("brokers lock")
+            .get(&node)
+            .cloned()
     }
 
     /// Any reachable broker: known brokers first, then the bootstrap list.
     pub async fn any_conn(&self) -> Result<Arc<Connection>> {
-        let mut candidates: Vec<String> = self.brokers.lock().expect("brokers lock").values().cloned().collect();
+        let mut candidates: Vec<String> = self
+            .brokers
+            .lock()
+            .expect("brokers lock")
+            .values()
+            .cloned()
+            .collect();
         candidates.sort();
         for b in &self.bootstrap {
             if !candidates.contains(b) {
@@ -88,7 +102,10 @@ impl ClusterClient {
                 Err(e) => last = e.to_string(),
             }
         }
-        Err(Error::NoBrokerReachable { tried: candidates.join(","), last })
+        Err(Error::NoBrokerReachable {
+            tried: candidates.join(","),
+            last,
+        })
     }
 
     /// Fetches metadata for `topics` and updates the cache.
@@ -111,18 +128,26 @@ impl ClusterClient {
         }
         let mut cache = self.topics.lock().expect("topics lock");
         for t in resp.topics {
-            let Some(name) = t.name.map(|n| n.0.to_string()) else { continue };
+            let Some(name) = t.name.map(|n| n.0.to_string()) else {
+                continue;
+            };
             if t.error_code != 0 {
                 cache.remove(&name);
                 // LEADER_NOT_AVAILABLE right after auto-creation is normal: the caller retries.
                 if topics.contains(&name) && t.error_code != 5 {
-                    return Err(Error::kafka(t.error_code, format!("metadata for topic {name}")));
+                    return Err(Error::kafka(
+                        t.error_code,
+                        format!("metadata for topic {name}"),
+                    ));
                 }
                 continue;
             }
             let mut leaders = vec![-1; t.partitions.len()];
             for p in &t.partitions {
-                if let Some(slot) = usize::try_from(p.partition_index).ok().and_then(|i| leaders.get_mut(i)) {
+                if let Some(slot) = usize::try_from(p.partition_index)
+                    .ok()
+                    .and_then(|i| leaders.get_mut(i))
+                {
                     *slot = if p.error_code == 0 { p.leader_id.0 } else { -1 };
                 }
             }
@@ -144,7 +169,10 @@ impl ClusterClient {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
         }
-        Err(Error::kafka(5, format!("topic {topic}: no partitions/leaders in metadata")))
+        Err(Error::kafka(
+            5,
+            format!("topic {topic}: no partitions/leaders in metadata"),
+        ))
     }
 
     /// Forgets cached metadata for a topic (after NOT_LEADER and friends).
@@ -164,19 +192,31 @@ impl ClusterClient {
             self.invalidate(topic);
             return Err(Error::kafka(5, format!("{topic}/{partition}")));
         }
-        self.broker_addr(leader)
-            .ok_or_else(|| Error::kafka(5, format!("{topic}/{partition}: leader {leader} not in metadata")))
+        self.broker_addr(leader).ok_or_else(|| {
+            Error::kafka(
+                5,
+                format!("{topic}/{partition}: leader {leader} not in metadata"),
+            )
+        })
     }
 
     /// Finds the coordinator of a consumer group; returns its address.
     pub async fn coordinator(&self, group: &str) -> Result<String> {
         let conn = self.any_conn().await?;
-        let (_, resp) = conn.send(&FindCoordinatorRequest::default().with_key(str_bytes(group))).await?;
+        let (_, resp) = conn
+            .send(&FindCoordinatorRequest::default().with_key(str_bytes(group)))
+            .await?;
         if resp.error_code != 0 {
-            return Err(Error::kafka(resp.error_code, format!("FindCoordinator for group {group}")));
+            return Err(Error::kafka(
+                resp.error_code,
+                format!("FindCoordinator for group {group}"),
+            ));
         }
         let addr = format!("{}:{}", resp.host, resp.port);
-        self.brokers.lock().expect("brokers lock").insert(resp.node_id.0, addr.clone());
+        self.brokers
+            .lock()
+            .expect("brokers lock")
+            .insert(resp.node_id.0, addr.clone());
         Ok(addr)
     }
 }

@@ -75,12 +75,17 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("addr", &self.addr).finish()
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
 fn lost(addr: &str, reason: impl std::fmt::Display) -> Error {
-    Error::ConnectionLost { addr: addr.to_owned(), reason: reason.to_string() }
+    Error::ConnectionLost {
+        addr: addr.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 impl Connection {
@@ -89,14 +94,30 @@ impl Connection {
         let dial = config.dial_timeout;
         let stream = match tokio::time::timeout(dial, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(Error::Connect { addr: addr.to_owned(), reason: e.to_string() }),
-            Err(_) => return Err(Error::Connect { addr: addr.to_owned(), reason: format!("no connection within dial_timeout ({dial:?})") }),
+            Ok(Err(e)) => {
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    reason: format!("no connection within dial_timeout ({dial:?})"),
+                })
+            }
         };
         let _ = stream.set_nodelay(true);
         let mut conn = Self::start(addr, stream, config);
-        let versions = tokio::time::timeout(dial, conn.negotiate())
-            .await
-            .map_err(|_| Error::Connect { addr: addr.to_owned(), reason: format!("no ApiVersions answer within dial_timeout ({dial:?})") })??;
+        let no_answer = || Error::Connect {
+            addr: addr.to_owned(),
+            reason: format!("no ApiVersions answer within dial_timeout ({dial:?})"),
+        };
+        let versions = match tokio::time::timeout(dial, conn.negotiate()).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(Error::Timeout { .. })) | Err(_) => return Err(no_answer()),
+            Ok(Err(e)) => return Err(e),
+        };
         conn.versions = versions;
         Ok(conn)
     }
@@ -122,7 +143,10 @@ impl Connection {
         tokio::spawn(async move {
             while let Some(mut out) = rx.recv().await {
                 if let Some(reply) = out.reply.take() {
-                    pending_w.lock().expect("pending lock").insert(out.correlation_id, reply);
+                    pending_w
+                        .lock()
+                        .expect("pending lock")
+                        .insert(out.correlation_id, reply);
                 }
                 if let Err(e) = wr.write_all_buf(&mut out.bytes).await {
                     fail_w(e.to_string());
@@ -147,7 +171,9 @@ impl Connection {
                             Some(w) => {
                                 let _ = w.send(Ok(f));
                             }
-                            None => tracing::debug!(target: "kafkit::conn", id, "response for a request nobody waits for"),
+                            None => {
+                                tracing::debug!(target: "kafkit::conn", id, "response for a request nobody waits for")
+                            }
                         }
                         continue;
                     }
@@ -188,11 +214,16 @@ impl Connection {
         let resp = self.send_at(&req, 3, self.config.dial_timeout).await?;
         if resp.error_code == 35 {
             // The broker is older than v3: it answered at v0 with its ranges; ask again at v0.
-            let resp = self.send_at(&ApiVersionsRequest::default(), 0, self.config.dial_timeout).await?;
+            let resp = self
+                .send_at(&ApiVersionsRequest::default(), 0, self.config.dial_timeout)
+                .await?;
             return Ok(ApiVersionTable::from_response(&resp));
         }
         if resp.error_code != 0 {
-            return Err(Error::kafka(resp.error_code, format!("ApiVersions from {}", self.addr)));
+            return Err(Error::kafka(
+                resp.error_code,
+                format!("ApiVersions from {}", self.addr),
+            ));
         }
         Ok(ApiVersionTable::from_response(&resp))
     }
@@ -211,7 +242,10 @@ impl Connection {
     pub fn version_for<R: Request>(&self) -> Result<i16> {
         self.versions
             .negotiate(R::KEY, client_range(R::KEY))
-            .ok_or_else(|| Error::UnsupportedApi { addr: self.addr.clone(), api_key: R::KEY })
+            .ok_or_else(|| Error::UnsupportedApi {
+                addr: self.addr.clone(),
+                api_key: R::KEY,
+            })
     }
 
     /// Sends a request at the negotiated version and waits for its response.
@@ -222,7 +256,11 @@ impl Connection {
     }
 
     /// Like [`send`](Self::send) with an explicit timeout (long polls need more than the default).
-    pub async fn send_timeout<R: Request>(&self, req: &R, timeout: Duration) -> Result<(i16, R::Response)> {
+    pub async fn send_timeout<R: Request>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<(i16, R::Response)> {
         let v = self.version_for::<R>()?;
         let resp = self.send_at(req, v, timeout).await?;
         Ok((v, resp))
@@ -235,12 +273,21 @@ impl Connection {
         let mut bytes = BytesMut::new();
         codec::encode_request(&mut bytes, id, Some(&self.config.client_id), v, req)?;
         self.tx
-            .send(Outgoing { bytes, correlation_id: id, reply: None })
+            .send(Outgoing {
+                bytes,
+                correlation_id: id,
+                reply: None,
+            })
             .await
             .map_err(|_| lost(&self.addr, "connection closed"))
     }
 
-    async fn send_at<R: Request>(&self, req: &R, version: i16, timeout: Duration) -> Result<R::Response> {
+    async fn send_at<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
         if !self.is_alive() {
             return Err(lost(&self.addr, "connection closed"));
         }
@@ -249,7 +296,11 @@ impl Connection {
         codec::encode_request(&mut bytes, id, Some(&self.config.client_id), version, req)?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Outgoing { bytes, correlation_id: id, reply: Some(reply) })
+            .send(Outgoing {
+                bytes,
+                correlation_id: id,
+                reply: Some(reply),
+            })
             .await
             .map_err(|_| lost(&self.addr, "connection closed"))?;
         let frame = match tokio::time::timeout(timeout, rx).await {
@@ -257,7 +308,10 @@ impl Connection {
             Ok(Err(_)) => return Err(lost(&self.addr, "connection closed")),
             Err(_) => {
                 self.pending.lock().expect("pending lock").remove(&id);
-                return Err(Error::Timeout { what: format!("api {} response from {}", R::KEY, self.addr), after: timeout });
+                return Err(Error::Timeout {
+                    what: format!("api {} response from {}", R::KEY, self.addr),
+                    after: timeout,
+                });
             }
         };
         let (_, resp) = codec::decode_response::<R>(frame, version)?;

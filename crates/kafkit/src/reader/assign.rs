@@ -94,10 +94,16 @@ pub fn range_assign(
     members: &[(String, Vec<String>)],
     partitions: &BTreeMap<String, i32>,
 ) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
-    let mut out: BTreeMap<String, BTreeMap<String, Vec<i32>>> =
-        members.iter().map(|(m, _)| (m.clone(), BTreeMap::new())).collect();
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<i32>>> = members
+        .iter()
+        .map(|(m, _)| (m.clone(), BTreeMap::new()))
+        .collect();
     for (topic, &n) in partitions {
-        let mut subs: Vec<&String> = members.iter().filter(|(_, ts)| ts.contains(topic)).map(|(m, _)| m).collect();
+        let mut subs: Vec<&String> = members
+            .iter()
+            .filter(|(_, ts)| ts.contains(topic))
+            .map(|(m, _)| m)
+            .collect();
         subs.sort();
         if subs.is_empty() {
             continue;
@@ -108,7 +114,9 @@ pub fn range_assign(
         for (i, m) in subs.iter().enumerate() {
             let count = per + i32::from((i as i32) < extra);
             if count > 0 {
-                out.get_mut(*m).expect("member").insert(topic.clone(), (next..next + count).collect());
+                out.get_mut(*m)
+                    .expect("member")
+                    .insert(topic.clone(), (next..next + count).collect());
             }
             next += count;
         }
@@ -122,7 +130,10 @@ mod tests {
 
     #[test]
     fn range_like_java() {
-        let members = vec![("b".to_string(), vec!["t".to_string()]), ("a".to_string(), vec!["t".to_string()])];
+        let members = vec![
+            ("b".to_string(), vec!["t".to_string()]),
+            ("a".to_string(), vec!["t".to_string()]),
+        ];
         let parts = BTreeMap::from([("t".to_string(), 5)]);
         let a = range_assign(&members, &parts);
         assert_eq!(a["a"]["t"], vec![0, 1, 2]);

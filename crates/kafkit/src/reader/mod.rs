@@ -31,7 +31,9 @@ use kafkit_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafkit_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafkit_protocol::messages::leave_group_request::MemberIdentity;
 use kafkit_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafkit_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafkit_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafkit_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafkit_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafkit_protocol::messages::*;
@@ -55,6 +57,8 @@ struct Session {
     conn: Option<Arc<Connection>>,
     generation: i32,
     member_id: String,
+    /// Partitions being fetched, with the offset fetching started at.
+    assignment: BTreeMap<i32, i64>,
 }
 
 struct Shared {
@@ -95,7 +99,10 @@ pub struct Reader {
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("topic", &self.shared.config.topic).field("group_id", &self.shared.config.group_id).finish()
+        f.debug_struct("Reader")
+            .field("topic", &self.shared.config.topic)
+            .field("group_id", &self.shared.config.group_id)
+            .finish()
     }
 }
 
@@ -169,10 +176,24 @@ impl Reader {
         *e = (*e).max(m.offset + 1);
     }
 
+    /// Partitions currently assigned to this reader and the offsets their fetchers started at
+    /// (empty while joining or rebalancing).
+    pub fn assignment(&self) -> BTreeMap<i32, i64> {
+        self.shared
+            .session
+            .lock()
+            .expect("session lock")
+            .assignment
+            .clone()
+    }
+
     /// Commits these messages (offset + 1 for each partition's latest) and waits for the answer.
     pub async fn commit_messages(&self, messages: &[Message]) -> Result<()> {
         if self.shared.config.group_id.is_none() {
-            return Err(Error::config("group_id", "commit_messages needs a consumer group"));
+            return Err(Error::config(
+                "group_id",
+                "commit_messages needs a consumer group",
+            ));
         }
         for m in messages {
             self.mark(m);
@@ -189,7 +210,10 @@ impl Reader {
         let _ = self.close_tx.send(true);
         let task = self.task.lock().expect("task lock").take();
         if let Some(mut t) = task {
-            if tokio::time::timeout(Duration::from_secs(10), &mut t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), &mut t)
+                .await
+                .is_err()
+            {
                 t.abort();
             }
         }
@@ -203,8 +227,11 @@ fn now_ms_to_time(ms: i64) -> Option<SystemTime> {
 
 /// Commits `processed` with the current group session.
 async fn commit_processed(shared: &Shared) -> Result<()> {
-    let Some(group) = shared.config.group_id.clone() else { return Ok(()) };
-    let offsets: BTreeMap<i32, i64> = std::mem::take(&mut *shared.processed.lock().expect("processed lock"));
+    let Some(group) = shared.config.group_id.clone() else {
+        return Ok(());
+    };
+    let offsets: BTreeMap<i32, i64> =
+        std::mem::take(&mut *shared.processed.lock().expect("processed lock"));
     if offsets.is_empty() {
         return Ok(());
     }
@@ -221,24 +248,29 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
     };
     let Some(conn) = conn else {
         restore(shared, &offsets);
-        return Err(Error::kafka(27, format!("commit for group {group}: not a member right now")));
+        return Err(Error::kafka(
+            27,
+            format!("commit for group {group}: not a member right now"),
+        ));
     };
     let topic = &shared.config.topic;
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(str_bytes(&group)))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(str_bytes(&member_id))
-        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(
-            offsets
-                .iter()
-                .map(|(p, o)| {
-                    OffsetCommitRequestPartition::default()
-                        .with_partition_index(*p)
-                        .with_committed_offset(*o)
-                        .with_committed_metadata(Some(str_bytes("")))
-                })
-                .collect(),
-        )]);
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                offsets
+                    .iter()
+                    .map(|(p, o)| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(*o)
+                            .with_committed_metadata(Some(str_bytes("")))
+                    })
+                    .collect(),
+            )]);
     let resp = match conn.send(&req).await {
         Ok((_, r)) => r,
         Err(e) => {
@@ -249,7 +281,10 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
     for t in &resp.topics {
         for p in &t.partitions {
             if p.error_code != 0 {
-                let e = Error::kafka(p.error_code, format!("commit {topic}/{} for group {group}", p.partition_index));
+                let e = Error::kafka(
+                    p.error_code,
+                    format!("commit {topic}/{} for group {group}", p.partition_index),
+                );
                 if e.is_retriable() {
                     restore(shared, &offsets);
                 }
@@ -257,30 +292,50 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
             }
         }
     }
-    let list: Vec<String> = offsets.iter().map(|(p, o)| format!("partition {p}: {o}")).collect();
+    let list: Vec<String> = offsets
+        .iter()
+        .map(|(p, o)| format!("partition {p}: {o}"))
+        .collect();
     tracing::info!(target: "kafkit::reader", "committed offsets for group {group}: topic: {topic} {}", list.join(", "));
     Ok(())
 }
 
-async fn list_offset(client: &ClusterClient, topic: &str, partition: i32, start: StartOffset) -> Result<i64> {
+async fn list_offset(
+    client: &ClusterClient,
+    topic: &str,
+    partition: i32,
+    start: StartOffset,
+) -> Result<i64> {
     let ts = match start {
         StartOffset::First => -2,
         StartOffset::Last => -1,
     };
     let addr = client.leader_addr(topic, partition).await?;
     let conn = client.conn(&addr).await?;
-    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(topic_name(topic))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(ts)])]);
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(ts)])]);
     let (_, resp) = conn.send(&req).await?;
     let p = resp
         .topics
         .first()
         .and_then(|t| t.partitions.first())
-        .ok_or_else(|| Error::kafka(-1, format!("empty ListOffsets answer for {topic}/{partition}")))?;
+        .ok_or_else(|| {
+            Error::kafka(
+                -1,
+                format!("empty ListOffsets answer for {topic}/{partition}"),
+            )
+        })?;
     if p.error_code != 0 {
         client.invalidate(topic);
-        return Err(Error::kafka(p.error_code, format!("ListOffsets {topic}/{partition}")));
+        return Err(Error::kafka(
+            p.error_code,
+            format!("ListOffsets {topic}/{partition}"),
+        ));
     }
     Ok(p.offset)
 }
@@ -302,7 +357,10 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                 continue;
             }
         };
-        if conn.as_ref().is_none_or(|c| c.addr() != addr || !c.is_alive()) {
+        if conn
+            .as_ref()
+            .is_none_or(|c| c.addr() != addr || !c.is_alive())
+        {
             match shared.client.dedicated(&addr).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
@@ -320,11 +378,16 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
             .with_max_wait_ms(cfg.max_wait.as_millis() as i32)
             .with_min_bytes(cfg.min_bytes as i32)
             .with_max_bytes(cfg.max_bytes as i32)
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(cfg.max_bytes as i32)])]);
-        let resp = match c.send_timeout(&req, cfg.max_wait + Duration::from_secs(30)).await {
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(cfg.max_bytes as i32)])]);
+        let resp = match c
+            .send_timeout(&req, cfg.max_wait + Duration::from_secs(30))
+            .await
+        {
             Ok((_, r)) => r,
             Err(e) => {
                 tracing::debug!(target: "kafkit::reader", topic = %topic, partition, error = %e, "fetch failed; retrying");
@@ -335,7 +398,12 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                 continue;
             }
         };
-        let Some(pd) = resp.responses.into_iter().next().and_then(|t| t.partitions.into_iter().next()) else {
+        let Some(pd) = resp
+            .responses
+            .into_iter()
+            .next()
+            .and_then(|t| t.partitions.into_iter().next())
+        else {
             continue;
         };
         match pd.error_code {
@@ -380,7 +448,14 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                 offset: r.offset,
                 key: r.key,
                 value: r.value,
-                headers: r.headers.into_iter().map(|(k, v)| Header { key: k.to_string(), value: v }).collect(),
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| Header {
+                        key: k.to_string(),
+                        value: v,
+                    })
+                    .collect(),
                 time: now_ms_to_time(r.timestamp),
             };
             if shared.tx.send(Fetched { epoch, msg }).await.is_err() {
@@ -448,18 +523,27 @@ async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
     if let (Some(conn), false) = (conn, member_id.is_empty()) {
         let mut req = LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&group)));
         match conn.version_for::<LeaveGroupRequest>() {
-            Ok(v) if v >= 3 => req.members = vec![MemberIdentity::default().with_member_id(str_bytes(&member_id))],
+            Ok(v) if v >= 3 => {
+                req.members = vec![MemberIdentity::default().with_member_id(str_bytes(&member_id))]
+            }
             _ => req.member_id = str_bytes(&member_id),
         }
         match tokio::time::timeout(Duration::from_secs(5), conn.send(&req)).await {
-            Ok(Ok(_)) => tracing::info!(target: "kafkit::reader", "left group {group} as member {member_id}"),
-            other => tracing::warn!(target: "kafkit::reader", group = %group, "leaving group failed: {:?}", other.map(|r| r.err())),
+            Ok(Ok(_)) => {
+                tracing::info!(target: "kafkit::reader", "left group {group} as member {member_id}")
+            }
+            other => {
+                tracing::warn!(target: "kafkit::reader", group = %group, "leaving group failed: {:?}", other.map(|r| r.err()))
+            }
         }
     }
 }
 
 /// Waits for `fut` unless the reader is closed first.
-async fn unless_closed<T>(close: &mut watch::Receiver<bool>, fut: impl std::future::Future<Output = T>) -> Option<T> {
+async fn unless_closed<T>(
+    close: &mut watch::Receiver<bool>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
     if *close.borrow() {
         return None;
     }
@@ -470,11 +554,20 @@ async fn unless_closed<T>(close: &mut watch::Receiver<bool>, fut: impl std::futu
 }
 
 /// One generation: join, sync, fetch until a rebalance or close.
-async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, close: &mut watch::Receiver<bool>) -> Result<Outcome> {
+async fn generation(
+    shared: &Arc<Shared>,
+    group: &str,
+    member_id: &mut String,
+    close: &mut watch::Receiver<bool>,
+) -> Result<Outcome> {
     let cfg = &shared.config;
-    let Some(addr) = unless_closed(close, shared.client.coordinator(group)).await else { return Ok(Outcome::Closed) };
+    let Some(addr) = unless_closed(close, shared.client.coordinator(group)).await else {
+        return Ok(Outcome::Closed);
+    };
     let addr = addr?;
-    let Some(conn) = unless_closed(close, shared.client.dedicated(&addr)).await else { return Ok(Outcome::Closed) };
+    let Some(conn) = unless_closed(close, shared.client.dedicated(&addr)).await else {
+        return Ok(Outcome::Closed);
+    };
     let conn = Arc::new(conn?);
     let topics = vec![cfg.topic.clone()];
 
@@ -492,7 +585,9 @@ async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, c
             req.rebalance_timeout_ms = cfg.rebalance_timeout.as_millis() as i32;
         }
         let wait = cfg.rebalance_timeout + cfg.session_timeout;
-        let Some(r) = unless_closed(close, conn.send_timeout(&req, wait)).await else { return Ok(Outcome::Closed) };
+        let Some(r) = unless_closed(close, conn.send_timeout(&req, wait)).await else {
+            return Ok(Outcome::Closed);
+        };
         let (_, resp) = r?;
         match resp.error_code {
             0 => break resp,
@@ -525,12 +620,19 @@ async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, c
         shared.client.refresh(&all_topics).await?;
         let mut partitions = BTreeMap::new();
         for t in &all_topics {
-            partitions.insert(t.clone(), shared.client.topic(t).await?.leaders.len() as i32);
+            partitions.insert(
+                t.clone(),
+                shared.client.topic(t).await?.leaders.len() as i32,
+            );
         }
         tracing::info!(target: "kafkit::reader", "using 'range' balancer to assign group, {group}");
         for (m, a) in assign::range_assign(&members, &partitions) {
             tracing::info!(target: "kafkit::reader", "assigned member/topic/partitions {m}/{a:?}");
-            assignments.push(SyncGroupRequestAssignment::default().with_member_id(str_bytes(&m)).with_assignment(assign::encode_assignment(&a)));
+            assignments.push(
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(str_bytes(&m))
+                    .with_assignment(assign::encode_assignment(&a)),
+            );
         }
     }
     let req = SyncGroupRequest::default()
@@ -538,7 +640,12 @@ async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, c
         .with_generation_id(generation_id)
         .with_member_id(str_bytes(member_id))
         .with_assignments(assignments);
-    let Some(r) = unless_closed(close, conn.send_timeout(&req, cfg.rebalance_timeout + cfg.session_timeout)).await else {
+    let Some(r) = unless_closed(
+        close,
+        conn.send_timeout(&req, cfg.rebalance_timeout + cfg.session_timeout),
+    )
+    .await
+    else {
         return Ok(Outcome::Closed);
     };
     let (_, sync) = r?;
@@ -567,15 +674,23 @@ async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, c
     if !mine.is_empty() {
         let req = OffsetFetchRequest::default()
             .with_group_id(GroupId(str_bytes(group)))
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default().with_name(topic_name(&cfg.topic)).with_partition_indexes(mine.clone())]));
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(topic_name(&cfg.topic))
+                .with_partition_indexes(mine.clone())]));
         let (_, resp) = conn.send(&req).await?;
         if resp.error_code != 0 {
-            return Err(Error::kafka(resp.error_code, format!("OffsetFetch {group}")));
+            return Err(Error::kafka(
+                resp.error_code,
+                format!("OffsetFetch {group}"),
+            ));
         }
         for t in &resp.topics {
             for p in &t.partitions {
                 if p.error_code != 0 {
-                    return Err(Error::kafka(p.error_code, format!("OffsetFetch {group} {}/{}", cfg.topic, p.partition_index)));
+                    return Err(Error::kafka(
+                        p.error_code,
+                        format!("OffsetFetch {group} {}/{}", cfg.topic, p.partition_index),
+                    ));
                 }
                 if p.committed_offset >= 0 {
                     starts.insert(p.partition_index, p.committed_offset);
@@ -592,6 +707,8 @@ async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, c
 
     // Fetch and heartbeat until something changes.
     let epoch = shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+    shared.session.lock().expect("session lock").assignment =
+        starts.iter().map(|(p, o)| (*p, *o)).collect();
     let mut fetchers = JoinSet::new();
     for (&p, &o) in &starts {
         fetchers.spawn(fetcher(shared.clone(), p, o, epoch));
@@ -627,6 +744,12 @@ async fn generation(shared: &Arc<Shared>, group: &str, member_id: &mut String, c
     };
     // Revoke: nothing from this assignment is delivered after this point.
     shared.epoch.fetch_add(1, Ordering::AcqRel);
+    shared
+        .session
+        .lock()
+        .expect("session lock")
+        .assignment
+        .clear();
     fetchers.abort_all();
     while fetchers.join_next().await.is_some() {}
     if !matches!(outcome, Ok(Outcome::Closed)) {

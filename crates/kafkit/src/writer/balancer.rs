@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use crate::Message;
 
+/// A user partitioner: `(message, partition count) -> partition`.
+pub type PartitionFn = Arc<dyn Fn(&Message, usize) -> usize + Send + Sync>;
+
 /// How the writer picks a partition.
 #[derive(Clone, Default)]
 pub enum Balancer {
@@ -15,7 +18,7 @@ pub enum Balancer {
     /// Every message round robin, key or not.
     RoundRobin,
     /// A user function: `(message, partition count) -> partition`.
-    Custom(Arc<dyn Fn(&Message, usize) -> usize + Send + Sync>),
+    Custom(PartitionFn),
 }
 
 impl std::fmt::Debug for Balancer {
@@ -37,7 +40,10 @@ pub(crate) struct Partitioner {
 
 impl Partitioner {
     pub(crate) fn new(balancer: Balancer) -> Self {
-        Self { balancer, counter: AtomicUsize::new(0) }
+        Self {
+            balancer,
+            counter: AtomicUsize::new(0),
+        }
     }
 
     pub(crate) fn partition(&self, msg: &Message, partitions: usize) -> usize {
@@ -98,7 +104,10 @@ mod tests {
             ("foobar", -790332482),
             ("a-little-bit-long-string", -985981536),
             ("a-little-bit-longer-string", -1486304829),
-            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             ("abc", 479470107),
         ];
         for (s, want) in cases {

@@ -71,7 +71,9 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("topic", &self.shared.config.topic).finish()
+        f.debug_struct("Writer")
+            .field("topic", &self.shared.config.topic)
+            .finish()
     }
 }
 
@@ -97,7 +99,11 @@ impl Writer {
         );
         let partitioner = Partitioner::new(config.balancer.clone());
         Ok(Self {
-            shared: Arc::new(Shared { config, client, partitioner }),
+            shared: Arc::new(Shared {
+                config,
+                client,
+                partitioner,
+            }),
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         })
@@ -117,7 +123,11 @@ impl Writer {
             .clone()
     }
 
-    async fn enqueue(&self, mut messages: Vec<Message>, sync: bool) -> Result<Vec<(Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>)>> {
+    async fn enqueue(
+        &self,
+        mut messages: Vec<Message>,
+        sync: bool,
+    ) -> Result<Vec<(Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>)>> {
         let topic = &self.shared.config.topic;
         let meta = self.shared.client.topic(topic).await?;
         let n = meta.leaders.len();
@@ -134,7 +144,11 @@ impl Writer {
         for (p, (idx, msgs)) in by_partition {
             let (tx, rx) = oneshot::channel();
             self.sender(p)
-                .send(Item { messages: msgs, sync, done: Some(tx) })
+                .send(Item {
+                    messages: msgs,
+                    sync,
+                    done: Some(tx),
+                })
                 .await
                 .map_err(|_| Error::Closed)?;
             waits.push((idx, rx));
@@ -151,7 +165,10 @@ impl Writer {
         }
         for m in &messages {
             if m.size() + 64 > self.shared.config.batch_bytes {
-                return Err(Error::MessageTooLarge { size: m.size(), limit: self.shared.config.batch_bytes });
+                return Err(Error::MessageTooLarge {
+                    size: m.size(),
+                    limit: self.shared.config.batch_bytes,
+                });
             }
         }
         let waits = self.enqueue(messages, true).await?;
@@ -217,8 +234,12 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
         let n = count(&items);
         let result = send_with_retries(&shared, partition, &items).await;
         match &result {
-            Ok(base) => tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages"),
-            Err(e) => tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, error = %e, "write failed"),
+            Ok(base) => {
+                tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages")
+            }
+            Err(e) => {
+                tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, error = %e, "write failed")
+            }
         }
         let result = result.map_err(Arc::new);
         for mut i in items {
@@ -242,7 +263,9 @@ fn build_records(cfg: &WriterConfig, items: &[Item]) -> Result<Vec<Bytes>> {
     };
     for m in items.iter().flat_map(|i| &i.messages) {
         let size = m.size() + 32;
-        if !current.is_empty() && (current.len() >= cfg.batch_size || bytes + size > cfg.batch_bytes) {
+        if !current.is_empty()
+            && (current.len() >= cfg.batch_size || bytes + size > cfg.batch_bytes)
+        {
             flush(&mut current, &mut batches)?;
             bytes = 0;
         }
@@ -309,7 +332,9 @@ async fn produce_once(shared: &Shared, partition: i32, records: Bytes) -> Result
         .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(topic_name(&cfg.topic))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))])]);
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])]);
     if cfg.required_acks == RequiredAcks::None {
         conn.send_no_response(&req).await?;
         return Ok(-1);
@@ -319,9 +344,17 @@ async fn produce_once(shared: &Shared, partition: i32, records: Bytes) -> Result
         .responses
         .first()
         .and_then(|t| t.partition_responses.first())
-        .ok_or_else(|| Error::kafka(-1, format!("empty produce response for {}/{partition}", cfg.topic)))?;
+        .ok_or_else(|| {
+            Error::kafka(
+                -1,
+                format!("empty produce response for {}/{partition}", cfg.topic),
+            )
+        })?;
     if p.error_code != 0 {
-        return Err(Error::kafka(p.error_code, format!("produce to {}/{partition}", cfg.topic)));
+        return Err(Error::kafka(
+            p.error_code,
+            format!("produce to {}/{partition}", cfg.topic),
+        ));
     }
     Ok(p.base_offset)
 }

@@ -1,0 +1,194 @@
+//! The embedded broker at the protocol level: Fetch long-poll semantics, max_bytes, and bad
+//! input (malformed frames, unknown APIs) closing only the offending connection.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use kafkit::conn::{ConnConfig, Connection};
+use kafkit::{Message, Writer};
+use kafkit_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafkit_protocol::messages::{BrokerId, FetchRequest, MetadataRequest};
+use kafkit_protocol::topic_name;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn conn_config() -> ConnConfig {
+    ConnConfig {
+        client_id: "test".into(),
+        dial_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+fn fetch(
+    topic: &str,
+    offset: i64,
+    min_bytes: i32,
+    max_bytes: i32,
+    max_wait_ms: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])])
+}
+
+async fn leader_conn(c: &kafkit_broker::Cluster, topic: &str) -> Connection {
+    let leader = c.partitions(topic).unwrap()[0].0;
+    let addr = &c.addrs()[(leader - 1) as usize];
+    Connection::connect(addr, conn_config()).await.unwrap()
+}
+
+fn records_len(resp: &kafkit_protocol::messages::FetchResponse) -> usize {
+    resp.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len())
+}
+
+#[tokio::test]
+async fn fetch_waits_max_wait_when_min_bytes_not_reached() {
+    let c = cluster().await;
+    c.create_topic("poll", 1).unwrap();
+    let conn = leader_conn(&c, "poll").await;
+    let w = Writer::new(writer_config(&c, "poll")).unwrap();
+    w.write_messages(vec![Message::value("small")])
+        .await
+        .unwrap();
+
+    // One small record is there, but min_bytes asks for far more: the answer comes after max_wait.
+    let t = Instant::now();
+    let (_, resp) = conn
+        .send(&fetch("poll", 0, 100_000, 1_000_000, 600))
+        .await
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(590),
+        "answered after {took:?}, before max_wait"
+    );
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert!(
+        records_len(&resp) > 0,
+        "what is available is returned at max_wait"
+    );
+
+    // Waiting at the log end: the answer comes as soon as enough bytes arrive, long before max_wait.
+    let end = c.partitions("poll").unwrap()[0].1;
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.write_messages(vec![Message::value("x".repeat(200))])
+            .await
+            .unwrap();
+    };
+    let req = fetch("poll", end, 100, 1_000_000, 10_000);
+    let t = Instant::now();
+    let (r, ()) = tokio::join!(conn.send(&req), writer);
+    let took = t.elapsed();
+    let (_, resp) = r.unwrap();
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+    assert!(records_len(&resp) >= 200);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_respects_max_bytes_but_returns_one_oversized_batch() {
+    let c = cluster().await;
+    c.create_topic("limits", 1).unwrap();
+    let w = Writer::new(writer_config(&c, "limits")).unwrap();
+    for i in 0..3 {
+        w.write_messages(vec![Message::value(format!("{i}").repeat(500))])
+            .await
+            .unwrap();
+    }
+    let conn = leader_conn(&c, "limits").await;
+    let (_, all) = conn
+        .send(&fetch("limits", 0, 1, 1_000_000, 0))
+        .await
+        .unwrap();
+    let total = records_len(&all);
+    let one = total / 3;
+    assert!(total > 1500 && total % 3 == 0, "{total}");
+    let (_, two) = conn
+        .send(&fetch("limits", 0, 1, (one * 2 + one / 2) as i32, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        records_len(&two),
+        one * 2,
+        "whole batches only, within max_bytes"
+    );
+    let (_, tiny) = conn.send(&fetch("limits", 0, 1, 10, 0)).await.unwrap();
+    assert_eq!(
+        records_len(&tiny),
+        one,
+        "a batch bigger than max_bytes still comes back alone"
+    );
+    // Out of range.
+    let (_, oor) = conn.send(&fetch("limits", 99, 1, 1000, 0)).await.unwrap();
+    assert_eq!(oor.responses[0].partitions[0].error_code, 1);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_to_a_non_leader_are_refused() {
+    let c = cluster().await;
+    c.create_topic("leaders", 1).unwrap();
+    let leader = c.partitions("leaders").unwrap()[0].0;
+    let other = &c.addrs()[(leader % 3) as usize];
+    let conn = Connection::connect(other, conn_config()).await.unwrap();
+    let (_, resp) = conn.send(&fetch("leaders", 0, 1, 1000, 0)).await.unwrap();
+    assert_eq!(
+        resp.responses[0].partitions[0].error_code, 6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_close_only_that_connection() {
+    let c = cluster().await;
+    let addr = c.addrs()[0].clone();
+    // An absurd frame size.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&i32::MAX.to_be_bytes()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = within(5, "close after oversized frame", s.read(&mut buf))
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0, "connection closed");
+    // An unknown API key.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut frame = vec![0, 0, 0, 10];
+    frame.extend_from_slice(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+    s.write_all(&frame).await.unwrap();
+    let n = within(5, "close after unknown api", s.read(&mut buf))
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // Garbage body for a known API (Metadata v9).
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut frame = vec![0, 0, 0, 12];
+    frame.extend_from_slice(&[0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+    s.write_all(&frame).await.unwrap();
+    let n = within(5, "close after garbage", s.read(&mut buf))
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // The broker still serves everyone else.
+    let conn = Connection::connect(&addr, conn_config()).await.unwrap();
+    let (_, md) = conn.send(&MetadataRequest::default()).await.unwrap();
+    assert_eq!(md.brokers.len(), 3);
+    c.shutdown().await;
+}

@@ -1,0 +1,42 @@
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kafkit::{ReaderConfig, WriterConfig};
+use kafkit_broker::Cluster;
+
+pub async fn cluster() -> Cluster {
+    Cluster::builder()
+        .brokers(3)
+        .start()
+        .await
+        .expect("cluster starts")
+}
+
+pub fn writer_config(c: &Cluster, topic: &str) -> WriterConfig {
+    WriterConfig {
+        brokers: c.addrs(),
+        topic: topic.into(),
+        ..Default::default()
+    }
+}
+
+pub fn reader_config(c: &Cluster, topic: &str, group: Option<&str>) -> ReaderConfig {
+    ReaderConfig {
+        brokers: c.addrs(),
+        topic: topic.into(),
+        group_id: group.map(Into::into),
+        max_wait: Duration::from_millis(500),
+        heartbeat_interval: Duration::from_millis(300),
+        session_timeout: Duration::from_secs(6),
+        rebalance_timeout: Duration::from_secs(6),
+        ..Default::default()
+    }
+}
+
+/// Runs `f` with a timeout so a hang fails the test instead of stalling CI.
+pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
+}
