@@ -27,3 +27,8 @@ pub use message::{Header, Message};
 pub use reader::Reader;
 pub use writer::balancer::Balancer;
 pub use writer::Writer;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
