@@ -13,66 +13,42 @@ fn field_of(e: Error) -> &'static str {
     }
 }
 
-#[test]
-fn bad_writer_config_names_the_field() {
-    let ok = WriterConfig {
+fn writer_field(change: impl FnOnce(&mut WriterConfig)) -> &'static str {
+    let mut c = WriterConfig {
         brokers: vec!["localhost:9093".into()],
         topic: "t".into(),
         ..Default::default()
     };
+    change(&mut c);
+    field_of(Writer::new(c).unwrap_err())
+}
+
+fn reader_field(change: impl FnOnce(&mut ReaderConfig)) -> &'static str {
+    let mut c = ReaderConfig {
+        brokers: vec!["localhost:9093".into()],
+        topic: "t".into(),
+        ..Default::default()
+    };
+    change(&mut c);
+    field_of(Reader::new(c).unwrap_err())
+}
+
+#[test]
+fn bad_writer_config_names_the_field() {
+    assert_eq!(writer_field(|c| c.brokers.clear()), "brokers");
     assert_eq!(
-        field_of(
-            Writer::new(WriterConfig {
-                brokers: vec![],
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
+        writer_field(|c| c.brokers = vec!["nohostport".into()]),
         "brokers"
     );
-    assert_eq!(
-        field_of(
-            Writer::new(WriterConfig {
-                brokers: vec!["nohostport".into()],
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
-        "brokers"
-    );
-    assert_eq!(
-        field_of(
-            Writer::new(WriterConfig {
-                topic: String::new(),
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
-        "topic"
-    );
-    assert_eq!(
-        field_of(
-            Writer::new(WriterConfig {
-                topic: "bad topic!".into(),
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
-        "topic"
-    );
-    assert_eq!(
-        field_of(
-            Writer::new(WriterConfig {
-                batch_size: 0,
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
-        "batch_size"
-    );
+    assert_eq!(writer_field(|c| c.topic.clear()), "topic");
+    assert_eq!(writer_field(|c| c.topic = "bad topic!".into()), "topic");
+    assert_eq!(writer_field(|c| c.batch_size = 0), "batch_size");
+    assert_eq!(writer_field(|c| c.max_attempts = 0), "max_attempts");
     let msg = Writer::new(WriterConfig {
+        brokers: vec!["h:1".into()],
+        topic: "t".into(),
         batch_size: 0,
-        ..ok
+        ..Default::default()
     })
     .unwrap_err()
     .to_string();
@@ -85,61 +61,23 @@ fn bad_writer_config_names_the_field() {
 
 #[tokio::test]
 async fn bad_reader_config_names_the_field() {
-    let ok = ReaderConfig {
-        brokers: vec!["localhost:9093".into()],
-        topic: "t".into(),
-        ..Default::default()
-    };
+    assert_eq!(reader_field(|c| c.brokers.clear()), "brokers");
+    assert_eq!(reader_field(|c| c.topic.clear()), "topic");
     assert_eq!(
-        field_of(
-            Reader::new(ReaderConfig {
-                brokers: vec![],
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
-        "brokers"
-    );
-    assert_eq!(
-        field_of(
-            Reader::new(ReaderConfig {
-                topic: String::new(),
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
-        "topic"
-    );
-    assert_eq!(
-        field_of(
-            Reader::new(ReaderConfig {
-                min_bytes: 10,
-                max_bytes: 5,
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
+        reader_field(|c| {
+            c.min_bytes = 10;
+            c.max_bytes = 5
+        }),
         "min_bytes"
     );
     assert_eq!(
-        field_of(
-            Reader::new(ReaderConfig {
-                group_id: Some(String::new()),
-                ..ok.clone()
-            })
-            .unwrap_err()
-        ),
+        reader_field(|c| c.group_id = Some(String::new())),
         "group_id"
     );
+    assert_eq!(reader_field(|c| c.queue_capacity = 0), "queue_capacity");
     assert_eq!(
-        field_of(
-            Reader::new(ReaderConfig {
-                queue_capacity: 0,
-                ..ok
-            })
-            .unwrap_err()
-        ),
-        "queue_capacity"
+        reader_field(|c| c.heartbeat_interval = c.session_timeout),
+        "heartbeat_interval"
     );
 }
 
