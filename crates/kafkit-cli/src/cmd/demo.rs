@@ -116,6 +116,12 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let count = a.count;
     let interval = a.interval;
     let produce = async {
+        // Start writing once the consumer holds its partitions, so `--start-offset last` sees
+        // every message this run writes (bounded wait: the group may give this member nothing).
+        let joined = tokio::time::Instant::now() + Duration::from_secs(30);
+        while reader.assignment().is_empty() && tokio::time::Instant::now() < joined {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut i: u64 = 0;
         while count.is_none_or(|c| i < c) {
             writer
