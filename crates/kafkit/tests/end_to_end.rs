@@ -228,3 +228,32 @@ async fn reader_without_group_reads_one_partition() {
     r.close().await.unwrap();
     c.shutdown().await;
 }
+
+/// kafka-go #326/#1180: a synchronous write must not wait out `batch_timeout` for a batch that
+/// cannot fill. 20 one-message writes with a 5 s batch_timeout finish far below one timeout.
+#[tokio::test]
+async fn sync_write_does_not_wait_for_batch_timeout() {
+    let c = cluster().await;
+    c.create_topic("linger", 3).unwrap();
+    let w = Writer::new(kafkit::WriterConfig {
+        batch_timeout: Duration::from_secs(5),
+        ..writer_config(&c, "linger")
+    })
+    .unwrap();
+    w.write_messages(vec![Message::value("warm-up")])
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    for i in 0..20 {
+        w.write_messages(vec![Message::new(format!("k{i}"), "v")])
+            .await
+            .unwrap();
+    }
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "20 synchronous writes took {took:?}"
+    );
+    eprintln!("20 synchronous one-message writes (acks=all): {took:?}");
+    c.shutdown().await;
+}
