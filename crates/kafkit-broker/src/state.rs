@@ -1,7 +1,7 @@
 //! Shared state of the embedded cluster: brokers, topics, partitions, groups.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -331,8 +331,7 @@ impl ClusterState {
             return Err(CreateTopicError::InvalidReplicationFactor);
         }
         let mut topics = self.topics.write().expect("topics lock");
-        if let Some(t) = topics.get(name) {
-            let _ = t;
+        if topics.contains_key(name) {
             return Err(CreateTopicError::AlreadyExists);
         }
         let topic = self.build_topic(name, partitions, rf, uuid::Uuid::new_v4()).map_err(|e| {
@@ -396,9 +395,4 @@ impl ClusterState {
     pub fn token(&self) -> Token {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
-}
-
-/// True if `path` looks like a kafkit data directory.
-pub fn is_data_dir(path: &Path) -> bool {
-    path.join("FORMAT").exists()
 }

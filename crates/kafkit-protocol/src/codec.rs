@@ -7,7 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use crate::ProtocolError;
 
@@ -148,11 +148,6 @@ pub fn encode_response(
     let size = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
-}
-
-/// Version range of a message type, as a tuple.
-pub fn versions_of<M: Message>() -> (i16, i16) {
-    (M::VERSIONS.min, M::VERSIONS.max)
 }
 
 #[cfg(test)]

@@ -198,7 +198,6 @@ pub struct MemberInfo {
 pub struct Coordinator {
     groups: BTreeMap<String, Group>,
     initial_rebalance_delay: Duration,
-    next_member: u64,
 }
 
 impl Coordinator {
@@ -208,7 +207,6 @@ impl Coordinator {
         Self {
             groups: BTreeMap::new(),
             initial_rebalance_delay,
-            next_member: 0,
         }
     }
 
@@ -276,7 +274,6 @@ impl Coordinator {
             }
         }
         let member_id = if req.member_id.is_empty() {
-            self.next_member += 1;
             format!("{}-{}", req.client_id, uuid::Uuid::new_v4())
         } else if !group.members.contains_key(&req.member_id) {
             return vec![Action::Join(
