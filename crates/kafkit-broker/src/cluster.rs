@@ -75,6 +75,21 @@ impl ClusterBuilder {
         self.config.message_max_bytes = n;
         self
     }
+    /// Replication factor of auto-created topics (default: 3, or fewer brokers).
+    pub fn default_replication_factor(mut self, rf: i16) -> Self {
+        self.config.default_replication_factor = Some(rf);
+        self
+    }
+    /// `min.insync.replicas` for acks=-1 writes (default 1).
+    pub fn min_insync_replicas(mut self, n: usize) -> Self {
+        self.config.min_insync_replicas = n;
+        self
+    }
+    /// How long a follower may lag before it leaves the ISR (default 10 s).
+    pub fn replica_lag_time_max(mut self, d: Duration) -> Self {
+        self.config.replica_lag_time_max = d;
+        self
+    }
     /// Wait for more members when a group forms (default 0).
     pub fn group_initial_rebalance_delay(mut self, d: Duration) -> Self {
         self.config.group_initial_rebalance_delay = d;
@@ -130,6 +145,7 @@ impl ClusterBuilder {
         for (l, info) in listeners.into_iter().zip(&infos) {
             tasks.spawn(server::run(l, info.id, state.clone(), rx.clone()));
         }
+        tasks.spawn(crate::replication::run(state.clone(), rx.clone()));
         // Drives group timeouts (session expiry, rebalance deadlines).
         let ticker = state.clone();
         let mut trx = rx.clone();
@@ -196,35 +212,50 @@ impl Cluster {
         self.state.data_dir.clone()
     }
 
-    /// Creates a topic; an existing topic with the same name is an error.
+    /// Creates a topic with the default replication factor; an existing topic is an error.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
+        self.create_topic_with(name, partitions, -1)
+    }
+
+    /// Creates a topic with `replication_factor` replicas per partition (-1: the default).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<(), BrokerError> {
         self.state
-            .create_topic(name, partitions, 1, false)
+            .create_topic(name, partitions, replication_factor, false)
             .map(|_| ())
             .map_err(|e| BrokerError::Config(format!("topic {name}: {e:?}")))
     }
 
     /// Creates a topic unless it exists.
     pub fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
-        match self.state.create_topic(name, partitions, 1, false) {
+        match self.state.create_topic(name, partitions, -1, false) {
             Ok(_) | Err(crate::state::CreateTopicError::AlreadyExists) => Ok(()),
             Err(e) => Err(BrokerError::Config(format!("topic {name}: {e:?}"))),
         }
     }
 
-    /// Leader node id and log end offset of each partition of a topic.
+    /// Leader node id and high watermark of each partition of a topic.
     pub fn partitions(&self, topic: &str) -> Option<Vec<(i32, i64)>> {
         self.state.topic(topic).map(|t| {
             t.partitions
                 .iter()
                 .map(|p| {
-                    (
-                        p.leader.load(std::sync::atomic::Ordering::Relaxed),
-                        p.log.lock().expect("log lock").next_offset(),
-                    )
+                    let inner = p.lock();
+                    (inner.leader, inner.high_watermark)
                 })
                 .collect()
         })
+    }
+
+    /// The fault-injection handle.
+    pub fn control(&self) -> crate::control::Control {
+        crate::control::Control {
+            state: self.state.clone(),
+        }
     }
 
     /// Committed offset of a group for a partition.

@@ -17,17 +17,21 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet (issue 3): replication, legacy message formats, admin APIs beyond CreateTopics,
-//! fault injection.
+//! Partitions are replicated ([`replication`]): acks=-1 waits for the ISR, consumers read up
+//! to the high watermark, and [`control`] takes brokers down and up, moves leaders and injects
+//! errors. Not yet (issue 3): legacy message formats, admin APIs beyond CreateTopics.
 
 mod cluster;
+pub mod control;
 mod error;
 pub mod group;
 mod handler;
 pub mod log;
+pub mod replication;
 pub mod server;
 pub mod state;
 
 pub use cluster::{Cluster, ClusterBuilder};
+pub use control::Control;
 pub use error::BrokerError;
 pub use state::ClusterConfig;

@@ -41,6 +41,7 @@ pub async fn run(
         // Reap finished connection tasks so the set does not grow.
         while conns.try_join_next().is_some() {}
         match accepted {
+            Ok((stream, _)) if !cluster.is_alive(broker_id) => drop(stream), // taken down
             Ok((stream, peer)) => {
                 let ctx = Ctx {
                     broker_id,
@@ -73,6 +74,7 @@ async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
+    let mut down = ctx.cluster.down[(ctx.broker_id - 1) as usize].subscribe();
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(64 * 1024);
@@ -89,6 +91,7 @@ async fn serve(
                     Err(e) => return Err(e.to_string()),
                 },
                 _ = shutdown.changed() => return Ok(()),
+                _ = down.wait_for(|d| *d) => return Ok(()),
             }
         };
         let Some(RequestPeek {
@@ -125,6 +128,7 @@ async fn serve(
         let response = tokio::select! {
             r = handler::handle(ctx, &header, body) => r,
             _ = shutdown.changed() => return Ok(()),
+            _ = down.wait_for(|d| *d) => return Ok(()),
         };
         if let Some(body) = response {
             if let Err(e) =

@@ -1,12 +1,13 @@
 //! Shared state of the embedded cluster: brokers, topics, partitions, groups.
 
+use std::collections::HashSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 use crate::group::offsets::OffsetStore;
 use crate::group::{Action, Coordinator, JoinResult, SyncResult, Token};
@@ -34,6 +35,15 @@ pub struct ClusterConfig {
     pub group_initial_rebalance_delay: Duration,
     /// Most connections served at once per broker (default 1024).
     pub max_connections: usize,
+    /// Replication factor of auto-created topics and of `-1` in CreateTopics (default: 3, or
+    /// the number of brokers if fewer).
+    pub default_replication_factor: Option<i16>,
+    /// acks=-1 writes fail with NOT_ENOUGH_REPLICAS when fewer replicas are in sync (Kafka's
+    /// `min.insync.replicas`, default 1).
+    pub min_insync_replicas: usize,
+    /// A follower that has not caught up for this long leaves the ISR (Kafka's
+    /// `replica.lag.time.max.ms`; default 10 s).
+    pub replica_lag_time_max: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -46,6 +56,9 @@ impl Default for ClusterConfig {
             max_frame_bytes: kafkit_protocol::frame::DEFAULT_MAX_FRAME,
             group_initial_rebalance_delay: Duration::ZERO,
             max_connections: 1024,
+            default_replication_factor: None,
+            min_insync_replicas: 1,
+            replica_lag_time_max: Duration::from_secs(10),
         }
     }
 }
@@ -61,17 +74,70 @@ pub struct BrokerInfo {
     pub port: u16,
 }
 
-/// A partition: its leader and (on the leader) its log.
+/// Leadership, ISR, high watermark and the replica logs of one partition, under one lock.
+#[derive(Debug)]
+pub struct PartitionInner {
+    /// Leader node id, -1 while the partition is offline.
+    pub leader: i32,
+    /// Bumped at every leader change.
+    pub leader_epoch: i32,
+    /// In-sync replicas (the leader included).
+    pub isr: Vec<i32>,
+    /// Offset below which every ISR member has the records; consumers see only these.
+    pub high_watermark: i64,
+    /// Each replica's log, by node id.
+    pub logs: BTreeMap<i32, PartitionLog>,
+    /// When each follower was last fully caught up with the leader.
+    pub caught_up_at: HashMap<i32, Instant>,
+}
+
+impl PartitionInner {
+    /// The leader's log.
+    pub fn leader_log(&self) -> Option<&PartitionLog> {
+        self.logs.get(&self.leader)
+    }
+
+    /// The leader's log end offset.
+    pub fn log_end(&self) -> i64 {
+        self.leader_log().map_or(0, |l| l.next_offset())
+    }
+
+    /// Moves the high watermark to the lowest log end in the ISR. Returns true if it moved.
+    pub fn update_high_watermark(&mut self) -> bool {
+        let Some(min) = self
+            .isr
+            .iter()
+            .filter_map(|b| self.logs.get(b))
+            .map(|l| l.next_offset())
+            .min()
+        else {
+            return false;
+        };
+        if min > self.high_watermark {
+            self.high_watermark = min;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A partition: its replicas and their shared state.
 #[derive(Debug)]
 pub struct PartitionState {
     /// Partition index.
     pub index: i32,
-    /// Current leader node id.
-    pub leader: AtomicI32,
-    /// Leader epoch.
-    pub leader_epoch: AtomicI32,
-    /// The log.
-    pub log: Mutex<PartitionLog>,
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// Leadership, ISR and logs.
+    pub inner: Mutex<PartitionInner>,
+}
+
+impl PartitionState {
+    /// Locks the partition state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, PartitionInner> {
+        self.inner.lock().expect("partition lock")
+    }
 }
 
 /// A topic.
@@ -81,7 +147,7 @@ pub struct TopicState {
     pub name: String,
     /// Topic id.
     pub id: uuid::Uuid,
-    /// Replication factor requested at creation (replication itself: issue 3).
+    /// Replicas per partition.
     pub replication_factor: i16,
     /// Partitions.
     pub partitions: Vec<Arc<PartitionState>>,
@@ -140,8 +206,17 @@ pub struct ClusterState {
     pub topics: RwLock<BTreeMap<String, Arc<TopicState>>>,
     /// Group coordination and committed offsets.
     pub groups: Mutex<Groups>,
-    /// Signalled after every append (wakes long-polling fetches).
-    pub appended: Notify,
+    /// Signalled after appends and high watermark moves (wakes fetches, acks=-1 waits and the
+    /// replicator).
+    pub changed: Notify,
+    /// Which brokers are up (index: node id - 1).
+    pub alive: Vec<AtomicBool>,
+    /// Turns true while a broker is down: its connections close.
+    pub down: Vec<watch::Sender<bool>>,
+    /// Broker pairs between which replication is cut (smaller id first).
+    pub cut_links: Mutex<HashSet<(i32, i32)>>,
+    /// Injected faults.
+    pub faults: Mutex<crate::control::Faults>,
     /// Source of waiter tokens.
     pub next_token: AtomicU64,
 }
@@ -225,9 +300,13 @@ impl ClusterState {
             }),
             config,
             data_dir,
-            brokers,
             topics: RwLock::new(BTreeMap::new()),
-            appended: Notify::new(),
+            changed: Notify::new(),
+            alive: brokers.iter().map(|_| AtomicBool::new(true)).collect(),
+            down: brokers.iter().map(|_| watch::channel(false).0).collect(),
+            cut_links: Mutex::new(HashSet::new()),
+            faults: Mutex::new(Default::default()),
+            brokers,
             next_token: AtomicU64::new(1),
         };
         if let Ok(list) = std::fs::read_to_string(state.data_dir.join("topics")) {
@@ -265,17 +344,48 @@ impl ClusterState {
         id: uuid::Uuid,
     ) -> Result<TopicState, BrokerError> {
         let n = self.brokers.len() as i32;
-        // Spread leaders round-robin, starting at a per-topic offset as Kafka does.
+        // Spread leaders round-robin from a per-topic start, followers on the next brokers
+        // (Kafka's rack-unaware assignment, simplified). Deterministic, so not stored.
         let start = (java_string_hash(name) & 0x7fff_ffff) % n;
+        let now = Instant::now();
         let mut parts = Vec::new();
         for p in 0..partitions {
-            let leader = self.brokers[((start + p) % n) as usize].id;
-            let log = PartitionLog::open(&self.partition_dir(leader, name, p))?;
+            let replicas: Vec<i32> = (0..rf as i32)
+                .map(|k| self.brokers[((start + p + k) % n) as usize].id)
+                .collect();
+            let mut logs = BTreeMap::new();
+            for &r in &replicas {
+                logs.insert(r, PartitionLog::open(&self.partition_dir(r, name, p))?);
+            }
+            // After a restart the replica with the longest log leads; longer logs elsewhere
+            // cannot exist then, so nothing acknowledged is lost.
+            let leader = *replicas
+                .iter()
+                .max_by_key(|r| {
+                    (
+                        logs[r].next_offset(),
+                        std::cmp::Reverse(replicas.iter().position(|x| x == *r)),
+                    )
+                })
+                .expect("at least one replica");
+            let hw = replicas
+                .iter()
+                .map(|r| logs[r].next_offset())
+                .min()
+                .unwrap_or(0);
+            let mut inner = PartitionInner {
+                leader,
+                leader_epoch: 0,
+                isr: replicas.clone(),
+                high_watermark: hw,
+                logs,
+                caught_up_at: replicas.iter().map(|r| (*r, now)).collect(),
+            };
+            inner.update_high_watermark();
             parts.push(Arc::new(PartitionState {
                 index: p,
-                leader: AtomicI32::new(leader),
-                leader_epoch: AtomicI32::new(0),
-                log: Mutex::new(log),
+                replicas,
+                inner: Mutex::new(inner),
             }));
         }
         Ok(TopicState {
@@ -323,7 +433,11 @@ impl ClusterState {
         } else {
             partitions
         };
-        let rf = if rf == -1 { 1 } else { rf };
+        let rf = if rf == -1 {
+            self.default_replication_factor()
+        } else {
+            rf
+        };
         if !(1..=100_000).contains(&partitions) {
             return Err(CreateTopicError::InvalidPartitions);
         }
@@ -367,11 +481,48 @@ impl ClusterState {
         }
     }
 
+    /// Replication factor used when none is given.
+    pub fn default_replication_factor(&self) -> i16 {
+        self.config
+            .default_replication_factor
+            .unwrap_or_else(|| self.brokers.len().min(3) as i16)
+    }
+
     /// The broker coordinating a group (as Kafka: hash of the id over `__consumer_offsets`'s 50
-    /// partitions, then that partition's leader).
+    /// partitions, then that partition's leader: the first live broker from there).
     pub fn coordinator_for(&self, group: &str) -> &BrokerInfo {
-        let p = (java_string_hash(group) & 0x7fff_ffff) % 50;
-        &self.brokers[p as usize % self.brokers.len()]
+        let p = ((java_string_hash(group) & 0x7fff_ffff) % 50) as usize;
+        let n = self.brokers.len();
+        (0..n)
+            .map(|k| &self.brokers[(p + k) % n])
+            .find(|b| self.is_alive(b.id))
+            .unwrap_or(&self.brokers[p % n])
+    }
+
+    /// Whether a broker is up.
+    pub fn is_alive(&self, id: i32) -> bool {
+        usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| self.alive.get(i))
+            .is_some_and(|a| a.load(Ordering::Acquire))
+    }
+
+    /// Whether replication between two brokers is cut.
+    pub fn is_cut(&self, a: i32, b: i32) -> bool {
+        self.cut_links
+            .lock()
+            .expect("links lock")
+            .contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Every partition of every topic.
+    pub fn all_partitions(&self) -> Vec<(String, Arc<PartitionState>)> {
+        self.topics
+            .read()
+            .expect("topics lock")
+            .values()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.clone())))
+            .collect()
     }
 
     /// A broker by node id.
@@ -383,9 +534,10 @@ impl ClusterState {
     pub fn flush_all(&self) {
         for t in self.topics.read().expect("topics lock").values() {
             for p in &t.partitions {
-                let log = p.log.lock().expect("log lock");
-                if let Err(e) = log.flush() {
-                    tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "flush failed");
+                for log in p.lock().logs.values() {
+                    if let Err(e) = log.flush() {
+                        tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "flush failed");
+                    }
                 }
             }
         }

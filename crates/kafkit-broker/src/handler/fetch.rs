@@ -1,14 +1,13 @@
 //! Fetch (key 1) v4-v12: a real long poll. The response is sent as soon as `min_bytes` are
-//! available across the requested partitions, or when `max_wait_ms` has passed. At most
-//! `max_bytes` (and `partition_max_bytes` per partition) are returned, except that the first
-//! batch of the first non-empty partition is returned whole even when larger (KIP-74), so a
-//! consumer can always make progress.
+//! available across the requested partitions, or when `max_wait_ms` has passed. Consumers see
+//! only records below the high watermark. At most `max_bytes` (and `partition_max_bytes` per
+//! partition) are returned, except that the first batch of the first non-empty partition is
+//! returned whole even when larger (KIP-74), so a consumer can always make progress.
 //!
 //! Not implemented: fetch sessions (KIP-227; `session_id` 0 is returned, so clients send full
-//! fetches), follower fetching and replica ids (issue 3), topic ids (v13+), isolation levels
-//! (no transactions yet, so both levels read up to the high watermark).
+//! fetches), follower fetching over the wire (followers replicate in-process), topic ids (v13+),
+//! isolation levels (no transactions yet, so both read up to the high watermark).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kafkit_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -16,50 +15,33 @@ use kafkit_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::{err, Ctx};
 
-/// Bytes a fetch would return right now (for the min_bytes check).
-fn available(ctx: &Ctx, req: &FetchRequest) -> u64 {
+/// (bytes available within limits, whether some partition has an error to report).
+fn poll(ctx: &Ctx, req: &FetchRequest) -> (u64, bool) {
     let mut total = 0;
     for t in &req.topics {
         let Some(topic) = ctx.cluster.topic(&t.topic.0) else {
-            continue;
+            return (total, true);
         };
         for p in &t.partitions {
-            if let Some(part) = usize::try_from(p.partition)
+            let Some(part) = usize::try_from(p.partition)
                 .ok()
                 .and_then(|i| topic.partitions.get(i))
-            {
-                if part.leader.load(Ordering::Relaxed) == ctx.broker_id {
-                    let log = part.log.lock().expect("log lock");
-                    total += log
-                        .bytes_after(p.fetch_offset)
-                        .min(p.partition_max_bytes.max(0) as u64);
-                }
+            else {
+                return (total, true);
+            };
+            let inner = part.lock();
+            let Some(log) = inner.leader_log().filter(|_| inner.leader == ctx.broker_id) else {
+                return (total, true);
+            };
+            if p.fetch_offset > log.next_offset() || p.fetch_offset < log.log_start_offset() {
+                return (total, true);
             }
+            total += log
+                .bytes_after(p.fetch_offset, inner.high_watermark)
+                .min(p.partition_max_bytes.max(0) as u64);
         }
     }
-    total
-}
-
-fn has_errors(ctx: &Ctx, req: &FetchRequest) -> bool {
-    req.topics
-        .iter()
-        .any(|t| match ctx.cluster.topic(&t.topic.0) {
-            None => true,
-            Some(topic) => t.partitions.iter().any(|p| {
-                match usize::try_from(p.partition)
-                    .ok()
-                    .and_then(|i| topic.partitions.get(i))
-                {
-                    None => true,
-                    Some(part) => {
-                        let log = part.log.lock().expect("log lock");
-                        part.leader.load(Ordering::Relaxed) != ctx.broker_id
-                            || p.fetch_offset > log.next_offset()
-                            || p.fetch_offset < log.log_start_offset()
-                    }
-                }
-            }),
-        })
+    (total, false)
 }
 
 fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
@@ -78,30 +60,34 @@ fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
             });
             match part {
                 None => pd.error_code = err::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(part) if part.leader.load(Ordering::Relaxed) != ctx.broker_id => {
-                    pd.error_code = err::NOT_LEADER_OR_FOLLOWER
-                }
                 Some(part) => {
-                    let log = part.log.lock().expect("log lock");
-                    pd.high_watermark = log.next_offset();
-                    pd.last_stable_offset = log.next_offset();
-                    pd.log_start_offset = log.log_start_offset();
-                    if p.fetch_offset > log.next_offset() || p.fetch_offset < log.log_start_offset()
-                    {
-                        pd.error_code = err::OFFSET_OUT_OF_RANGE;
-                    } else {
-                        let limit = budget.min(p.partition_max_bytes.max(0) as usize);
-                        match log.read(p.fetch_offset, limit, first_data) {
-                            Ok(data) => {
-                                if !data.is_empty() {
-                                    first_data = false;
-                                    budget = budget.saturating_sub(data.len());
+                    let inner = part.lock();
+                    match inner.leader_log().filter(|_| inner.leader == ctx.broker_id) {
+                        None => pd.error_code = err::NOT_LEADER_OR_FOLLOWER,
+                        Some(log) => {
+                            let hw = inner.high_watermark;
+                            pd.high_watermark = hw;
+                            pd.last_stable_offset = hw;
+                            pd.log_start_offset = log.log_start_offset();
+                            if p.fetch_offset > log.next_offset()
+                                || p.fetch_offset < log.log_start_offset()
+                            {
+                                pd.error_code = err::OFFSET_OUT_OF_RANGE;
+                            } else {
+                                let limit = budget.min(p.partition_max_bytes.max(0) as usize);
+                                match log.read(p.fetch_offset, limit, first_data, hw) {
+                                    Ok(data) => {
+                                        if !data.is_empty() {
+                                            first_data = false;
+                                            budget = budget.saturating_sub(data.len());
+                                        }
+                                        pd.records = Some(data);
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(target: "kafkit::broker", error = %e, "log read failed");
+                                        pd.error_code = err::KAFKA_STORAGE_ERROR;
+                                    }
                                 }
-                                pd.records = Some(data);
-                            }
-                            Err(e) => {
-                                tracing::error!(target: "kafkit::broker", error = %e, "log read failed");
-                                pd.error_code = err::KAFKA_STORAGE_ERROR;
                             }
                         }
                     }
@@ -125,10 +111,11 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, _version: i16) -> FetchRespons
     loop {
         // Register for wake-ups before checking, so an append between the check and the wait
         // is not missed.
-        let notified = ctx.cluster.appended.notified();
+        let notified = ctx.cluster.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if has_errors(ctx, &req) || available(ctx, &req) >= min_bytes {
+        let (available, errors) = poll(ctx, &req);
+        if errors || available >= min_bytes {
             break;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {

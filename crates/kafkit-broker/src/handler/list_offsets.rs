@@ -1,7 +1,5 @@
-//! ListOffsets (key 2) v1-v7: earliest (-2), latest (-1) and by timestamp. Not implemented:
+//! ListOffsets (key 2) v1-v7: earliest (-2), latest (-1, the high watermark) and by timestamp. Not implemented:
 //! max timestamp (-3, v7) answers with the latest offset.
-
-use std::sync::atomic::Ordering;
 
 use kafkit_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -29,22 +27,25 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest, version: i16) -> ListOffsetsRe
                             .ok()
                             .and_then(|i| t.partitions.get(i))
                     });
-                    match part {
+                    match part.map(|p| p.lock()) {
                         None => r.error_code = err::UNKNOWN_TOPIC_OR_PARTITION,
-                        Some(part) if part.leader.load(Ordering::Relaxed) != ctx.broker_id => {
-                            r.error_code = err::NOT_LEADER_OR_FOLLOWER
-                        }
-                        Some(part) => {
-                            let log = part.log.lock().expect("log lock");
-                            r.offset = match p.timestamp {
-                                -2 => log.log_start_offset(),
-                                ts if ts < 0 => log.next_offset(),
-                                ts => log.offset_for_timestamp(ts),
-                            };
-                            if version >= 4 {
-                                r.leader_epoch = part.leader_epoch.load(Ordering::Relaxed);
+                        Some(inner) => match inner
+                            .leader_log()
+                            .filter(|_| inner.leader == ctx.broker_id)
+                        {
+                            None => r.error_code = err::NOT_LEADER_OR_FOLLOWER,
+                            Some(log) => {
+                                // Consumers see offsets up to the high watermark.
+                                r.offset = match p.timestamp {
+                                    -2 => log.log_start_offset(),
+                                    ts if ts < 0 => inner.high_watermark,
+                                    ts => log.offset_for_timestamp(ts).min(inner.high_watermark),
+                                };
+                                if version >= 4 {
+                                    r.leader_epoch = inner.leader_epoch;
+                                }
                             }
-                        }
+                        },
                     }
                     r
                 })

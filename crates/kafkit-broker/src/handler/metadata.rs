@@ -1,5 +1,6 @@
-//! Metadata (key 3) v0-v12. Not implemented: authorized operations (always "not requested"),
-//! offline replicas. Replicas and ISR list only the leader until replication lands (issue 3).
+//! Metadata (key 3) v0-v12: live brokers, and per partition the leader (or
+//! LEADER_NOT_AVAILABLE while offline), epoch, replicas, ISR and offline replicas. Not
+//! implemented: authorized operations (always "not requested").
 
 use kafkit_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -10,19 +11,32 @@ use kafkit_protocol::{str_bytes, topic_name};
 use super::{err, Ctx};
 use crate::state::{valid_topic_name, TopicState};
 
-fn describe(t: &TopicState, version: i16) -> MetadataResponseTopic {
+fn describe(ctx: &Ctx, t: &TopicState, version: i16) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
-            let leader = p.leader.load(std::sync::atomic::Ordering::Relaxed);
+            let inner = p.lock();
+            let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
             let mut mp = MetadataResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_id(BrokerId(leader))
-                .with_replica_nodes(vec![BrokerId(leader)])
-                .with_isr_nodes(vec![BrokerId(leader)]);
+                .with_leader_id(BrokerId(inner.leader))
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&inner.isr));
+            if inner.leader < 0 {
+                mp.error_code = err::LEADER_NOT_AVAILABLE;
+            }
+            if version >= 5 {
+                let offline: Vec<i32> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| !ctx.cluster.is_alive(*r))
+                    .collect();
+                mp.offline_replicas = ids(&offline);
+            }
             if version >= 7 {
-                mp.leader_epoch = p.leader_epoch.load(std::sync::atomic::Ordering::Relaxed);
+                mp.leader_epoch = inner.leader_epoch;
             }
             mp
         })
@@ -41,6 +55,7 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
     let brokers = cluster
         .brokers
         .iter()
+        .filter(|b| cluster.is_alive(b.id))
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
@@ -65,7 +80,7 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
             .read()
             .expect("topics lock")
             .values()
-            .map(|t| describe(t, version))
+            .map(|t| describe(ctx, t, version))
             .collect(),
         Some(names) => names
             .iter()
@@ -76,7 +91,7 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
                         .with_error_code(err::INVALID_TOPIC_EXCEPTION);
                 }
                 match cluster.topic_or_create(name, allow_create) {
-                    Some(t) => describe(&t, version),
+                    Some(t) => describe(ctx, &t, version),
                     None => MetadataResponseTopic::default()
                         .with_name(Some(topic_name(name)))
                         .with_error_code(err::UNKNOWN_TOPIC_OR_PARTITION),
@@ -88,7 +103,13 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
         .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        resp.controller_id = BrokerId(cluster.brokers[0].id);
+        resp.controller_id = BrokerId(
+            cluster
+                .brokers
+                .iter()
+                .find(|b| cluster.is_alive(b.id))
+                .map_or(-1, |b| b.id),
+        );
     }
     if version >= 2 {
         resp.cluster_id = Some(str_bytes("kafkit-embedded"));

@@ -6,6 +6,7 @@ mod create_topics;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod injected;
 mod join_group;
 mod leave_group;
 mod list_offsets;
@@ -72,10 +73,14 @@ pub mod err {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const CORRUPT_MESSAGE: i16 = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const NOT_COORDINATOR: i16 = 16;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -85,13 +90,30 @@ pub mod err {
 /// Serves one request. `None` means no response is sent (Produce with acks=0).
 pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Option<ResponseKind> {
     let v = header.request_api_version;
+    let key = header.request_api_key;
+    let (injected, delay) = {
+        let mut faults = ctx.cluster.faults.lock().expect("faults lock");
+        (
+            faults.take_error(key, ctx.broker_id),
+            faults.delay_for(key, ctx.broker_id),
+        )
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(code) = injected {
+        if let Some(resp) = injected::error_response(&body, code) {
+            tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, api_key = key, code, "answering with an injected error");
+            return Some(resp);
+        }
+    }
     Some(match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, v)),
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics::handle(ctx, r, v))
         }
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r, v)?),
+        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r, v).await?),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, v).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r, v)),
         RequestKind::FindCoordinator(r) => {

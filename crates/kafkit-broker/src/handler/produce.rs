@@ -1,92 +1,183 @@
-//! Produce (key 0) v3-v9. Every batch is checked (v2 format, length, CRC-32C) before anything
-//! is appended; the partition's batches are appended together or not at all.
+//! Produce (key 0) v3-v9. Every batch is checked (v2 format, length, CRC-32C, codec id) before
+//! anything is appended; a partition's batches are appended together or not at all.
 //!
-//! Not implemented yet (issue 3): v0-v2 with legacy message sets, replication (acks=-1 is
-//! answered once the leader has appended, which is all the replicas there are), idempotent
-//! sequence checks, transactions, compression validation beyond the CRC.
+//! acks=0: no response. acks=1: answered once the leader has appended. acks=-1: answered once
+//! every in-sync replica has the records (the high watermark passed them); NOT_ENOUGH_REPLICAS
+//! before appending when the ISR is smaller than `min_insync_replicas`,
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND if it shrank below while waiting, REQUEST_TIMED_OUT after
+//! `timeout_ms`, NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile.
+//!
+//! Not implemented yet: v0-v2 with legacy message sets, idempotent sequence checks,
+//! transactions, decompressing batches to validate records.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use kafkit_protocol::batch;
 use kafkit_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafkit_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{err, Ctx};
+use crate::state::PartitionState;
 
-fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<&[u8]>) -> (i16, i64, i64) {
+struct Appended {
+    code: i16,
+    base: i64,
+    log_start: i64,
+    wait: Option<(Arc<PartitionState>, i64)>,
+}
+
+impl Appended {
+    fn error(code: i16) -> Self {
+        Self {
+            code,
+            base: -1,
+            log_start: -1,
+            wait: None,
+        }
+    }
+}
+
+fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<&[u8]>, acks: i16) -> Appended {
     let Some(t) = ctx.cluster.topic_or_create(topic, true) else {
-        return (err::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
+        return Appended::error(err::UNKNOWN_TOPIC_OR_PARTITION);
     };
     let Some(p) = usize::try_from(partition)
         .ok()
         .and_then(|i| t.partitions.get(i))
     else {
-        return (err::UNKNOWN_TOPIC_OR_PARTITION, -1, -1);
+        return Appended::error(err::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    if p.leader.load(Ordering::Relaxed) != ctx.broker_id {
-        return (err::NOT_LEADER_OR_FOLLOWER, -1, -1);
-    }
     let data = records.unwrap_or_default();
     let split = match batch::split_batches(data) {
         Ok(s) if s.trailing == 0 && !s.batches.is_empty() => s,
-        _ => return (err::CORRUPT_MESSAGE, -1, -1),
+        _ => return Appended::error(err::CORRUPT_MESSAGE),
     };
     let mut slices = Vec::with_capacity(split.batches.len());
     for range in split.batches {
         let b = &data[range];
         if b.len() > ctx.cluster.config.message_max_bytes {
-            return (err::MESSAGE_TOO_LARGE, -1, -1);
+            return Appended::error(err::MESSAGE_TOO_LARGE);
         }
         match batch::verify_crc(b) {
-            Ok(h) if h.compression() > 4 => return (err::UNSUPPORTED_COMPRESSION_TYPE, -1, -1),
+            Ok(h) if h.compression() > 4 => {
+                return Appended::error(err::UNSUPPORTED_COMPRESSION_TYPE)
+            }
             Ok(_) => slices.push(b),
-            Err(_) => return (err::CORRUPT_MESSAGE, -1, -1),
+            Err(_) => return Appended::error(err::CORRUPT_MESSAGE),
         }
     }
-    let mut log = p.log.lock().expect("log lock");
-    let epoch = p.leader_epoch.load(Ordering::Relaxed);
+    let mut inner = p.lock();
+    if inner.leader != ctx.broker_id {
+        return Appended::error(err::NOT_LEADER_OR_FOLLOWER);
+    }
+    if acks == -1 && inner.isr.len() < ctx.cluster.config.min_insync_replicas {
+        return Appended::error(err::NOT_ENOUGH_REPLICAS);
+    }
+    let epoch = inner.leader_epoch;
+    let leader = inner.leader;
+    let log = inner.logs.get_mut(&leader).expect("leader has a log");
     match log.append(&slices, epoch) {
-        Ok(base) => (err::NONE, base, log.log_start_offset()),
+        Ok(base) => {
+            let end = log.next_offset();
+            let log_start = log.log_start_offset();
+            inner.update_high_watermark();
+            Appended {
+                code: err::NONE,
+                base,
+                log_start,
+                wait: Some((p.clone(), end)),
+            }
+        }
         Err(e) => {
             tracing::error!(target: "kafkit::broker", topic, partition, error = %e, "append failed");
-            (err::KAFKA_STORAGE_ERROR, -1, -1)
+            Appended::error(err::KAFKA_STORAGE_ERROR)
         }
     }
 }
 
-pub fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// Waits until every in-sync replica has the records below `end`.
+async fn wait_replicated(
+    ctx: &Ctx,
+    p: &PartitionState,
+    end: i64,
+    deadline: tokio::time::Instant,
+) -> i16 {
+    loop {
+        let notified = ctx.cluster.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        {
+            let inner = p.lock();
+            if inner.leader != ctx.broker_id {
+                return err::NOT_LEADER_OR_FOLLOWER;
+            }
+            if inner.isr.len() < ctx.cluster.config.min_insync_replicas {
+                return err::NOT_ENOUGH_REPLICAS_AFTER_APPEND;
+            }
+            if inner.high_watermark >= end {
+                return err::NONE;
+            }
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return err::REQUEST_TIMED_OUT;
+        }
+    }
+}
+
+pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
-    let mut responses = Vec::new();
-    let mut appended = false;
-    for td in req.topic_data {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let mut results = Vec::new();
+    for td in &req.topic_data {
         let topic = td.name.0.to_string();
-        let mut parts = Vec::new();
-        for pd in td.partition_data {
-            let (code, base, start) = if valid_acks {
-                append(ctx, &topic, pd.index, pd.records.as_deref())
+        for pd in &td.partition_data {
+            let a = if valid_acks {
+                append(ctx, &topic, pd.index, pd.records.as_deref(), acks)
             } else {
-                (err::INVALID_REQUIRED_ACKS, -1, -1)
+                Appended::error(err::INVALID_REQUIRED_ACKS)
             };
-            appended |= code == err::NONE;
-            tracing::debug!(target: "kafkit::broker", broker = ctx.broker_id, topic = %topic, partition = pd.index, code, base, "produce");
-            let mut r = PartitionProduceResponse::default()
-                .with_index(pd.index)
-                .with_error_code(code)
-                .with_base_offset(base);
-            if version >= 5 {
-                r.log_start_offset = start;
-            }
-            parts.push(r);
+            results.push(a);
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(td.name)
-                .with_partition_responses(parts),
-        );
     }
-    if appended {
-        ctx.cluster.appended.notify_waiters();
+    if results.iter().any(|a| a.wait.is_some()) {
+        ctx.cluster.changed.notify_waiters();
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    if acks == -1 {
+        for a in &mut results {
+            if let Some((p, end)) = a.wait.take() {
+                a.code = wait_replicated(ctx, &p, end, deadline).await;
+            }
+        }
+    }
+    if acks == 0 {
+        return None;
+    }
+    let mut results = results.into_iter();
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|td| {
+            let parts = td
+                .partition_data
+                .iter()
+                .map(|pd| {
+                    let a = results.next().expect("one result per partition");
+                    tracing::debug!(target: "kafkit::broker", broker = ctx.broker_id, topic = %td.name.0, partition = pd.index, code = a.code, base = a.base, "produce");
+                    let mut r = PartitionProduceResponse::default()
+                        .with_index(pd.index)
+                        .with_error_code(a.code)
+                        .with_base_offset(if a.code == err::NONE { a.base } else { -1 });
+                    if version >= 5 {
+                        r.log_start_offset = a.log_start;
+                    }
+                    r
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(td.name).with_partition_responses(parts)
+        })
+        .collect();
+    Some(ProduceResponse::default().with_responses(responses))
 }

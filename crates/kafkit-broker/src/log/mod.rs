@@ -43,6 +43,8 @@ pub struct PartitionLog {
     path: PathBuf,
     file: File,
     index: Vec<Entry>,
+    /// Offset of the first record the log holds or will hold (0 until retention exists).
+    start_offset: i64,
     next_offset: i64,
     size: u64,
 }
@@ -98,6 +100,7 @@ impl PartitionLog {
         Ok(Self {
             path,
             file,
+            start_offset: index.first().map_or(next_offset, |e| e.base_offset),
             index,
             next_offset,
             size: pos as u64,
@@ -145,13 +148,16 @@ impl PartitionLog {
         Ok(base)
     }
 
-    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`; the
-    /// first batch is returned even when larger than `max_bytes` if `at_least_one` is set.
+    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`, and
+    /// only batches that end below `upto` (the high watermark for consumers, the log end for
+    /// replication). The first batch is returned even when larger than `max_bytes` if
+    /// `at_least_one` is set.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         at_least_one: bool,
+        upto: i64,
     ) -> std::io::Result<Bytes> {
         let first = self.index.partition_point(|e| e.last_offset < offset);
         if first >= self.index.len() {
@@ -160,6 +166,9 @@ impl PartitionLog {
         let start = self.index[first].pos;
         let mut end = start;
         for e in &self.index[first..] {
+            if e.last_offset >= upto {
+                break;
+            }
             let would = e.pos + e.len as u64 - start;
             if would as usize > max_bytes && !(at_least_one && end == start) {
                 break;
@@ -174,13 +183,63 @@ impl PartitionLog {
         Ok(Bytes::from(buf))
     }
 
-    /// Bytes available from `offset` to the end of the log.
-    pub fn bytes_after(&self, offset: i64) -> u64 {
+    /// Bytes of whole batches from `offset` that end below `upto`.
+    pub fn bytes_after(&self, offset: i64, upto: i64) -> u64 {
         let first = self.index.partition_point(|e| e.last_offset < offset);
-        match self.index.get(first) {
-            Some(e) => self.size - e.pos,
-            None => 0,
+        let last = self.index.partition_point(|e| e.last_offset < upto);
+        if first >= last {
+            return 0;
         }
+        let end = self.index[last - 1].pos + self.index[last - 1].len as u64;
+        end - self.index[first].pos
+    }
+
+    /// Appends batches copied from the leader, keeping their offsets (replication).
+    pub fn append_replicated(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let split = batch::split_batches(data).map_err(std::io::Error::other)?;
+        let mut entries = Vec::with_capacity(split.batches.len());
+        let mut next = self.next_offset;
+        for range in &split.batches {
+            let h = BatchHeader::parse(&data[range.clone()]).map_err(std::io::Error::other)?;
+            if h.base_offset != next {
+                return Err(std::io::Error::other(format!(
+                    "replicated batch starts at {} but the log ends at {next}",
+                    h.base_offset
+                )));
+            }
+            entries.push(Entry {
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+                pos: self.size + range.start as u64,
+                len: range.len() as u32,
+            });
+            next = h.last_offset() + 1;
+        }
+        let used = data.len() - split.trailing;
+        self.file.write_all(&data[..used])?;
+        self.size += used as u64;
+        self.index.extend(entries);
+        self.next_offset = next;
+        Ok(())
+    }
+
+    /// Drops every batch at or after `offset` (a returning replica truncating to the high
+    /// watermark before it catches up). Batches are whole, so the log may keep a little less.
+    pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
+        let keep = self.index.partition_point(|e| e.last_offset < offset);
+        if keep == self.index.len() {
+            return Ok(());
+        }
+        let size = self.index[keep].pos;
+        self.file.set_len(size)?;
+        self.index.truncate(keep);
+        self.size = size;
+        self.next_offset = self
+            .index
+            .last()
+            .map_or(self.start_offset, |e| e.last_offset + 1);
+        Ok(())
     }
 
     /// First offset whose batch has a timestamp at or after `ts`, or the log end.
@@ -238,14 +297,23 @@ mod tests {
             assert_eq!(log.append(&[&b3], 0).unwrap(), 0);
             assert_eq!(log.append(&[&b2, &b3], 0).unwrap(), 3);
             assert_eq!(log.next_offset(), 8);
-            let all = log.read(0, usize::MAX, true).unwrap();
+            let all = log.read(0, usize::MAX, true, i64::MAX).unwrap();
             assert_eq!(all.len(), b3.len() * 2 + b2.len());
             // offset 4 lives in the batch starting at 3
-            let from4 = log.read(4, usize::MAX, true).unwrap();
+            let from4 = log.read(4, usize::MAX, true, i64::MAX).unwrap();
             assert_eq!(BatchHeader::parse(&from4).unwrap().base_offset, 3);
             // max_bytes smaller than one batch: one batch only when at_least_one
-            assert_eq!(log.read(0, 1, true).unwrap().len(), b3.len());
-            assert!(log.read(0, 1, false).unwrap().is_empty());
+            assert_eq!(log.read(0, 1, true, i64::MAX).unwrap().len(), b3.len());
+            assert!(log.read(0, 1, false, i64::MAX).unwrap().is_empty());
+            // only batches below the high watermark
+            assert_eq!(
+                log.read(0, usize::MAX, true, 5).unwrap().len(),
+                b3.len() + b2.len()
+            );
+            assert_eq!(log.read(0, usize::MAX, true, 3).unwrap().len(), b3.len());
+            assert_eq!(log.bytes_after(0, 5), (b3.len() + b2.len()) as u64);
+            assert_eq!(log.bytes_after(0, 3), b3.len() as u64);
+            assert_eq!(log.bytes_after(0, 2), 0);
             log.flush().unwrap();
         }
         // tear the last batch

@@ -1,0 +1,146 @@
+//! Replication inside the embedded cluster: followers copy the leader's batches (same bytes,
+//! same offsets) into their own logs; the leader keeps the in-sync replica set (ISR) and the
+//! high watermark (HW).
+//!
+//! The brokers share one process, so a follower's "fetch" is a read of the leader's log under
+//! the partition lock instead of a Fetch request over TCP; everything else follows Kafka:
+//! a follower that has not caught up for `replica_lag_time_max` leaves the ISR, rejoins once
+//! caught up; the HW is the lowest log end in the ISR; when a leader goes away the first live
+//! ISR member takes over with a new leader epoch and replicas holding records past its log end
+//! truncate them (they were never acknowledged to acks=-1 writers); a returning broker
+//! truncates to the HW, then catches up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::state::{ClusterState, PartitionInner};
+
+/// Most bytes copied per follower and pass.
+const MAX_COPY_PER_PASS: usize = 16 * 1024 * 1024;
+
+/// One replication pass over a partition. Returns true if the HW or ISR changed.
+pub fn replicate_partition(
+    state: &ClusterState,
+    topic: &str,
+    p: i32,
+    inner: &mut PartitionInner,
+    replicas: &[i32],
+    now: Instant,
+) -> bool {
+    let leader = inner.leader;
+    if leader < 0 || !state.is_alive(leader) {
+        return false;
+    }
+    let leader_end = inner.log_end();
+    let mut changed = false;
+    for &f in replicas {
+        if f == leader || !state.is_alive(f) || state.is_cut(leader, f) {
+            continue;
+        }
+        let mut copied = 0;
+        loop {
+            let from = inner.logs[&f].next_offset();
+            if from >= leader_end || copied >= MAX_COPY_PER_PASS {
+                break;
+            }
+            let data = match inner.logs[&leader].read(from, 1024 * 1024, true, leader_end) {
+                Ok(d) if !d.is_empty() => d,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(target: "kafkit::broker", topic, partition = p, error = %e, "replication read failed");
+                    break;
+                }
+            };
+            copied += data.len();
+            let log = inner.logs.get_mut(&f).expect("replica log");
+            if let Err(e) = log.append_replicated(&data) {
+                tracing::error!(target: "kafkit::broker", topic, partition = p, follower = f, error = %e, "replication append failed");
+                break;
+            }
+        }
+        if inner.logs[&f].next_offset() >= leader_end {
+            inner.caught_up_at.insert(f, now);
+        }
+    }
+    // ISR shrink and expand.
+    let lag_max = state.config.replica_lag_time_max;
+    let before = inner.isr.clone();
+    let caught_up_at = inner.caught_up_at.clone();
+    inner.isr.retain(|&r| {
+        r == leader
+            || (state.is_alive(r)
+                && caught_up_at
+                    .get(&r)
+                    .is_some_and(|t| now.duration_since(*t) <= lag_max))
+    });
+    for &r in replicas {
+        if !inner.isr.contains(&r)
+            && state.is_alive(r)
+            && inner.logs[&r].next_offset() >= leader_end
+            && inner.high_watermark <= leader_end
+        {
+            inner.isr.push(r);
+        }
+    }
+    if inner.isr != before {
+        tracing::info!(target: "kafkit::broker", topic, partition = p, isr = ?inner.isr, was = ?before, "ISR changed");
+        changed = true;
+    }
+    changed |= inner.update_high_watermark();
+    changed
+}
+
+/// Runs replication passes until shutdown: after every change and at least every 20 ms.
+pub async fn run(state: Arc<ClusterState>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let notified = state.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = Instant::now();
+        let mut changed = false;
+        for (topic, part) in state.all_partitions() {
+            if part.replicas.len() < 2 {
+                continue;
+            }
+            let mut inner = part.lock();
+            changed |=
+                replicate_partition(&state, &topic, part.index, &mut inner, &part.replicas, now);
+        }
+        if changed {
+            state.changed.notify_waiters();
+            continue;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Makes `new_leader` the leader: new epoch, other replicas truncated to its log end.
+pub fn set_leader(topic: &str, p: i32, inner: &mut PartitionInner, new_leader: i32) {
+    let old = inner.leader;
+    inner.leader = new_leader;
+    inner.leader_epoch += 1;
+    if new_leader < 0 {
+        tracing::warn!(target: "kafkit::broker", topic, partition = p, "partition offline: no live in-sync replica");
+        return;
+    }
+    let end = inner.logs[&new_leader].next_offset();
+    for (r, log) in inner.logs.iter_mut() {
+        if *r != new_leader && log.next_offset() > end {
+            if let Err(e) = log.truncate_to(end) {
+                tracing::error!(target: "kafkit::broker", topic, partition = p, replica = r, error = %e, "truncation failed");
+            }
+        }
+    }
+    if !inner.isr.contains(&new_leader) {
+        inner.isr.push(new_leader);
+    }
+    // The new leader's HW may lag; it only moves forward from here.
+    inner.high_watermark = inner.high_watermark.min(end);
+    tracing::info!(target: "kafkit::broker", topic, partition = p, from = old, to = new_leader, epoch = inner.leader_epoch, "leader changed");
+}
