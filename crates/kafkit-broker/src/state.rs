@@ -219,6 +219,8 @@ pub struct ClusterState {
     pub faults: Mutex<crate::control::Faults>,
     /// Source of waiter tokens.
     pub next_token: AtomicU64,
+    /// Next idempotent producer id (persisted in `<data_dir>/producer_ids`).
+    pub next_producer_id: Mutex<i64>,
 }
 
 /// Why a topic could not be created.
@@ -308,7 +310,13 @@ impl ClusterState {
             faults: Mutex::new(Default::default()),
             brokers,
             next_token: AtomicU64::new(1),
+            next_producer_id: Mutex::new(0),
         };
+        let next_pid = std::fs::read_to_string(state.data_dir.join("producer_ids"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(1000);
+        *state.next_producer_id.lock().expect("pid lock") = next_pid;
         if let Ok(list) = std::fs::read_to_string(state.data_dir.join("topics")) {
             for line in list.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
@@ -541,6 +549,17 @@ impl ClusterState {
                 }
             }
         }
+    }
+
+    /// Issues a producer id never issued before by this data directory.
+    pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
+        let mut next = self.next_producer_id.lock().expect("pid lock");
+        let pid = *next;
+        let tmp = self.data_dir.join("producer_ids.tmp");
+        std::fs::write(&tmp, format!("{}\n", pid + 1))?;
+        std::fs::rename(&tmp, self.data_dir.join("producer_ids"))?;
+        *next = pid + 1;
+        Ok(pid)
     }
 
     /// A fresh token for a waiting request.

@@ -6,6 +6,7 @@ mod create_topics;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod injected;
 mod join_group;
 mod leave_group;
@@ -57,6 +58,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The range served for a raw api key.
@@ -83,6 +85,7 @@ pub mod err {
     pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_REQUEST: i16 = 42;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 }
@@ -129,6 +132,9 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
             ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, v))
         }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, v)),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r, v))
+        }
         // The server checks `SUPPORTED` before decoding, so other kinds never get here.
         _ => return None,
     })

@@ -7,8 +7,9 @@
 //! NOT_ENOUGH_REPLICAS_AFTER_APPEND if it shrank below while waiting, REQUEST_TIMED_OUT after
 //! `timeout_ms`, NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile.
 //!
-//! Not implemented yet: v0-v2 with legacy message sets, idempotent sequence checks,
-//! transactions, decompressing batches to validate records.
+//! Idempotent batches are checked against the producer's sequence in the partition log (see
+//! `PartitionLog::append`). Not implemented yet: v0-v2 with legacy message sets, transactions,
+//! decompressing batches to validate records.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use kafkit_protocol::messages::produce_response::{PartitionProduceResponse, Topi
 use kafkit_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{err, Ctx};
+use crate::log::AppendError;
 use crate::state::PartitionState;
 
 struct Appended {
@@ -89,7 +91,8 @@ fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<&[u8]>, acks: 
                 wait: Some((p.clone(), end)),
             }
         }
-        Err(e) => {
+        Err(AppendError::Code(code)) => Appended::error(code),
+        Err(AppendError::Io(e)) => {
             tracing::error!(target: "kafkit::broker", topic, partition, error = %e, "append failed");
             Appended::error(err::KAFKA_STORAGE_ERROR)
         }

@@ -9,6 +9,7 @@
 //!                                        concatenated v2 record batches, exactly as Kafka
 //!                                        stores them in a segment (offsets assigned)
 //! <data_dir>/__consumer_offsets/offsets.log   see `group::offsets`
+//! <data_dir>/producer_ids                next idempotent producer id
 //! ```
 //!
 //! The batch index (offset → file position) is rebuilt on open by scanning the file; every
@@ -19,6 +20,7 @@
 //! the OS and relies on replication). Segment rolling, retention and a sync policy come with the
 //! durability work (issue 3).
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -37,6 +39,44 @@ struct Entry {
     len: u32,
 }
 
+/// Batches remembered per producer for duplicate detection (Kafka keeps 5, the most a
+/// producer may have in flight).
+const PRODUCER_BATCHES: usize = 5;
+
+/// What the log knows of one idempotent producer.
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    /// (first sequence, last sequence, base offset) of recent batches, oldest first.
+    batches: VecDeque<(i32, i32, i64)>,
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub enum AppendError {
+    /// A Kafka error code (sequence or epoch problems).
+    Code(i16),
+    /// The write failed.
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for AppendError {
+    fn from(e: std::io::Error) -> Self {
+        AppendError::Io(e)
+    }
+}
+
+enum SeqCheck {
+    Append,
+    Duplicate(i64),
+    Reject(i16),
+}
+
+fn last_sequence(h: &BatchHeader) -> i32 {
+    // Sequences wrap at i32::MAX (Kafka's DefaultRecordBatch.incrementSequence).
+    ((h.base_sequence as i64 + h.last_offset_delta as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
 /// An append-only log of record batches for one partition.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -47,6 +87,8 @@ pub struct PartitionLog {
     start_offset: i64,
     next_offset: i64,
     size: u64,
+    /// Idempotent producers seen in this log, rebuilt from batch headers on open.
+    producers: HashMap<i64, ProducerEntry>,
 }
 
 impl PartitionLog {
@@ -65,6 +107,7 @@ impl PartitionLog {
         let mut index = Vec::new();
         let mut pos = 0usize;
         let mut next_offset = 0;
+        let mut producers = HashMap::new();
         while pos < data.len() {
             let rest = &data[pos..];
             let Ok(h) = BatchHeader::parse(rest) else {
@@ -84,6 +127,7 @@ impl PartitionLog {
                 len: h.total_len() as u32,
             });
             next_offset = h.last_offset() + 1;
+            remember(&mut producers, &h);
             pos += h.total_len();
         }
         if pos < data.len() {
@@ -104,6 +148,7 @@ impl PartitionLog {
             index,
             next_offset,
             size: pos as u64,
+            producers,
         })
     }
 
@@ -119,33 +164,98 @@ impl PartitionLog {
             .map_or(self.next_offset, |e| e.base_offset)
     }
 
-    /// Appends already-validated batches, assigning offsets. Returns the base offset.
-    pub fn append(&mut self, batches: &[&[u8]], leader_epoch: i32) -> std::io::Result<i64> {
+    fn check_sequence(&self, h: &BatchHeader) -> SeqCheck {
+        if h.producer_id < 0 {
+            return SeqCheck::Append;
+        }
+        let Some(p) = self.producers.get(&h.producer_id) else {
+            // A producer new to this partition starts at sequence 0.
+            return if h.base_sequence == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::Reject(OUT_OF_ORDER_SEQUENCE_NUMBER)
+            };
+        };
+        if h.producer_epoch < p.epoch {
+            return SeqCheck::Reject(INVALID_PRODUCER_EPOCH);
+        }
+        if h.producer_epoch > p.epoch {
+            return if h.base_sequence == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::Reject(OUT_OF_ORDER_SEQUENCE_NUMBER)
+            };
+        }
+        let last = last_sequence(h);
+        if let Some((_, _, base)) = p
+            .batches
+            .iter()
+            .find(|(f, l, _)| *f == h.base_sequence && *l == last)
+        {
+            return SeqCheck::Duplicate(*base);
+        }
+        let expected = p
+            .batches
+            .back()
+            .map_or(0, |(_, l, _)| if *l == i32::MAX { 0 } else { l + 1 });
+        if h.base_sequence != expected {
+            return SeqCheck::Reject(OUT_OF_ORDER_SEQUENCE_NUMBER);
+        }
+        SeqCheck::Append
+    }
+
+    /// Appends validated batches, assigning offsets, and returns the base offset. Idempotent
+    /// batches are checked against the producer's sequence: a retried batch that is already in
+    /// the log is not written again and its original offset is returned (Kafka's answer to a
+    /// DUPLICATE_SEQUENCE_NUMBER); a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an old epoch is
+    /// INVALID_PRODUCER_EPOCH.
+    pub fn append(&mut self, batches: &[&[u8]], leader_epoch: i32) -> Result<i64, AppendError> {
+        let mut headers = Vec::with_capacity(batches.len());
+        let mut first_base = None;
+        for b in batches {
+            let h = BatchHeader::parse(b).map_err(std::io::Error::other)?;
+            match self.check_sequence(&h) {
+                SeqCheck::Append => headers.push(Some(h)),
+                SeqCheck::Duplicate(base) => {
+                    first_base.get_or_insert(base);
+                    headers.push(None);
+                }
+                SeqCheck::Reject(code) => return Err(AppendError::Code(code)),
+            }
+        }
         let base = self.next_offset;
         let mut buf = BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
         let mut entries = Vec::with_capacity(batches.len());
         let mut next = base;
-        for b in batches {
+        for (b, h) in batches.iter().zip(headers) {
+            let Some(h) = h else { continue };
+            first_base.get_or_insert(next);
             let start = buf.len();
             buf.extend_from_slice(b);
             let slice = &mut buf[start..];
             batch::set_base_offset(slice, next);
             batch::set_partition_leader_epoch(slice, leader_epoch);
-            let h = BatchHeader::parse(slice).map_err(std::io::Error::other)?;
             entries.push(Entry {
                 base_offset: next,
-                last_offset: h.last_offset(),
+                last_offset: next + h.last_offset_delta as i64,
                 max_timestamp: h.max_timestamp,
                 pos: self.size + start as u64,
                 len: b.len() as u32,
             });
-            next = h.last_offset() + 1;
+            remember(
+                &mut self.producers,
+                &BatchHeader {
+                    base_offset: next,
+                    ..h
+                },
+            );
+            next += h.last_offset_delta as i64 + 1;
         }
         self.file.write_all(&buf)?;
         self.size += buf.len() as u64;
         self.index.extend(entries);
         self.next_offset = next;
-        Ok(base)
+        Ok(first_base.unwrap_or(base))
     }
 
     /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`, and
@@ -214,6 +324,7 @@ impl PartitionLog {
                 pos: self.size + range.start as u64,
                 len: range.len() as u32,
             });
+            remember(&mut self.producers, &h);
             next = h.last_offset() + 1;
         }
         let used = data.len() - split.trailing;
@@ -261,6 +372,25 @@ impl PartitionLog {
     }
 }
 
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+fn remember(producers: &mut HashMap<i64, ProducerEntry>, h: &BatchHeader) {
+    if h.producer_id < 0 {
+        return;
+    }
+    let p = producers.entry(h.producer_id).or_default();
+    if h.producer_epoch != p.epoch {
+        p.epoch = h.producer_epoch;
+        p.batches.clear();
+    }
+    p.batches
+        .push_back((h.base_sequence, last_sequence(h), h.base_offset));
+    if p.batches.len() > PRODUCER_BATCHES {
+        p.batches.pop_front();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +415,55 @@ mod tests {
             })
             .collect();
         batch::encode_records(&recs, Compression::None).unwrap()
+    }
+
+    fn idem_batch(pid: i64, epoch: i16, first_seq: i32, n: usize) -> Bytes {
+        let recs: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: first_seq + i as i32,
+                timestamp: 1000,
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        batch::encode_records(&recs, Compression::None).unwrap()
+    }
+
+    #[test]
+    fn idempotent_sequences_dedup_and_reject_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = |r: Result<i64, AppendError>| match r {
+            Err(AppendError::Code(c)) => c,
+            other => panic!("expected a code, got {other:?}"),
+        };
+        {
+            let mut log = PartitionLog::open(dir.path()).unwrap();
+            assert_eq!(log.append(&[&idem_batch(7, 0, 0, 3)], 0).unwrap(), 0);
+            // a retried batch: same offsets back, nothing appended
+            assert_eq!(log.append(&[&idem_batch(7, 0, 0, 3)], 0).unwrap(), 0);
+            assert_eq!(log.next_offset(), 3);
+            assert_eq!(log.append(&[&idem_batch(7, 0, 3, 2)], 0).unwrap(), 3);
+            // a gap
+            assert_eq!(code(log.append(&[&idem_batch(7, 0, 9, 1)], 0)), 45);
+            // a new producer must start at 0
+            assert_eq!(code(log.append(&[&idem_batch(8, 0, 4, 1)], 0)), 45);
+            // a bumped epoch restarts at 0; the old epoch is fenced
+            assert_eq!(log.append(&[&idem_batch(7, 1, 0, 1)], 0).unwrap(), 5);
+            assert_eq!(code(log.append(&[&idem_batch(7, 0, 5, 1)], 0)), 47);
+        }
+        // state is rebuilt from the log on open
+        let mut log = PartitionLog::open(dir.path()).unwrap();
+        assert_eq!(log.append(&[&idem_batch(7, 1, 0, 1)], 0).unwrap(), 5);
+        assert_eq!(log.append(&[&idem_batch(7, 1, 1, 1)], 0).unwrap(), 6);
     }
 
     #[test]

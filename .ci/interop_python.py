@@ -1,0 +1,107 @@
+"""Independent Python clients against the embedded cluster.
+
+kafka-python (pure Python, its own protocol code) and confluent-kafka (librdkafka 2.x):
+create a topic, produce 100 keyed messages with acks=all and idempotence, consume them back in a consumer group,
+and check that none is missing or duplicated. Usage: interop_python.py BOOTSTRAP
+"""
+import sys
+import time
+
+BOOTSTRAP = sys.argv[1]
+N = 100
+failures = []
+
+
+def check(name, sent, received):
+    missing = set(sent) - set(received)
+    dupes = len(received) - len(set(received))
+    if missing or dupes:
+        failures.append(f"{name}: {len(missing)} missing, {dupes} duplicates")
+        print(f"FAIL {name}: missing={sorted(missing)[:5]} dupes={dupes}")
+    else:
+        print(f"ok   {name}: {len(received)} messages")
+
+
+def kafka_python():
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+    admin.create_topics([NewTopic("py-topic", num_partitions=3, replication_factor=3)])
+    topics = admin.list_topics()
+    assert "py-topic" in topics, topics
+    admin.close()
+
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, enable_idempotence=True)
+    sent = []
+    for i in range(N):
+        v = f"kafka-python {i}"
+        producer.send("py-topic", key=f"k{i}".encode(), value=v.encode())
+        sent.append(v)
+    producer.flush(timeout=30)
+    producer.close()
+
+    consumer = KafkaConsumer(
+        "py-topic",
+        bootstrap_servers=BOOTSTRAP,
+        group_id="py-group",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=20000,
+    )
+    received = []
+    deadline = time.time() + 40
+    for msg in consumer:
+        received.append(msg.value.decode())
+        if len(received) >= N or time.time() > deadline:
+            break
+    consumer.commit()
+    consumer.close()
+    check("kafka-python produce+group consume", sent, received)
+
+
+def confluent():
+    from confluent_kafka import Consumer, Producer
+
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
+    sent = []
+    errors = []
+    for i in range(N):
+        v = f"confluent {i}"
+        producer.produce("cf-topic", key=f"k{i}", value=v, on_delivery=lambda err, msg: err and errors.append(err))
+        sent.append(v)
+    producer.flush(30)
+    if errors:
+        failures.append(f"confluent produce errors: {errors[:3]}")
+    consumer = Consumer({
+        "bootstrap.servers": BOOTSTRAP,
+        "group.id": "cf-group",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe(["cf-topic"])
+    received = []
+    deadline = time.time() + 40
+    while len(received) < N and time.time() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        if msg.error():
+            print("consumer error:", msg.error())
+            continue
+        received.append(msg.value().decode())
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    check("confluent-kafka produce+group consume", sent, received)
+
+
+for f in (kafka_python, confluent):
+    try:
+        f()
+    except Exception as e:  # report and go on to the next client
+        failures.append(f"{f.__name__}: {e!r}")
+        print(f"FAIL {f.__name__}: {e!r}")
+
+passed = 2 - len({x.split(':')[0].split()[0] for x in failures})
+print(f"python interop: {passed} passed, {2 - passed} failed")
+sys.exit(1 if failures else 0)
