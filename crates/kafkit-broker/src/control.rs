@@ -38,6 +38,7 @@ pub struct InjectedError {
 #[derive(Debug, Default)]
 pub struct Faults {
     errors: VecDeque<InjectedError>,
+    drops: VecDeque<(i16, Option<i32>)>,
     delays: Vec<(Option<i16>, Option<i32>, Duration)>,
 }
 
@@ -49,6 +50,21 @@ impl Faults {
             .iter()
             .position(|e| e.api_key == api_key && e.broker.is_none_or(|b| b == broker))?;
         self.errors.remove(i).map(|e| e.code)
+    }
+
+    /// Whether to serve this request but lose its response (closing the connection).
+    pub fn take_drop(&mut self, api_key: i16, broker: i32) -> bool {
+        match self
+            .drops
+            .iter()
+            .position(|(k, b)| *k == api_key && b.is_none_or(|b| b == broker))
+        {
+            Some(i) => {
+                self.drops.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Total delay configured for this request.
@@ -73,7 +89,7 @@ impl Control {
     pub fn broker_down(&self, id: i32) {
         let Some(i) = self.index(id) else { return };
         self.state.alive[i].store(false, Ordering::Release);
-        let _ = self.state.down[i].send(true);
+        self.state.down[i].send_replace(true);
         for (topic, part) in self.state.all_partitions() {
             if !part.replicas.contains(&id) {
                 continue;
@@ -117,7 +133,7 @@ impl Control {
                 }
             }
         }
-        let _ = self.state.down[i].send(false);
+        self.state.down[i].send_replace(false);
         self.state.alive[i].store(true, Ordering::Release);
         tracing::warn!(target: "kafkit::broker", broker = id, "broker back up");
         self.state.changed.notify_waiters();
@@ -166,6 +182,16 @@ impl Control {
                 broker,
                 code,
             });
+        }
+    }
+
+    /// Serves the next `count` requests with `api_key` (on `broker`, or any) but closes the
+    /// connection instead of answering: the client cannot know the request took effect (the
+    /// case idempotent producers exist for).
+    pub fn drop_responses(&self, api_key: i16, count: usize, broker: Option<i32>) {
+        let mut f = self.state.faults.lock().expect("faults lock");
+        for _ in 0..count {
+            f.drops.push_back((api_key, broker));
         }
     }
 

@@ -130,6 +130,15 @@ async fn serve(
             _ = shutdown.changed() => return Ok(()),
             _ = down.wait_for(|d| *d) => return Ok(()),
         };
+        if ctx
+            .cluster
+            .faults
+            .lock()
+            .expect("faults lock")
+            .take_drop(api_key, ctx.broker_id)
+        {
+            return Err(format!("{key:?} served, response dropped (injected fault)"));
+        }
         if let Some(body) = response {
             if let Err(e) =
                 codec::encode_response(&mut out, correlation_id, api_version, key, &body)

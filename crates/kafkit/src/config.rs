@@ -42,6 +42,41 @@ impl RequiredAcks {
     }
 }
 
+/// Compression codec for written batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression. The default.
+    #[default]
+    None,
+    /// gzip (deflate).
+    Gzip,
+    /// Snappy (xerial framing, as Kafka clients write it).
+    Snappy,
+    /// LZ4 frame.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            other => {
+                return Err(Error::config(
+                    "compression",
+                    format!("{other:?} is not one of none, gzip, snappy, lz4, zstd"),
+                ))
+            }
+        })
+    }
+}
+
 /// Settings of a [`crate::Writer`].
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -73,6 +108,12 @@ pub struct WriterConfig {
     pub client_id: String,
     /// Ask brokers to create the topic if it does not exist. Default true.
     pub allow_auto_topic_creation: bool,
+    /// Compression of batches. Default none.
+    pub compression: Compression,
+    /// Idempotent writes: the brokers drop batches a retry sends twice, so retries never
+    /// duplicate or reorder records. Default true; it applies only with
+    /// `required_acks: All` (as the Java client turns it off when acks is set otherwise).
+    pub idempotent: bool,
 }
 
 impl Default for WriterConfig {
@@ -91,6 +132,8 @@ impl Default for WriterConfig {
             dial_timeout: Duration::from_secs(10),
             client_id: "kafkit".into(),
             allow_auto_topic_creation: true,
+            compression: Compression::None,
+            idempotent: true,
         }
     }
 }

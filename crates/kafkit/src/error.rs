@@ -105,13 +105,14 @@ pub enum Error {
         /// Limit.
         limit: usize,
     },
-    /// Some messages of a write failed; the list holds (index in the write, error).
-    #[error("{} of {total} messages failed; first: {}", .failed.len(), .failed.first().map(|(_, e)| e.to_string()).unwrap_or_default())]
+    /// Some messages of a write failed; each entry lists the indexes (in the write) of messages
+    /// that failed with the same error.
+    #[error("{} of {total} messages failed; first: {}", .failed.iter().map(|(i, _)| i.len()).sum::<usize>(), .failed.first().map(|(_, e)| e.to_string()).unwrap_or_default())]
     WriteFailed {
         /// Number of messages in the write.
         total: usize,
-        /// Failed messages: index and error.
-        failed: Vec<(usize, std::sync::Arc<Error>)>,
+        /// Failed messages: indexes and their error.
+        failed: Vec<(Vec<usize>, std::sync::Arc<Error>)>,
     },
 }
 

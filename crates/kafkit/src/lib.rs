@@ -21,7 +21,7 @@ pub mod message;
 pub mod reader;
 pub mod writer;
 
-pub use config::{ReaderConfig, RequiredAcks, StartOffset, WriterConfig};
+pub use config::{Compression, ReaderConfig, RequiredAcks, StartOffset, WriterConfig};
 pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};
 pub use reader::Reader;

@@ -1,5 +1,6 @@
-//! Produce (key 0) v3-v9. Every batch is checked (v2 format, length, CRC-32C, codec id) before
-//! anything is appended; a partition's batches are appended together or not at all.
+//! Produce (key 0) v3-v9. Every batch is checked (v2 format, length, CRC-32C, codec id; a
+//! compressed batch must decompress to the records its header announces) before anything is
+//! appended; a partition's batches are appended together or not at all, and stored as sent.
 //!
 //! acks=0: no response. acks=1: answered once the leader has appended. acks=-1: answered once
 //! every in-sync replica has the records (the high watermark passed them); NOT_ENOUGH_REPLICAS
@@ -8,8 +9,7 @@
 //! `timeout_ms`, NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile.
 //!
 //! Idempotent batches are checked against the producer's sequence in the partition log (see
-//! `PartitionLog::append`). Not implemented yet: v0-v2 with legacy message sets, transactions,
-//! decompressing batches to validate records.
+//! `PartitionLog::append`). Not implemented yet: v0-v2 with legacy message sets, transactions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,13 @@ impl Appended {
     }
 }
 
-fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<&[u8]>, acks: i16) -> Appended {
+fn append(
+    ctx: &Ctx,
+    topic: &str,
+    partition: i32,
+    records: Option<&bytes::Bytes>,
+    acks: i16,
+) -> Appended {
     let Some(t) = ctx.cluster.topic_or_create(topic, true) else {
         return Appended::error(err::UNKNOWN_TOPIC_OR_PARTITION);
     };
@@ -50,7 +56,8 @@ fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<&[u8]>, acks: 
     else {
         return Appended::error(err::UNKNOWN_TOPIC_OR_PARTITION);
     };
-    let data = records.unwrap_or_default();
+    let empty = bytes::Bytes::new();
+    let data = records.unwrap_or(&empty);
     let split = match batch::split_batches(data) {
         Ok(s) if s.trailing == 0 && !s.batches.is_empty() => s,
         _ => return Appended::error(err::CORRUPT_MESSAGE),
@@ -138,7 +145,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
         let topic = td.name.0.to_string();
         for pd in &td.partition_data {
             let a = if valid_acks {
-                append(ctx, &topic, pd.index, pd.records.as_deref(), acks)
+                append(ctx, &topic, pd.index, pd.records.as_ref(), acks)
             } else {
                 Appended::error(err::INVALID_REQUIRED_ACKS)
             };

@@ -164,11 +164,11 @@ impl PartitionLog {
             .map_or(self.next_offset, |e| e.base_offset)
     }
 
-    fn check_sequence(&self, h: &BatchHeader) -> SeqCheck {
+    fn check_sequence(known: Option<&ProducerEntry>, h: &BatchHeader) -> SeqCheck {
         if h.producer_id < 0 {
             return SeqCheck::Append;
         }
-        let Some(p) = self.producers.get(&h.producer_id) else {
+        let Some(p) = known else {
             // A producer new to this partition starts at sequence 0.
             return if h.base_sequence == 0 {
                 SeqCheck::Append
@@ -212,10 +212,35 @@ impl PartitionLog {
     pub fn append(&mut self, batches: &[&[u8]], leader_epoch: i32) -> Result<i64, AppendError> {
         let mut headers = Vec::with_capacity(batches.len());
         let mut first_base = None;
+        // Later batches of the same request continue the sequence of earlier ones: check them
+        // against the state as it will be, and keep it only if every batch passes.
+        let mut overlay: HashMap<i64, ProducerEntry> = HashMap::new();
+        let mut next_check = self.next_offset;
         for b in batches {
             let h = BatchHeader::parse(b).map_err(std::io::Error::other)?;
-            match self.check_sequence(&h) {
-                SeqCheck::Append => headers.push(Some(h)),
+            let known = overlay
+                .get(&h.producer_id)
+                .or_else(|| self.producers.get(&h.producer_id));
+            match Self::check_sequence(known, &h) {
+                SeqCheck::Append => {
+                    if h.producer_id >= 0 && !overlay.contains_key(&h.producer_id) {
+                        let current = self
+                            .producers
+                            .get(&h.producer_id)
+                            .cloned()
+                            .unwrap_or_default();
+                        overlay.insert(h.producer_id, current);
+                    }
+                    remember(
+                        &mut overlay,
+                        &BatchHeader {
+                            base_offset: next_check,
+                            ..h
+                        },
+                    );
+                    next_check += h.last_offset_delta as i64 + 1;
+                    headers.push(Some(h));
+                }
                 SeqCheck::Duplicate(base) => {
                     first_base.get_or_insert(base);
                     headers.push(None);

@@ -39,6 +39,7 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
         Ok(ApiKey::SyncGroup) => (0, 5),
         Ok(ApiKey::ApiVersions) => (0, 3),
         Ok(ApiKey::CreateTopics) => (2, 7),
+        Ok(ApiKey::InitProducerId) => (0, 4),
         _ => (0, -1),
     }
 }

@@ -12,8 +12,13 @@
 //!
 //! One request per partition is in flight at a time, so retries keep per-partition order.
 //! Retriable errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, timeouts, lost connections)
-//! refresh metadata and retry with backoff up to `max_attempts`. Idempotence and compression
-//! come with issue 4.
+//! refresh metadata and retry with backoff up to `max_attempts`.
+//!
+//! Idempotence (default with acks=all): the writer gets a producer id (InitProducerId) and
+//! numbers each partition's records; a retry resends the same numbered batch, which the broker
+//! recognises and does not append twice. If a broker reports a sequence gap
+//! (OUT_OF_ORDER_SEQUENCE_NUMBER) or forgot the producer (UNKNOWN_PRODUCER_ID), the writer bumps
+//! its epoch (KIP-360), restarts that numbering and retries.
 
 pub mod balancer;
 
@@ -25,7 +30,7 @@ use bytes::Bytes;
 use kafkit_protocol::batch::encode_records;
 use kafkit_protocol::indexmap::IndexMap;
 use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafkit_protocol::messages::ProduceRequest;
+use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId};
 use kafkit_protocol::records::{Compression, Record, TimestampType};
 use kafkit_protocol::{str_bytes, topic_name};
 use tokio::sync::{mpsc, oneshot};
@@ -43,10 +48,79 @@ struct Item {
     done: Option<oneshot::Sender<Result<i64, Arc<Error>>>>,
 }
 
+/// Producer id and epoch of an idempotent writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProducerIdentity {
+    id: i64,
+    epoch: i16,
+}
+
 struct Shared {
     config: WriterConfig,
     client: ClusterClient,
     partitioner: Partitioner,
+    /// `None` until first needed; stays `None` when idempotence is off.
+    producer: tokio::sync::Mutex<Option<ProducerIdentity>>,
+}
+
+impl Shared {
+    fn idempotent(&self) -> bool {
+        self.config.idempotent && self.config.required_acks == RequiredAcks::All
+    }
+
+    /// The producer identity, asking a broker for one the first time. `bump_from` asks for the
+    /// next epoch of that identity (after a sequence error).
+    async fn producer(
+        &self,
+        bump_from: Option<ProducerIdentity>,
+    ) -> Result<Option<ProducerIdentity>> {
+        if !self.idempotent() {
+            return Ok(None);
+        }
+        let mut current = self.producer.lock().await;
+        if let (Some(cur), Some(old)) = (*current, bump_from) {
+            if cur != old {
+                return Ok(Some(cur)); // someone else already bumped it
+            }
+        } else if current.is_some() {
+            return Ok(*current);
+        }
+        let conn = self.client.any_conn().await?;
+        if matches!(
+            conn.version_for::<InitProducerIdRequest>(),
+            Err(Error::UnsupportedApi { .. })
+        ) {
+            tracing::warn!(target: "kafkit::writer", broker = conn.addr(), "broker has no InitProducerId: writing without idempotence");
+            return Ok(None);
+        }
+        let mut req = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
+        if let Some(old) = bump_from {
+            if conn.version_for::<InitProducerIdRequest>()? >= 3 {
+                req.producer_id = ProducerId(old.id);
+                req.producer_epoch = old.epoch;
+            }
+        }
+        let (_, resp) = conn.send(&req).await?;
+        if resp.error_code != 0 {
+            return Err(Error::kafka(resp.error_code, "InitProducerId"));
+        }
+        let id = ProducerIdentity {
+            id: resp.producer_id.0,
+            epoch: resp.producer_epoch,
+        };
+        tracing::info!(target: "kafkit::writer", producer_id = id.id, epoch = id.epoch, "idempotent producer ready");
+        *current = Some(id);
+        Ok(Some(id))
+    }
+}
+
+/// Per-partition numbering of an idempotent writer's records.
+#[derive(Debug, Default)]
+struct Sequence {
+    identity: Option<ProducerIdentity>,
+    next: i32,
 }
 
 /// Writes messages to a topic (the tutorial's `kafka.Writer`).
@@ -103,6 +177,7 @@ impl Writer {
                 config,
                 client,
                 partitioner,
+                producer: tokio::sync::Mutex::new(None),
             }),
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -176,13 +251,13 @@ impl Writer {
         for (idx, rx) in waits {
             let r = rx.await.unwrap_or_else(|_| Err(Arc::new(Error::Closed)));
             if let Err(e) = r {
-                failed.extend(idx.into_iter().map(|i| (i, e.clone())));
+                failed.push((idx, e));
             }
         }
         if failed.is_empty() {
             Ok(())
         } else {
-            failed.sort_by_key(|(i, _)| *i);
+            failed.sort_by_key(|(i, _)| i.first().copied());
             Err(Error::WriteFailed { total, failed })
         }
     }
@@ -207,6 +282,7 @@ impl Writer {
 
 async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Receiver<Item>) {
     let cfg = &shared.config;
+    let mut seq = Sequence::default();
     while let Some(first) = rx.recv().await {
         let mut items = vec![first];
         let count = |items: &Vec<Item>| items.iter().map(|i| i.messages.len()).sum::<usize>();
@@ -232,7 +308,7 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
             }
         }
         let n = count(&items);
-        let result = send_with_retries(&shared, partition, &items).await;
+        let result = send_with_retries(&shared, partition, &items, &mut seq).await;
         match &result {
             Ok(base) => {
                 tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages")
@@ -250,13 +326,32 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
     }
 }
 
-fn build_records(cfg: &WriterConfig, items: &[Item]) -> Result<Vec<Bytes>> {
+fn codec(c: crate::config::Compression) -> Compression {
+    match c {
+        crate::config::Compression::None => Compression::None,
+        crate::config::Compression::Gzip => Compression::Gzip,
+        crate::config::Compression::Snappy => Compression::Snappy,
+        crate::config::Compression::Lz4 => Compression::Lz4,
+        crate::config::Compression::Zstd => Compression::Zstd,
+    }
+}
+
+/// Encodes the items as batches; with an identity, records are numbered from `first_seq`.
+fn build_records(
+    cfg: &WriterConfig,
+    items: &[Item],
+    identity: Option<ProducerIdentity>,
+    first_seq: i32,
+) -> Result<Vec<Bytes>> {
     let mut batches = Vec::new();
     let mut current: Vec<Record> = Vec::new();
     let mut bytes = 0;
+    let compression = codec(cfg.compression);
+    let (pid, epoch) = identity.map_or((-1, -1), |i| (i.id, i.epoch));
+    let mut seq = first_seq;
     let flush = |current: &mut Vec<Record>, batches: &mut Vec<Bytes>| -> Result<()> {
         if !current.is_empty() {
-            batches.push(encode_records(current, Compression::None)?);
+            batches.push(encode_records(current, compression)?);
             current.clear();
         }
         Ok(())
@@ -270,6 +365,14 @@ fn build_records(cfg: &WriterConfig, items: &[Item]) -> Result<Vec<Bytes>> {
             bytes = 0;
         }
         let offset = current.len() as i64;
+        // Sequence numbers wrap at i32::MAX, as Kafka's do; without an identity they only keep
+        // `offset - sequence` constant for the encoder.
+        let sequence = if identity.is_some() {
+            seq
+        } else {
+            offset as i32
+        };
+        seq = if seq == i32::MAX { 0 } else { seq + 1 };
         let mut headers = IndexMap::new();
         for h in &m.headers {
             headers.insert(str_bytes(&h.key), h.value.clone());
@@ -279,11 +382,11 @@ fn build_records(cfg: &WriterConfig, items: &[Item]) -> Result<Vec<Bytes>> {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset,
-            sequence: offset as i32,
+            sequence,
             timestamp: now_ms(m.time),
             key: m.key.clone(),
             value: m.value.clone(),
@@ -295,28 +398,63 @@ fn build_records(cfg: &WriterConfig, items: &[Item]) -> Result<Vec<Bytes>> {
     Ok(batches)
 }
 
-async fn send_with_retries(shared: &Shared, partition: i32, items: &[Item]) -> Result<i64> {
+async fn send_with_retries(
+    shared: &Shared,
+    partition: i32,
+    items: &[Item],
+    seq: &mut Sequence,
+) -> Result<i64> {
     let cfg = &shared.config;
-    let batches = build_records(cfg, items)?;
-    let mut records = bytes::BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
-    for b in &batches {
-        records.extend_from_slice(b);
-    }
-    let records = records.freeze();
     let n: usize = items.iter().map(|i| i.messages.len()).sum();
+    let mut identity = shared.producer(None).await?;
     let mut backoff = cfg.retry_backoff;
     let mut attempt = 0;
     loop {
-        attempt += 1;
-        tracing::info!(target: "kafkit::writer", "writing {n} messages to {} (partition: {partition})", cfg.topic);
-        let result = produce_once(shared, partition, records.clone()).await;
+        if seq.identity != identity {
+            // New producer or new epoch: numbering starts over.
+            seq.identity = identity;
+            seq.next = 0;
+        }
+        let batches = build_records(cfg, items, identity, seq.next)?;
+        let mut records = bytes::BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
+        for b in &batches {
+            records.extend_from_slice(b);
+        }
+        let records = records.freeze();
+        // Retries of the same numbered batch are dropped by the broker as duplicates.
+        let result = loop {
+            attempt += 1;
+            tracing::info!(target: "kafkit::writer", "writing {n} messages to {} (partition: {partition})", cfg.topic);
+            match produce_once(shared, partition, records.clone()).await {
+                Err(e) if e.is_retriable() && attempt < cfg.max_attempts => {
+                    tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt, error = %e, "retrying write");
+                    shared.client.invalidate(&cfg.topic);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                other => break other,
+            }
+        };
         match result {
-            Ok(base) => return Ok(base),
-            Err(e) if e.is_retriable() && attempt < cfg.max_attempts => {
-                tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt, error = %e, "retrying write");
-                shared.client.invalidate(&cfg.topic);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+            Ok(base) => {
+                if identity.is_some() {
+                    seq.next = ((seq.next as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32;
+                }
+                return Ok(base);
+            }
+            // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch.
+            Err(e) if e.kafka_code() == Some(46) => {
+                seq.next = ((seq.next as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32;
+                return Ok(-1);
+            }
+            // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: new epoch, renumber, resend.
+            Err(e)
+                if identity.is_some()
+                    && matches!(e.kafka_code(), Some(45 | 59))
+                    && attempt < cfg.max_attempts =>
+            {
+                tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, error = %e, "sequence lost; bumping the producer epoch");
+                identity = shared.producer(identity).await?;
             }
             Err(e) => return Err(e),
         }

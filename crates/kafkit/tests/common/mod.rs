@@ -5,7 +5,18 @@ use std::time::Duration;
 use kafkit::{ReaderConfig, WriterConfig};
 use kafkit_broker::Cluster;
 
+/// Logs to stderr when `RUST_LOG` is set (e.g. `RUST_LOG=kafkit=debug cargo test`).
+pub fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 pub async fn cluster() -> Cluster {
+    init_logs();
     Cluster::builder()
         .brokers(3)
         .start()

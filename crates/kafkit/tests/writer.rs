@@ -1,0 +1,181 @@
+//! Writer features against the embedded cluster: compression, idempotence under lost responses,
+//! and exactly-once delivery across leader moves and a broker outage.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use kafkit::{Compression, Message, Reader, RequiredAcks, Writer, WriterConfig};
+
+fn value_index(m: &Message) -> u64 {
+    String::from_utf8_lossy(m.value.as_deref().unwrap())
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_codec_roundtrips_through_the_cluster() {
+    let c = cluster().await;
+    for (i, codec) in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let topic = format!("codec-{i}");
+        c.create_topic(&topic, 1).unwrap();
+        let w = Writer::new(WriterConfig {
+            compression: codec,
+            ..writer_config(&c, &topic)
+        })
+        .unwrap();
+        let msgs: Vec<Message> = (0..200)
+            .map(|j| {
+                Message::new(
+                    format!("k{j}"),
+                    format!("{codec:?} payload payload payload-{j}"),
+                )
+            })
+            .collect();
+        w.write_messages(msgs).await.unwrap();
+        let r = Reader::new(reader_config(&c, &topic, None)).unwrap();
+        for j in 0..200 {
+            let m = within(10, "read", r.read_message()).await.unwrap();
+            assert_eq!(value_index(&m), j, "{codec:?}");
+        }
+        r.close().await.unwrap();
+    }
+    c.shutdown().await;
+}
+
+async fn write_with_lost_responses(idempotent: bool) -> i64 {
+    let c = cluster().await;
+    c.create_topic("lost", 1).unwrap();
+    let w = Writer::new(WriterConfig {
+        idempotent,
+        write_timeout: Duration::from_secs(2),
+        ..writer_config(&c, "lost")
+    })
+    .unwrap();
+    w.write_messages((0..10).map(|i| Message::value(format!("v-{i}"))).collect())
+        .await
+        .unwrap();
+    // The broker appends the next three Produce requests but the answers never arrive.
+    c.control().drop_responses(0, 3, None);
+    for i in 10..20 {
+        w.write_messages(vec![Message::value(format!("v-{i}"))])
+            .await
+            .unwrap();
+    }
+    let end = c.partitions("lost").unwrap()[0].1;
+    c.shutdown().await;
+    end
+}
+
+#[tokio::test]
+async fn idempotent_retries_do_not_duplicate() {
+    assert_eq!(
+        write_with_lost_responses(true).await,
+        20,
+        "idempotent: exactly 20 records"
+    );
+    // The same faults without idempotence duplicate (so the test above can fail).
+    let without = write_with_lost_responses(false).await;
+    assert!(
+        without > 20,
+        "without idempotence the retries duplicated: {without}"
+    );
+}
+
+#[tokio::test]
+async fn exactly_once_in_order_across_leader_moves_and_a_broker_outage() {
+    let c = cluster().await;
+    c.create_topic_with("eos", 3, 3).unwrap();
+    let ctl = c.control();
+    let w = Writer::new(WriterConfig {
+        required_acks: RequiredAcks::All,
+        batch_size: 1000,
+        ..writer_config(&c, "eos")
+    })
+    .unwrap();
+    let total = 100_000u64;
+    let chunk = 5_000u64;
+    let writes = async {
+        for k in 0..total / chunk {
+            match k {
+                4 => {
+                    let l = ctl.leader("eos", 0).unwrap();
+                    let to = ctl
+                        .isr("eos", 0)
+                        .unwrap()
+                        .into_iter()
+                        .find(|b| *b != l)
+                        .unwrap();
+                    ctl.move_leader("eos", 0, to).unwrap();
+                }
+                8 => ctl.broker_down(ctl.leader("eos", 1).unwrap()),
+                10 => ctl.drop_responses(0, 2, None),
+                14 => (1..=3).for_each(|b| ctl.broker_up(b)),
+                _ => {}
+            }
+            let msgs = (k * chunk..(k + 1) * chunk)
+                .map(|i| Message::new(format!("key-{}", i % 1000), format!("value-{i}")))
+                .collect();
+            w.write_messages(msgs).await.unwrap();
+        }
+    };
+    within(120, "write 100k across faults", writes).await;
+    let ends: i64 = c.partitions("eos").unwrap().iter().map(|(_, e)| e).sum();
+    assert_eq!(ends, total as i64, "no duplicates, no loss in the logs");
+    let r = Reader::new(kafkit::ReaderConfig {
+        queue_capacity: 10_000,
+        ..reader_config(&c, "eos", Some("g-eos"))
+    })
+    .unwrap();
+    let mut last: HashMap<i32, u64> = HashMap::new();
+    let mut count = 0u64;
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let reading = async {
+        while count < total {
+            let m = r.fetch_message().await.unwrap();
+            let i = value_index(&m);
+            if let Some(prev) = last.insert(m.partition, i) {
+                assert!(
+                    i > prev,
+                    "partition {} out of order: {prev} then {i}",
+                    m.partition
+                );
+            }
+            count += 1;
+            progress.store(count, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(120), reading)
+        .await
+        .is_err()
+    {
+        panic!(
+            "read only {} of {total} in 120 s; assignment {:?}, ends {:?}",
+            progress.load(std::sync::atomic::Ordering::Relaxed),
+            r.assignment(),
+            c.partitions("eos")
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), r.fetch_message())
+            .await
+            .is_err(),
+        "more than {total} records"
+    );
+    r.close().await.unwrap();
+    c.shutdown().await;
+}
