@@ -60,6 +60,39 @@ def kafka_python():
     check("kafka-python produce+group consume", sent, received)
 
 
+def kafka_python_admin():
+    """Admin APIs through kafka-python's admin client, after kafka_python() left a group."""
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+    groups = [g["group_id"] for g in admin.list_groups()]
+    assert "py-group" in groups, groups
+    desc = admin.describe_groups(["py-group"])["py-group"]
+    assert desc["group_state"] == "Empty" and desc["error"] is None, desc
+    offsets = admin.list_group_offsets({"py-group": None})["py-group"]
+    assert sum(o.offset for o in offsets.values()) == N, offsets
+
+    admin.create_topics([NewTopic("py-admin", num_partitions=2, replication_factor=3)])
+    admin.create_partitions({"py-admin": NewPartitions(total_count=4)})
+    (meta,) = admin.describe_topics(["py-admin"])
+    assert len(meta["partitions"]) == 4, meta
+    assert all(len(p["isr_nodes"]) == 3 for p in meta["partitions"]), meta
+    configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "py-admin")], config_filter="all")
+    assert "min.insync.replicas" in str(configs), configs
+    cluster = admin.describe_cluster()
+    assert len(cluster["brokers"]) == 3, cluster
+
+    deleted = admin.delete_records({TopicPartition("py-topic", 0): 1})
+    assert deleted[TopicPartition("py-topic", 0)]["low_watermark"] == 1, deleted
+    assert admin.delete_groups(["py-group"]) == {"py-group": "OK"}
+    assert "py-group" not in [g["group_id"] for g in admin.list_groups()]
+    admin.delete_topics(["py-admin"])
+    assert "py-admin" not in admin.list_topics()
+    admin.close()
+    print("ok   kafka-python admin: groups, offsets, partitions, configs, cluster, delete records/groups/topics")
+
+
 def confluent():
     from confluent_kafka import Consumer, Producer
 
@@ -95,13 +128,13 @@ def confluent():
     check("confluent-kafka produce+group consume", sent, received)
 
 
-for f in (kafka_python, confluent):
+for f in (kafka_python, kafka_python_admin, confluent):
     try:
         f()
     except Exception as e:  # report and go on to the next client
         failures.append(f"{f.__name__}: {e!r}")
         print(f"FAIL {f.__name__}: {e!r}")
 
-passed = 2 - len({x.split(':')[0].split()[0] for x in failures})
-print(f"python interop: {passed} passed, {2 - passed} failed")
+failed = len({x.split(':')[0].split()[0] for x in failures})
+print(f"python interop: {3 - failed} passed, {failed} failed")
 sys.exit(1 if failures else 0)

@@ -351,13 +351,28 @@ impl ClusterState {
         rf: i16,
         id: uuid::Uuid,
     ) -> Result<TopicState, BrokerError> {
+        Ok(TopicState {
+            name: name.to_owned(),
+            id,
+            replication_factor: rf,
+            partitions: self.build_partitions(name, 0..partitions, rf)?,
+        })
+    }
+
+    /// Opens (or creates) the replica logs of partitions `range` of a topic.
+    fn build_partitions(
+        &self,
+        name: &str,
+        range: std::ops::Range<i32>,
+        rf: i16,
+    ) -> Result<Vec<Arc<PartitionState>>, BrokerError> {
         let n = self.brokers.len() as i32;
         // Spread leaders round-robin from a per-topic start, followers on the next brokers
         // (Kafka's rack-unaware assignment, simplified). Deterministic, so not stored.
         let start = (java_string_hash(name) & 0x7fff_ffff) % n;
         let now = Instant::now();
         let mut parts = Vec::new();
-        for p in 0..partitions {
+        for p in range {
             let replicas: Vec<i32> = (0..rf as i32)
                 .map(|k| self.brokers[((start + p + k) % n) as usize].id)
                 .collect();
@@ -396,12 +411,7 @@ impl ClusterState {
                 inner: Mutex::new(inner),
             }));
         }
-        Ok(TopicState {
-            name: name.to_owned(),
-            id,
-            replication_factor: rf,
-            partitions: parts,
-        })
+        Ok(parts)
     }
 
     fn save_topics(&self, topics: &BTreeMap<String, Arc<TopicState>>) -> std::io::Result<()> {
@@ -472,6 +482,68 @@ impl ClusterState {
         }
         tracing::info!(target: "kafkit::broker", topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Deletes a topic and its data. Err(UNKNOWN_TOPIC_OR_PARTITION) if there is none.
+    pub fn delete_topic(&self, name: &str) -> Result<(), i16> {
+        let mut topics = self.topics.write().expect("topics lock");
+        let Some(topic) = topics.remove(name) else {
+            return Err(3);
+        };
+        if let Err(e) = self.save_topics(&topics) {
+            tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
+            topics.insert(name.to_owned(), topic);
+            return Err(CreateTopicError::Storage.code());
+        }
+        drop(topics);
+        for p in &topic.partitions {
+            for r in &p.replicas {
+                let _ = std::fs::remove_dir_all(self.partition_dir(*r, name, p.index));
+            }
+        }
+        tracing::info!(target: "kafkit::broker", topic = name, "deleted topic");
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), i16> {
+        let mut topics = self.topics.write().expect("topics lock");
+        let Some(old) = topics.get(name).cloned() else {
+            return Err(3);
+        };
+        let have = old.partitions.len() as i32;
+        if count <= have || count > 100_000 {
+            return Err(CreateTopicError::InvalidPartitions.code());
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let added = self.build_partitions(name, have..count, old.replication_factor).map_err(|e| {
+            tracing::error!(target: "kafkit::broker", topic = name, error = %e, "adding partitions failed");
+            CreateTopicError::Storage.code()
+        })?;
+        let mut partitions = old.partitions.clone();
+        partitions.extend(added);
+        let grown = TopicState {
+            name: old.name.clone(),
+            id: old.id,
+            replication_factor: old.replication_factor,
+            partitions,
+        };
+        topics.insert(name.to_owned(), Arc::new(grown));
+        if let Err(e) = self.save_topics(&topics) {
+            tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
+            topics.insert(name.to_owned(), old);
+            return Err(CreateTopicError::Storage.code());
+        }
+        tracing::info!(target: "kafkit::broker", topic = name, from = have, to = count, "added partitions");
+        Ok(())
     }
 
     /// Gets a topic, creating it with defaults when auto-creation is on and `allow` is set.

@@ -36,6 +36,8 @@ pub mod codes {
     pub const INVALID_SESSION_TIMEOUT: i16 = 26;
     /// REBALANCE_IN_PROGRESS
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    /// NON_EMPTY_GROUP
+    pub const NON_EMPTY_GROUP: i16 = 68;
     /// GROUP_ID_NOT_FOUND
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
 }
@@ -191,6 +193,19 @@ pub struct MemberInfo {
     pub client_host: String,
     /// Assignment bytes.
     pub assignment: Bytes,
+}
+
+/// What DescribeGroups reports about a group.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// State.
+    pub state: GroupState,
+    /// Protocol type ("consumer").
+    pub protocol_type: String,
+    /// Chosen protocol (assignor).
+    pub protocol: String,
+    /// Members: id, instance id, client id, host, metadata, assignment.
+    pub members: Vec<(String, Option<String>, String, String, Bytes, Bytes)>,
 }
 
 /// The group coordinator state machine for all groups of a cluster.
@@ -681,6 +696,53 @@ impl Coordinator {
     /// Ids of all groups.
     pub fn group_ids(&self) -> Vec<String> {
         self.groups.keys().cloned().collect()
+    }
+
+    /// A group's state, protocol and members, as DescribeGroups shows them.
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let g = self.groups.get(group_id)?;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        Some(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    let meta = m
+                        .protocols
+                        .iter()
+                        .find(|(p, _)| *p == protocol)
+                        .map(|(_, md)| md.clone())
+                        .unwrap_or_default();
+                    (
+                        id.clone(),
+                        m.group_instance_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        meta,
+                        m.assignment.clone(),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// Whether a group has members right now.
+    pub fn has_members(&self, group_id: &str) -> bool {
+        self.groups
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
+    /// Forgets an empty group. Err(NON_EMPTY_GROUP) while it has members.
+    pub fn delete(&mut self, group_id: &str) -> Result<(), i16> {
+        if self.has_members(group_id) {
+            return Err(codes::NON_EMPTY_GROUP);
+        }
+        self.groups.remove(group_id);
+        Ok(())
     }
 }
 

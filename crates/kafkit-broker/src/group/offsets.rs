@@ -145,7 +145,11 @@ impl OffsetStore {
         self.file.write_all(&buf)?;
         self.file.sync_data()?;
         for (k, v) in entries {
-            self.offsets.insert(k, v);
+            if v.offset < 0 {
+                self.offsets.remove(&k);
+            } else {
+                self.offsets.insert(k, v);
+            }
         }
         Ok(())
     }
@@ -163,6 +167,28 @@ impl OffsetStore {
             .filter(|((g, _, _), _)| g == group)
             .map(|((_, t, p), c)| (t.clone(), *p, c.clone()))
             .collect()
+    }
+
+    /// Deletes committed offsets (written as tombstones, offset -1).
+    pub fn delete(&mut self, keys: Vec<OffsetKey>) -> std::io::Result<()> {
+        let tombstones = keys
+            .into_iter()
+            .filter(|k| self.offsets.contains_key(k))
+            .map(|k| {
+                (
+                    k,
+                    Committed {
+                        offset: -1,
+                        leader_epoch: -1,
+                        metadata: None,
+                    },
+                )
+            })
+            .collect::<Vec<_>>();
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        self.commit(tombstones)
     }
 
     /// Every group with committed offsets.

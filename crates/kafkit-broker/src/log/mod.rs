@@ -35,6 +35,8 @@ struct Entry {
     base_offset: i64,
     last_offset: i64,
     max_timestamp: i64,
+    /// Leader epoch stamped on the batch.
+    epoch: i32,
     pos: u64,
     len: u32,
 }
@@ -123,6 +125,7 @@ impl PartitionLog {
                 base_offset: h.base_offset,
                 last_offset: h.last_offset(),
                 max_timestamp: h.max_timestamp,
+                epoch: h.partition_leader_epoch,
                 pos: pos as u64,
                 len: h.total_len() as u32,
             });
@@ -141,10 +144,15 @@ impl PartitionLog {
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
+        // DeleteRecords moves the start forward logically; it is kept in a checkpoint file.
+        let checkpoint = std::fs::read_to_string(dir.join("log-start-offset"))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        let first = index.first().map_or(next_offset, |e| e.base_offset);
         Ok(Self {
             path,
             file,
-            start_offset: index.first().map_or(next_offset, |e| e.base_offset),
+            start_offset: checkpoint.map_or(first, |c| c.max(first).min(next_offset)),
             index,
             next_offset,
             size: pos as u64,
@@ -159,9 +167,32 @@ impl PartitionLog {
 
     /// First offset still in the log.
     pub fn log_start_offset(&self) -> i64 {
-        self.index
-            .first()
-            .map_or(self.next_offset, |e| e.base_offset)
+        self.start_offset
+    }
+
+    /// Makes `offset` the new log start (DeleteRecords): records below it are no longer
+    /// served. Returns the new start. The file keeps the bytes until segments and retention
+    /// can drop whole segments.
+    pub fn delete_records_before(&mut self, offset: i64) -> std::io::Result<i64> {
+        let offset = offset.clamp(self.start_offset, self.next_offset);
+        if offset != self.start_offset {
+            let dir = self.path.parent().expect("log in a directory");
+            let tmp = dir.join("log-start-offset.tmp");
+            std::fs::write(&tmp, format!("{offset}\n"))?;
+            std::fs::rename(&tmp, dir.join("log-start-offset"))?;
+            self.start_offset = offset;
+        }
+        Ok(offset)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that the log has, and its
+    /// end offset (the first offset of a later epoch, or the log end).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        match self.index.iter().position(|e| e.epoch > epoch) {
+            Some(0) => (-1, self.index[0].base_offset),
+            Some(i) => (self.index[i - 1].epoch, self.index[i].base_offset),
+            None => (self.index.last().map_or(-1, |e| e.epoch), self.next_offset),
+        }
     }
 
     fn check_sequence(known: Option<&ProducerEntry>, h: &BatchHeader) -> SeqCheck {
@@ -264,6 +295,7 @@ impl PartitionLog {
                 base_offset: next,
                 last_offset: next + h.last_offset_delta as i64,
                 max_timestamp: h.max_timestamp,
+                epoch: leader_epoch,
                 pos: self.size + start as u64,
                 len: b.len() as u32,
             });
@@ -346,6 +378,7 @@ impl PartitionLog {
                 base_offset: h.base_offset,
                 last_offset: h.last_offset(),
                 max_timestamp: h.max_timestamp,
+                epoch: h.partition_leader_epoch,
                 pos: self.size + range.start as u64,
                 len: range.len() as u32,
             });
@@ -375,6 +408,7 @@ impl PartitionLog {
             .index
             .last()
             .map_or(self.start_offset, |e| e.last_offset + 1);
+        self.start_offset = self.start_offset.min(self.next_offset);
         Ok(())
     }
 

@@ -40,6 +40,16 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
         Ok(ApiKey::ApiVersions) => (0, 3),
         Ok(ApiKey::CreateTopics) => (2, 7),
         Ok(ApiKey::InitProducerId) => (0, 4),
+        Ok(ApiKey::DescribeGroups) => (0, 5),
+        Ok(ApiKey::ListGroups) => (0, 4),
+        Ok(ApiKey::DeleteGroups) => (0, 2),
+        Ok(ApiKey::OffsetDelete) => (0, 0),
+        Ok(ApiKey::DeleteTopics) => (1, 6),
+        Ok(ApiKey::CreatePartitions) => (0, 3),
+        Ok(ApiKey::DeleteRecords) => (0, 2),
+        Ok(ApiKey::DescribeConfigs) => (1, 4),
+        Ok(ApiKey::DescribeCluster) => (0, 1),
+        Ok(ApiKey::OffsetForLeaderEpoch) => (2, 4),
         _ => (0, -1),
     }
 }

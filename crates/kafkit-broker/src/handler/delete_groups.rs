@@ -1,0 +1,43 @@
+//! DeleteGroups (key 42) v0-v2: removes empty groups and their committed offsets;
+//! NON_EMPTY_GROUP while members remain, GROUP_ID_NOT_FOUND for unknown groups.
+
+use kafkit_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafkit_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::{err, Ctx};
+use crate::group::codes;
+
+pub fn handle(ctx: &Ctx, req: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+    let mut groups = ctx.cluster.groups.lock().expect("groups lock");
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|gid| {
+            let g = gid.0.to_string();
+            let code = if !ctx.is_coordinator(&g) {
+                err::NOT_COORDINATOR
+            } else {
+                let known = groups.coordinator.describe(&g).is_some() || !groups.offsets.group(&g).is_empty();
+                if !known {
+                    codes::GROUP_ID_NOT_FOUND
+                } else {
+                    match groups.coordinator.delete(&g) {
+                        Err(code) => code,
+                        Ok(()) => {
+                            let keys = groups.offsets.group(&g).into_iter().map(|(t, p, _)| (g.clone(), t, p)).collect();
+                            match groups.offsets.delete(keys) {
+                                Ok(()) => {
+                                    tracing::info!(target: "kafkit::broker", group = %g, "deleted group");
+                                    err::NONE
+                                }
+                                Err(_) => err::KAFKA_STORAGE_ERROR,
+                            }
+                        }
+                    }
+                }
+            };
+            DeletableGroupResult::default().with_group_id(gid).with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}

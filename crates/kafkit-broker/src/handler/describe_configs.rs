@@ -1,0 +1,99 @@
+//! DescribeConfigs (key 32) v1-v4: the settings a topic or broker actually runs with (the ones
+//! this cluster implements), read-only. Not implemented: AlterConfigs, synonyms, documentation.
+
+use kafkit_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafkit_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafkit_protocol::str_bytes;
+
+use super::{err, Ctx};
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+/// Config source DEFAULT_CONFIG.
+const DEFAULT_CONFIG: i8 = 5;
+
+fn settings(ctx: &Ctx, resource_type: i8) -> Vec<(&'static str, String)> {
+    let c = &ctx.cluster.config;
+    let mut v = vec![
+        ("cleanup.policy", "delete".to_owned()),
+        ("compression.type", "producer".to_owned()),
+        ("max.message.bytes", c.message_max_bytes.to_string()),
+        ("min.insync.replicas", c.min_insync_replicas.to_string()),
+        ("retention.ms", "-1".to_owned()),
+        ("retention.bytes", "-1".to_owned()),
+        ("message.timestamp.type", "CreateTime".to_owned()),
+    ];
+    if resource_type == BROKER {
+        v.extend([
+            (
+                "auto.create.topics.enable",
+                c.auto_create_topics.to_string(),
+            ),
+            ("num.partitions", c.default_partitions.to_string()),
+            (
+                "default.replication.factor",
+                ctx.cluster.default_replication_factor().to_string(),
+            ),
+            (
+                "replica.lag.time.max.ms",
+                c.replica_lag_time_max.as_millis().to_string(),
+            ),
+            (
+                "group.initial.rebalance.delay.ms",
+                c.group_initial_rebalance_delay.as_millis().to_string(),
+            ),
+            ("socket.request.max.bytes", c.max_frame_bytes.to_string()),
+        ]);
+    }
+    v
+}
+
+pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest, _version: i16) -> DescribeConfigsResponse {
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let mut out = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let known = match r.resource_type {
+                TOPIC => ctx.cluster.topic(&r.resource_name).is_some(),
+                BROKER => {
+                    r.resource_name.is_empty()
+                        || r.resource_name
+                            .parse::<i32>()
+                            .is_ok_and(|id| ctx.cluster.broker(id).is_some())
+                }
+                _ => false,
+            };
+            if !known {
+                out.error_code = if r.resource_type == TOPIC {
+                    err::UNKNOWN_TOPIC_OR_PARTITION
+                } else {
+                    err::INVALID_REQUEST
+                };
+                out.error_message = Some(str_bytes("unknown resource"));
+                return out;
+            }
+            out.configs = settings(ctx, r.resource_type)
+                .into_iter()
+                .filter(|(k, _)| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|keys| keys.iter().any(|x| x.as_str() == *k))
+                })
+                .map(|(k, v)| {
+                    DescribeConfigsResourceResult::default()
+                        .with_name(str_bytes(k))
+                        .with_value(Some(str_bytes(&v)))
+                        .with_read_only(true)
+                        .with_config_source(DEFAULT_CONFIG)
+                })
+                .collect();
+            out
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}

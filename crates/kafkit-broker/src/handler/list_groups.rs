@@ -1,0 +1,39 @@
+//! ListGroups (key 16) v0-v4: groups with members or committed offsets, with their state (v4
+//! filters by state). Not implemented: the v5 type filter.
+
+use kafkit_protocol::messages::list_groups_response::ListedGroup;
+use kafkit_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafkit_protocol::str_bytes;
+
+use super::Ctx;
+
+pub fn handle(ctx: &Ctx, req: ListGroupsRequest, _version: i16) -> ListGroupsResponse {
+    let groups = ctx.cluster.groups.lock().expect("groups lock");
+    let mut ids = groups.coordinator.group_ids();
+    ids.extend(groups.offsets.groups());
+    ids.sort();
+    ids.dedup();
+    let listed = ids
+        .into_iter()
+        // Each broker lists the groups it coordinates, as Kafka's brokers do.
+        .filter(|g| ctx.is_coordinator(g))
+        .filter_map(|g| {
+            let (state, protocol_type) = match groups.coordinator.describe(&g) {
+                Some(d) => (d.state.as_str(), d.protocol_type),
+                None => ("Empty", "consumer".to_owned()),
+            };
+            let wanted = req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(state));
+            wanted.then(|| {
+                ListedGroup::default()
+                    .with_group_id(GroupId(str_bytes(&g)))
+                    .with_protocol_type(str_bytes(&protocol_type))
+                    .with_group_state(str_bytes(state))
+            })
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(listed)
+}
