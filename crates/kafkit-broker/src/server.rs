@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use kafkit_protocol::codec::{self, RequestPeek};
 use kafkit_protocol::frame;
 use kafkit_protocol::messages::{ApiKey, ResponseKind};
+use kafkit_protocol::protocol::Decodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -122,6 +123,26 @@ async fn serve(
             return Err(format!(
                 "{key:?} v{api_version} is not supported (we serve v{min}-v{max_v})"
             ));
+        }
+        if handler::legacy::serves(api_key, api_version) {
+            // Old versions kafka-protocol no longer decodes: header v1, hand-written bodies.
+            let mut rest = frame;
+            kafkit_protocol::messages::RequestHeader::decode(&mut rest, 1)
+                .map_err(|e| format!("legacy request header: {e}"))?;
+            let body = tokio::select! {
+                r = handler::legacy::handle(ctx, api_key, api_version, rest) => r?,
+                _ = shutdown.changed() => return Ok(()),
+                _ = down.wait_for(|d| *d) => return Ok(()),
+            };
+            if let Some(body) = body {
+                out.put_i32(4 + body.len() as i32);
+                out.put_i32(correlation_id);
+                out.extend_from_slice(&body);
+                wr.write_all_buf(&mut out)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            continue;
         }
         let (header, body) =
             codec::decode_request(frame, key, api_version).map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod legacy;
 pub mod versions;
 
 pub use error::ProtocolError;

@@ -17,6 +17,7 @@ mod init_producer_id;
 mod injected;
 mod join_group;
 mod leave_group;
+pub mod legacy;
 mod list_groups;
 mod list_offsets;
 mod metadata;
@@ -55,9 +56,9 @@ impl Ctx {
 
 /// API keys and version ranges this broker serves.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Produce, 0, 9),
+    (ApiKey::Fetch, 0, 12),
+    (ApiKey::ListOffsets, 0, 7),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),

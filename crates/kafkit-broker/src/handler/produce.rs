@@ -22,15 +22,15 @@ use super::{err, Ctx};
 use crate::log::AppendError;
 use crate::state::PartitionState;
 
-struct Appended {
-    code: i16,
-    base: i64,
-    log_start: i64,
-    wait: Option<(Arc<PartitionState>, i64)>,
+pub(super) struct Appended {
+    pub(super) code: i16,
+    pub(super) base: i64,
+    pub(super) log_start: i64,
+    pub(super) wait: Option<(Arc<PartitionState>, i64)>,
 }
 
 impl Appended {
-    fn error(code: i16) -> Self {
+    pub(super) fn error(code: i16) -> Self {
         Self {
             code,
             base: -1,
@@ -40,7 +40,7 @@ impl Appended {
     }
 }
 
-fn append(
+pub(super) fn append(
     ctx: &Ctx,
     topic: &str,
     partition: i32,
@@ -107,7 +107,7 @@ fn append(
 }
 
 /// Waits until every in-sync replica has the records below `end`.
-async fn wait_replicated(
+pub(super) async fn wait_replicated(
     ctx: &Ctx,
     p: &PartitionState,
     end: i64,

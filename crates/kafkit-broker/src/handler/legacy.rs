@@ -1,0 +1,224 @@
+//! Old request versions `kafka-protocol` cannot decode (see `kafkit_protocol::legacy`):
+//! Produce v0-v2 with message sets v0/v1, Fetch v0-v3 (stored v2 batches are down-converted
+//! to message sets: magic 1 for v2-v3, magic 0 for v0-v1) and ListOffsets v0. Records from
+//! old producers are stored as v2 batches, as Kafka 3 stores them.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafkit_protocol::batch::{decode_records, encode_records};
+use kafkit_protocol::legacy::{self, FetchPartition, LegacyRecord, ProducePartition};
+use kafkit_protocol::messages::fetch_request::{FetchPartition as FetchReqPartition, FetchTopic};
+use kafkit_protocol::messages::{ApiKey, BrokerId, FetchRequest};
+use kafkit_protocol::records::{Compression, Record, TimestampType};
+use kafkit_protocol::topic_name;
+
+use super::{err, fetch, produce, Ctx};
+
+/// Whether this (api key, version) is served here rather than by `kafka-protocol`.
+pub fn serves(api_key: i16, version: i16) -> bool {
+    matches!(
+        (ApiKey::try_from(api_key), version),
+        (Ok(ApiKey::Produce), 0..=2) | (Ok(ApiKey::Fetch), 0..=3) | (Ok(ApiKey::ListOffsets), 0)
+    )
+}
+
+/// Serves a legacy request body; `Ok(None)` means no response (acks=0).
+pub async fn handle(
+    ctx: &Ctx,
+    api_key: i16,
+    version: i16,
+    body: Bytes,
+) -> Result<Option<BytesMut>, String> {
+    match ApiKey::try_from(api_key) {
+        Ok(ApiKey::Produce) => produce_v0(ctx, version, body).await,
+        Ok(ApiKey::Fetch) => fetch_v0(ctx, version, body).await.map(Some),
+        Ok(ApiKey::ListOffsets) => list_offsets_v0(ctx, body).map(Some),
+        _ => Err(format!("api {api_key} v{version} has no legacy handler")),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Converts a message set into one v2 batch, or a Kafka error code.
+fn to_batch(set: &Bytes) -> Result<Bytes, i16> {
+    let msgs = legacy::decode_message_set(set).map_err(|e| {
+        tracing::warn!(target: "kafkit::broker", error = %e, "refusing legacy message set");
+        if e.to_string().contains("not supported") {
+            err::UNSUPPORTED_COMPRESSION_TYPE
+        } else {
+            err::CORRUPT_MESSAGE
+        }
+    })?;
+    if msgs.is_empty() {
+        return Err(err::CORRUPT_MESSAGE);
+    }
+    let now = now_ms();
+    let records: Vec<Record> = msgs
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: if m.timestamp >= 0 { m.timestamp } else { now },
+            key: m.key,
+            value: m.value,
+            headers: Default::default(),
+        })
+        .collect();
+    encode_records(&records, Compression::None).map_err(|_| err::CORRUPT_MESSAGE)
+}
+
+async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<BytesMut>, String> {
+    let req = legacy::decode_produce_request(body).map_err(|e| e.to_string())?;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let mut results = Vec::new();
+    for (topic, parts) in &req.topics {
+        let mut out = Vec::new();
+        for (partition, set) in parts {
+            let a = if !matches!(req.acks, -1..=1) {
+                produce::Appended::error(err::INVALID_REQUIRED_ACKS)
+            } else {
+                match to_batch(set) {
+                    Ok(batch) => produce::append(ctx, topic, *partition, Some(&batch), req.acks),
+                    Err(code) => produce::Appended::error(code),
+                }
+            };
+            out.push((*partition, a));
+        }
+        results.push((topic.clone(), out));
+    }
+    ctx.cluster.changed.notify_waiters();
+    let mut topics = Vec::new();
+    for (topic, parts) in results {
+        let mut out = Vec::new();
+        for (partition, mut a) in parts {
+            if req.acks == -1 {
+                if let Some((p, end)) = a.wait.take() {
+                    a.code = produce::wait_replicated(ctx, &p, end, deadline).await;
+                }
+            }
+            out.push(ProducePartition {
+                partition,
+                error_code: a.code,
+                base_offset: if a.code == 0 { a.base } else { -1 },
+            });
+        }
+        topics.push((topic, out));
+    }
+    Ok((req.acks != 0).then(|| legacy::encode_produce_response(version, &topics)))
+}
+
+async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, String> {
+    let req = legacy::decode_fetch_request(version, body).map_err(|e| e.to_string())?;
+    let modern = FetchRequest::default()
+        .with_replica_id(BrokerId(req.replica_id))
+        .with_max_wait_ms(req.max_wait_ms)
+        .with_min_bytes(req.min_bytes)
+        .with_max_bytes(req.max_bytes)
+        .with_topics(
+            req.topics
+                .iter()
+                .map(|(t, parts)| {
+                    FetchTopic::default()
+                        .with_topic(topic_name(t))
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|(p, offset, max)| {
+                                    FetchReqPartition::default()
+                                        .with_partition(*p)
+                                        .with_fetch_offset(*offset)
+                                        .with_partition_max_bytes(*max)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let resp = fetch::handle(ctx, modern, 4).await;
+    let magic = if version >= 2 { 1 } else { 0 };
+    let topics: Vec<(String, Vec<FetchPartition>)> = resp
+        .responses
+        .into_iter()
+        .map(|t| {
+            let parts = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let records = p
+                        .records
+                        .as_ref()
+                        .and_then(|data| decode_records(data).ok())
+                        .map(|recs| {
+                            let legacy: Vec<LegacyRecord> = recs
+                                .into_iter()
+                                .map(|r| LegacyRecord {
+                                    offset: r.offset,
+                                    timestamp: r.timestamp,
+                                    key: r.key,
+                                    value: r.value,
+                                })
+                                .collect();
+                            legacy::encode_message_set(&legacy, magic)
+                        })
+                        .unwrap_or_default();
+                    FetchPartition {
+                        partition: p.partition_index,
+                        error_code: p.error_code,
+                        high_watermark: p.high_watermark,
+                        records,
+                    }
+                })
+                .collect();
+            (t.topic.0.to_string(), parts)
+        })
+        .collect();
+    Ok(legacy::encode_fetch_response(version, &topics))
+}
+
+fn list_offsets_v0(ctx: &Ctx, body: Bytes) -> Result<BytesMut, String> {
+    let req = legacy::decode_list_offsets_v0(body).map_err(|e| e.to_string())?;
+    let topics: Vec<(String, Vec<(i32, i16, Vec<i64>)>)> = req
+        .into_iter()
+        .map(|(t, parts)| {
+            let topic = ctx.cluster.topic(&t);
+            let out = parts
+                .into_iter()
+                .map(|(p, ts, max)| {
+                    let part = topic
+                        .as_ref()
+                        .and_then(|t| usize::try_from(p).ok().and_then(|i| t.partitions.get(i)));
+                    let Some(part) = part else {
+                        return (p, err::UNKNOWN_TOPIC_OR_PARTITION, vec![]);
+                    };
+                    let inner = part.lock();
+                    let Some(log) = inner.leader_log().filter(|_| inner.leader == ctx.broker_id)
+                    else {
+                        return (p, err::NOT_LEADER_OR_FOLLOWER, vec![]);
+                    };
+                    let offset = match ts {
+                        -2 => log.log_start_offset(),
+                        ts if ts < 0 => inner.high_watermark,
+                        ts => log.offset_for_timestamp(ts).min(inner.high_watermark),
+                    };
+                    (p, err::NONE, if max > 0 { vec![offset] } else { vec![] })
+                })
+                .collect();
+            (t, out)
+        })
+        .collect();
+    Ok(legacy::encode_list_offsets_v0(&topics))
+}
