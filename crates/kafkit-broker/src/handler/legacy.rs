@@ -191,7 +191,7 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Stri
 
 fn list_offsets_v0(ctx: &Ctx, body: Bytes) -> Result<BytesMut, String> {
     let req = legacy::decode_list_offsets_v0(body).map_err(|e| e.to_string())?;
-    let topics: Vec<(String, Vec<(i32, i16, Vec<i64>)>)> = req
+    let topics: legacy::ListedOffsets = req
         .into_iter()
         .map(|(t, parts)| {
             let topic = ctx.cluster.topic(&t);
