@@ -90,6 +90,11 @@ impl ClusterBuilder {
         self.config.replica_lag_time_max = d;
         self
     }
+    /// Segment size, retention and sync policy of partition logs.
+    pub fn log_config(mut self, log: crate::log::LogConfig) -> Self {
+        self.config.log = log;
+        self
+    }
     /// Wait for more members when a group forms (default 0).
     pub fn group_initial_rebalance_delay(mut self, d: Duration) -> Self {
         self.config.group_initial_rebalance_delay = d;
@@ -146,6 +151,7 @@ impl ClusterBuilder {
             tasks.spawn(server::run(l, info.id, state.clone(), rx.clone()));
         }
         tasks.spawn(crate::replication::run(state.clone(), rx.clone()));
+        tasks.spawn(maintenance(state.clone(), rx.clone()));
         // Drives group timeouts (session expiry, rebalance deadlines).
         let ticker = state.clone();
         let mut trx = rx.clone();
@@ -169,6 +175,32 @@ impl ClusterBuilder {
             tasks,
             temp_dir: temp,
         })
+    }
+}
+
+/// Periodic log work: syncs (for `SyncPolicy::Interval`) and retention.
+async fn maintenance(state: Arc<ClusterState>, mut shutdown: watch::Receiver<bool>) {
+    let sync_every = match state.config.log.sync {
+        crate::log::SyncPolicy::Interval(d) => Some(d.max(Duration::from_millis(10))),
+        _ => None,
+    };
+    let retention_every = Duration::from_secs(5);
+    let mut last_retention = tokio::time::Instant::now();
+    loop {
+        let wait = sync_every.unwrap_or(retention_every).min(retention_every);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        if sync_every.is_some() {
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || s.flush_all()).await;
+        }
+        if last_retention.elapsed() >= retention_every {
+            last_retention = tokio::time::Instant::now();
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || s.enforce_retention()).await;
+        }
     }
 }
 
@@ -267,6 +299,17 @@ impl Cluster {
             .offsets
             .get(group, topic, partition)
             .map(|c| c.offset)
+    }
+
+    /// Stops at once, as a machine crash would: every byte the logs had not synced is dropped,
+    /// nothing is flushed. Start a cluster on the same data directory to watch it recover.
+    pub async fn crash(mut self) {
+        let _ = self.shutdown.send(true);
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.state.simulate_crash();
+        tracing::warn!(target: "kafkit::broker", "cluster crashed (simulated): unsynced data dropped");
+        self.temp_dir = None; // keep the data for the restart
     }
 
     /// Stops accepting, closes connections, waits for tasks and flushes every log to disk.

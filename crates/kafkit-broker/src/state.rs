@@ -44,6 +44,8 @@ pub struct ClusterConfig {
     /// A follower that has not caught up for this long leaves the ISR (Kafka's
     /// `replica.lag.time.max.ms`; default 10 s).
     pub replica_lag_time_max: Duration,
+    /// Segments, retention and sync policy of partition logs.
+    pub log: crate::log::LogConfig,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +61,7 @@ impl Default for ClusterConfig {
             default_replication_factor: None,
             min_insync_replicas: 1,
             replica_lag_time_max: Duration::from_secs(10),
+            log: crate::log::LogConfig::default(),
         }
     }
 }
@@ -378,7 +381,13 @@ impl ClusterState {
                 .collect();
             let mut logs = BTreeMap::new();
             for &r in &replicas {
-                logs.insert(r, PartitionLog::open(&self.partition_dir(r, name, p))?);
+                logs.insert(
+                    r,
+                    PartitionLog::open_with(
+                        &self.partition_dir(r, name, p),
+                        self.config.log.clone(),
+                    )?,
+                );
             }
             // After a restart the replica with the longest log leads; longer logs elsewhere
             // cannot exist then, so nothing acknowledged is lost.
@@ -614,7 +623,7 @@ impl ClusterState {
     pub fn flush_all(&self) {
         for t in self.topics.read().expect("topics lock").values() {
             for p in &t.partitions {
-                for log in p.lock().logs.values() {
+                for log in p.lock().logs.values_mut() {
                     if let Err(e) = log.flush() {
                         tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "flush failed");
                     }
@@ -632,6 +641,31 @@ impl ClusterState {
         std::fs::rename(&tmp, self.data_dir.join("producer_ids"))?;
         *next = pid + 1;
         Ok(pid)
+    }
+
+    /// Applies retention to every replica log.
+    pub fn enforce_retention(&self) {
+        let now = std::time::SystemTime::now();
+        for (_, part) in self.all_partitions() {
+            let mut inner = part.lock();
+            for log in inner.logs.values_mut() {
+                if let Err(e) = log.enforce_retention(now) {
+                    tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// Drops every unsynced byte of every log, as a machine crash would.
+    pub fn simulate_crash(&self) {
+        for (_, part) in self.all_partitions() {
+            let mut inner = part.lock();
+            for log in inner.logs.values_mut() {
+                if let Err(e) = log.simulate_crash() {
+                    tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "simulated crash failed");
+                }
+            }
+        }
     }
 
     /// A fresh token for a waiting request.

@@ -5,52 +5,81 @@
 //! ```text
 //! <data_dir>/FORMAT                      "kafkit-data 1"
 //! <data_dir>/topics                      one line per topic: name partitions replication uuid
-//! <data_dir>/broker-<id>/<topic>-<p>/00000000000000000000.log
-//!                                        concatenated v2 record batches, exactly as Kafka
-//!                                        stores them in a segment (offsets assigned)
-//! <data_dir>/__consumer_offsets/offsets.log   see `group::offsets`
 //! <data_dir>/producer_ids                next idempotent producer id
+//! <data_dir>/__consumer_offsets/offsets.log   see `group::offsets`
+//! <data_dir>/broker-<id>/<topic>-<p>/<base offset, 20 digits>.log
+//!                                        segments: concatenated v2 record batches with their
+//!                                        offsets assigned, exactly as Kafka stores them
+//! <data_dir>/broker-<id>/<topic>-<p>/log-start-offset   after DeleteRecords
 //! ```
 //!
-//! The batch index (offset → file position) is rebuilt on open by scanning the file; every
-//! batch's CRC is checked and the file is truncated at the first torn or corrupt batch, which is
-//! never served. Writes go to the OS with `write`; `sync` (fsync) happens on [`PartitionLog::flush`],
-//! called at clean shutdown. So a process crash loses nothing, a machine crash may lose
-//! what was written since the last flush (the same default as Kafka, which leaves flushing to
-//! the OS and relies on replication). Segment rolling, retention and a sync policy come with the
-//! durability work (issue 3).
+//! A log is a sequence of segments; the last one takes appends and is rolled when it would
+//! pass `segment_bytes` or is older than `segment_ms`. Retention deletes whole old segments by
+//! size (`retention_bytes`) or age (`retention_ms`, by the newest record timestamp in the
+//! segment), and segments wholly below the log start offset.
+//!
+//! Recovery on open: the offset index is rebuilt by scanning every segment and checking every
+//! batch's length, CRC-32C and offset order; at the first torn or corrupt batch the segment is
+//! truncated and later segments are deleted, so nothing damaged is ever served. (There is no
+//! on-disk offset index: the scan that checks every CRC builds it anyway.)
+//!
+//! Durability follows [`SyncPolicy`]: `EveryWrite` fsyncs before an append returns (an
+//! acknowledged record survives a machine crash); `Interval` (the default, every second)
+//! bounds the loss on a machine crash to that interval; `Never` leaves it to the OS and to
+//! replication, as Kafka does by default. A process crash loses nothing in any mode: the data
+//! is in the OS page cache. [`PartitionLog::simulate_crash`] drops what was not synced, for
+//! tests.
 
-use std::collections::{HashMap, VecDeque};
+mod producers;
+
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::batch::{self, BatchHeader};
+use producers::{Producers, SeqCheck};
 
-/// One batch in the index.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    base_offset: i64,
-    last_offset: i64,
-    max_timestamp: i64,
-    /// Leader epoch stamped on the batch.
-    epoch: i32,
-    pos: u64,
-    len: u32,
+/// When appended data is forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// fsync before every append returns.
+    EveryWrite,
+    /// fsync in the background at this interval.
+    Interval(Duration),
+    /// Only at clean shutdown; the OS decides otherwise.
+    Never,
 }
 
-/// Batches remembered per producer for duplicate detection (Kafka keeps 5, the most a
-/// producer may have in flight).
-const PRODUCER_BATCHES: usize = 5;
+/// Segment and retention settings of every partition log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll the active segment before it passes this many bytes (default 1 GiB).
+    pub segment_bytes: u64,
+    /// Roll the active segment once it is this old (default 7 days).
+    pub segment_ms: Duration,
+    /// Delete segments whose newest record is older than this (default 7 days; `None` keeps
+    /// them).
+    pub retention_ms: Option<Duration>,
+    /// Delete old segments while the log is larger than this (default `None`: no limit).
+    pub retention_bytes: Option<u64>,
+    /// Sync policy (default every second).
+    pub sync: SyncPolicy,
+}
 
-/// What the log knows of one idempotent producer.
-#[derive(Debug, Clone, Default)]
-struct ProducerEntry {
-    epoch: i16,
-    /// (first sequence, last sequence, base offset) of recent batches, oldest first.
-    batches: VecDeque<(i32, i32, i64)>,
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: Duration::from_secs(7 * 24 * 3600),
+            retention_ms: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            sync: SyncPolicy::Interval(Duration::from_secs(1)),
+        }
+    }
 }
 
 /// Why an append was refused.
@@ -68,96 +97,177 @@ impl From<std::io::Error> for AppendError {
     }
 }
 
-enum SeqCheck {
-    Append,
-    Duplicate(i64),
-    Reject(i16),
-}
-
-fn last_sequence(h: &BatchHeader) -> i32 {
-    // Sequences wrap at i32::MAX (Kafka's DefaultRecordBatch.incrementSequence).
-    ((h.base_sequence as i64 + h.last_offset_delta as i64) % (i32::MAX as i64 + 1)) as i32
-}
-
-/// An append-only log of record batches for one partition.
 #[derive(Debug)]
-pub struct PartitionLog {
+struct Segment {
+    base: i64,
     path: PathBuf,
     file: File,
-    index: Vec<Entry>,
-    /// Offset of the first record the log holds or will hold (0 until retention exists).
-    start_offset: i64,
-    next_offset: i64,
     size: u64,
-    /// Idempotent producers seen in this log, rebuilt from batch headers on open.
-    producers: HashMap<i64, ProducerEntry>,
+    synced: u64,
+    created: SystemTime,
 }
 
-impl PartitionLog {
-    /// Opens (creating if needed) the log in `dir`, recovering from a torn tail.
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join("00000000000000000000.log");
-        let mut file = OpenOptions::new()
+impl Segment {
+    fn create(dir: &Path, base: i64) -> std::io::Result<Self> {
+        let path = dir.join(format!("{base:020}.log"));
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)?;
-        let mut data = Vec::new();
-        file.seek(SeekFrom::Start(0))?;
-        file.read_to_end(&mut data)?;
-        let mut index = Vec::new();
-        let mut pos = 0usize;
-        let mut next_offset = 0;
-        let mut producers = HashMap::new();
-        while pos < data.len() {
-            let rest = &data[pos..];
-            let Ok(h) = BatchHeader::parse(rest) else {
-                break;
-            };
-            if h.total_len() > rest.len() {
-                break;
+        Ok(Self {
+            base,
+            path,
+            file,
+            size: 0,
+            synced: 0,
+            created: SystemTime::now(),
+        })
+    }
+}
+
+/// One batch in the index.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    base_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+    /// Leader epoch stamped on the batch.
+    epoch: i32,
+    /// Base offset of the segment holding it.
+    segment: i64,
+    /// Position in that segment.
+    pos: u64,
+    len: u32,
+    /// Bytes appended to the log before this batch (for byte counts across segments).
+    cum: u64,
+}
+
+/// An append-only, segmented log of record batches for one partition replica.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: Vec<Segment>,
+    index: VecDeque<Entry>,
+    /// Offset of the first record served (moved by retention and DeleteRecords).
+    start_offset: i64,
+    next_offset: i64,
+    /// Bytes ever appended (the `cum` of the next batch).
+    total: u64,
+    producers: Producers,
+}
+
+fn segment_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            if let Some(base) = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                v.push((base, p));
             }
-            if batch::verify_crc(&rest[..h.total_len()]).is_err() {
-                break;
-            }
-            index.push(Entry {
-                base_offset: h.base_offset,
-                last_offset: h.last_offset(),
-                max_timestamp: h.max_timestamp,
-                epoch: h.partition_leader_epoch,
-                pos: pos as u64,
-                len: h.total_len() as u32,
-            });
-            next_offset = h.last_offset() + 1;
-            remember(&mut producers, &h);
-            pos += h.total_len();
         }
-        if pos < data.len() {
-            tracing::warn!(
-                target: "kafkit::broker",
-                path = %path.display(),
-                kept = pos,
-                dropped = data.len() - pos,
-                "truncating torn or corrupt tail of log"
-            );
-            file.set_len(pos as u64)?;
-            file.sync_all()?;
-        }
-        // DeleteRecords moves the start forward logically; it is kept in a checkpoint file.
+    }
+    v.sort();
+    Ok(v)
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir` with default settings.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        Self::open_with(dir, LogConfig::default())
+    }
+
+    /// Opens (creating if needed) the log in `dir`, recovering from a torn or corrupt tail.
+    pub fn open_with(dir: &Path, config: LogConfig) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
         let checkpoint = std::fs::read_to_string(dir.join("log-start-offset"))
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok());
-        let first = index.first().map_or(next_offset, |e| e.base_offset);
-        Ok(Self {
-            path,
-            file,
-            start_offset: checkpoint.map_or(first, |c| c.max(first).min(next_offset)),
-            index,
-            next_offset,
-            size: pos as u64,
-            producers,
-        })
+        let mut log = Self {
+            dir: dir.to_owned(),
+            config,
+            segments: Vec::new(),
+            index: VecDeque::new(),
+            start_offset: 0,
+            next_offset: 0,
+            total: 0,
+            producers: Producers::new(),
+        };
+        let files = segment_files(dir)?;
+        let mut damaged = false;
+        for (base, path) in files {
+            if damaged {
+                tracing::warn!(target: "kafkit::broker", path = %path.display(), "deleting segment after a damaged one");
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let mut file = OpenOptions::new().read(true).append(true).open(&path)?;
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)?;
+            let created = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|_| SystemTime::now());
+            if log.segments.is_empty() {
+                log.next_offset = base;
+            }
+            let mut pos = 0usize;
+            while pos < data.len() {
+                let rest = &data[pos..];
+                let Ok(h) = BatchHeader::parse(rest) else {
+                    break;
+                };
+                if h.total_len() > rest.len()
+                    || h.base_offset < log.next_offset
+                    || batch::verify_crc(&rest[..h.total_len()]).is_err()
+                {
+                    break;
+                }
+                log.index.push_back(Entry {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    max_timestamp: h.max_timestamp,
+                    epoch: h.partition_leader_epoch,
+                    segment: base,
+                    pos: pos as u64,
+                    len: h.total_len() as u32,
+                    cum: log.total,
+                });
+                log.total += h.total_len() as u64;
+                log.next_offset = h.last_offset() + 1;
+                producers::remember(&mut log.producers, &h);
+                pos += h.total_len();
+            }
+            if pos < data.len() {
+                tracing::warn!(target: "kafkit::broker", path = %path.display(), kept = pos, dropped = data.len() - pos, "truncating torn or corrupt tail of log");
+                file.set_len(pos as u64)?;
+                file.sync_all()?;
+                damaged = true;
+            }
+            log.segments.push(Segment {
+                base,
+                path,
+                file,
+                size: pos as u64,
+                synced: pos as u64,
+                created,
+            });
+        }
+        if log.segments.is_empty() {
+            let base = checkpoint.unwrap_or(0).max(0);
+            log.segments.push(Segment::create(dir, base)?);
+            log.next_offset = base;
+        }
+        let first = log.index.front().map_or(log.next_offset, |e| e.base_offset);
+        log.start_offset = checkpoint
+            .map_or(first, |c| c.max(first))
+            .min(log.next_offset);
+        Ok(log)
     }
 
     /// Offset the next appended record gets (the log end offset).
@@ -165,74 +275,50 @@ impl PartitionLog {
         self.next_offset
     }
 
-    /// First offset still in the log.
+    /// First offset still served.
     pub fn log_start_offset(&self) -> i64 {
         self.start_offset
     }
 
-    /// Makes `offset` the new log start (DeleteRecords): records below it are no longer
-    /// served. Returns the new start. The file keeps the bytes until segments and retention
-    /// can drop whole segments.
-    pub fn delete_records_before(&mut self, offset: i64) -> std::io::Result<i64> {
-        let offset = offset.clamp(self.start_offset, self.next_offset);
-        if offset != self.start_offset {
-            let dir = self.path.parent().expect("log in a directory");
-            let tmp = dir.join("log-start-offset.tmp");
-            std::fs::write(&tmp, format!("{offset}\n"))?;
-            std::fs::rename(&tmp, dir.join("log-start-offset"))?;
-            self.start_offset = offset;
-        }
-        Ok(offset)
+    /// Bytes on disk.
+    pub fn size(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
     }
 
-    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that the log has, and its
-    /// end offset (the first offset of a later epoch, or the log end).
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
-        match self.index.iter().position(|e| e.epoch > epoch) {
-            Some(0) => (-1, self.index[0].base_offset),
-            Some(i) => (self.index[i - 1].epoch, self.index[i].base_offset),
-            None => (self.index.last().map_or(-1, |e| e.epoch), self.next_offset),
-        }
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
     }
 
-    fn check_sequence(known: Option<&ProducerEntry>, h: &BatchHeader) -> SeqCheck {
-        if h.producer_id < 0 {
-            return SeqCheck::Append;
-        }
-        let Some(p) = known else {
-            // A producer new to this partition starts at sequence 0.
-            return if h.base_sequence == 0 {
-                SeqCheck::Append
-            } else {
-                SeqCheck::Reject(OUT_OF_ORDER_SEQUENCE_NUMBER)
-            };
-        };
-        if h.producer_epoch < p.epoch {
-            return SeqCheck::Reject(INVALID_PRODUCER_EPOCH);
-        }
-        if h.producer_epoch > p.epoch {
-            return if h.base_sequence == 0 {
-                SeqCheck::Append
-            } else {
-                SeqCheck::Reject(OUT_OF_ORDER_SEQUENCE_NUMBER)
-            };
-        }
-        let last = last_sequence(h);
-        if let Some((_, _, base)) = p
-            .batches
-            .iter()
-            .find(|(f, l, _)| *f == h.base_sequence && *l == last)
+    /// The active segment, rolled first if it is full or old enough for `incoming` bytes.
+    fn active_for(&mut self, incoming: usize) -> std::io::Result<&mut Segment> {
+        let active = self.segments.last().expect("a log has a segment");
+        let age = SystemTime::now()
+            .duration_since(active.created)
+            .unwrap_or_default();
+        if active.size > 0
+            && (active.size + incoming as u64 > self.config.segment_bytes
+                || age >= self.config.segment_ms)
         {
-            return SeqCheck::Duplicate(*base);
+            let seg = Segment::create(&self.dir, self.next_offset)?;
+            tracing::debug!(target: "kafkit::broker", path = %seg.path.display(), "rolled segment");
+            self.segments.push(seg);
         }
-        let expected = p
-            .batches
-            .back()
-            .map_or(0, |(_, l, _)| if *l == i32::MAX { 0 } else { l + 1 });
-        if h.base_sequence != expected {
-            return SeqCheck::Reject(OUT_OF_ORDER_SEQUENCE_NUMBER);
+        Ok(self.segments.last_mut().expect("a log has a segment"))
+    }
+
+    /// Writes `data` to the active segment; returns (segment base, position).
+    fn write(&mut self, data: &[u8]) -> std::io::Result<(i64, u64)> {
+        let sync = self.config.sync == SyncPolicy::EveryWrite;
+        let seg = self.active_for(data.len())?;
+        let pos = seg.size;
+        seg.file.write_all(data)?;
+        seg.size += data.len() as u64;
+        if sync {
+            seg.file.sync_data()?;
+            seg.synced = seg.size;
         }
-        SeqCheck::Append
+        Ok((seg.base, pos))
     }
 
     /// Appends validated batches, assigning offsets, and returns the base offset. Idempotent
@@ -243,16 +329,16 @@ impl PartitionLog {
     pub fn append(&mut self, batches: &[&[u8]], leader_epoch: i32) -> Result<i64, AppendError> {
         let mut headers = Vec::with_capacity(batches.len());
         let mut first_base = None;
-        // Later batches of the same request continue the sequence of earlier ones: check them
-        // against the state as it will be, and keep it only if every batch passes.
-        let mut overlay: HashMap<i64, ProducerEntry> = HashMap::new();
-        let mut next_check = self.next_offset;
+        // Later batches of one request continue the sequence of earlier ones: check each
+        // against the state as it will be, and keep that state only if all pass.
+        let mut overlay = Producers::new();
+        let mut next = self.next_offset;
         for b in batches {
             let h = BatchHeader::parse(b).map_err(std::io::Error::other)?;
             let known = overlay
                 .get(&h.producer_id)
                 .or_else(|| self.producers.get(&h.producer_id));
-            match Self::check_sequence(known, &h) {
+            match producers::check(known, &h) {
                 SeqCheck::Append => {
                     if h.producer_id >= 0 && !overlay.contains_key(&h.producer_id) {
                         let current = self
@@ -262,14 +348,14 @@ impl PartitionLog {
                             .unwrap_or_default();
                         overlay.insert(h.producer_id, current);
                     }
-                    remember(
+                    producers::remember(
                         &mut overlay,
                         &BatchHeader {
-                            base_offset: next_check,
+                            base_offset: next,
                             ..h
                         },
                     );
-                    next_check += h.last_offset_delta as i64 + 1;
+                    next += h.last_offset_delta as i64 + 1;
                     headers.push(Some(h));
                 }
                 SeqCheck::Duplicate(base) => {
@@ -281,7 +367,7 @@ impl PartitionLog {
         }
         let base = self.next_offset;
         let mut buf = BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
-        let mut entries = Vec::with_capacity(batches.len());
+        let mut placed = Vec::with_capacity(batches.len());
         let mut next = base;
         for (b, h) in batches.iter().zip(headers) {
             let Some(h) = h else { continue };
@@ -291,34 +377,79 @@ impl PartitionLog {
             let slice = &mut buf[start..];
             batch::set_base_offset(slice, next);
             batch::set_partition_leader_epoch(slice, leader_epoch);
-            entries.push(Entry {
-                base_offset: next,
-                last_offset: next + h.last_offset_delta as i64,
-                max_timestamp: h.max_timestamp,
-                epoch: leader_epoch,
-                pos: self.size + start as u64,
-                len: b.len() as u32,
-            });
-            remember(
-                &mut self.producers,
-                &BatchHeader {
-                    base_offset: next,
-                    ..h
-                },
-            );
+            placed.push((
+                next,
+                next + h.last_offset_delta as i64,
+                h.max_timestamp,
+                start,
+                b.len(),
+            ));
             next += h.last_offset_delta as i64 + 1;
         }
-        self.file.write_all(&buf)?;
-        self.size += buf.len() as u64;
-        self.index.extend(entries);
-        self.next_offset = next;
+        if !buf.is_empty() {
+            let (segment, pos) = self.write(&buf)?;
+            for (base_offset, last_offset, max_timestamp, start, len) in placed {
+                self.index.push_back(Entry {
+                    base_offset,
+                    last_offset,
+                    max_timestamp,
+                    epoch: leader_epoch,
+                    segment,
+                    pos: pos + start as u64,
+                    len: len as u32,
+                    cum: self.total,
+                });
+                self.total += len as u64;
+            }
+            self.next_offset = next;
+        }
+        self.producers.extend(overlay);
         Ok(first_base.unwrap_or(base))
     }
 
-    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`, and
-    /// only batches that end below `upto` (the high watermark for consumers, the log end for
-    /// replication). The first batch is returned even when larger than `max_bytes` if
-    /// `at_least_one` is set.
+    /// Appends batches copied from the leader, keeping their offsets (replication).
+    pub fn append_replicated(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let split = batch::split_batches(data).map_err(std::io::Error::other)?;
+        let mut headers = Vec::with_capacity(split.batches.len());
+        let mut next = self.next_offset;
+        for range in &split.batches {
+            let h = BatchHeader::parse(&data[range.clone()]).map_err(std::io::Error::other)?;
+            if h.base_offset != next {
+                return Err(std::io::Error::other(format!(
+                    "replicated batch starts at {} but the log ends at {next}",
+                    h.base_offset
+                )));
+            }
+            next = h.last_offset() + 1;
+            headers.push((h, range.clone()));
+        }
+        let used = data.len() - split.trailing;
+        if used == 0 {
+            return Ok(());
+        }
+        let (segment, pos) = self.write(&data[..used])?;
+        for (h, range) in headers {
+            self.index.push_back(Entry {
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+                epoch: h.partition_leader_epoch,
+                segment,
+                pos: pos + range.start as u64,
+                len: range.len() as u32,
+                cum: self.total,
+            });
+            self.total += range.len() as u64;
+            producers::remember(&mut self.producers, &h);
+        }
+        self.next_offset = next;
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, up to `max_bytes`, only
+    /// batches that end below `upto` (the high watermark for consumers, the log end for
+    /// replication), and from one segment (the next read continues in the next). The first
+    /// batch is returned even when larger than `max_bytes` if `at_least_one` is set.
     pub fn read(
         &self,
         offset: i64,
@@ -327,26 +458,30 @@ impl PartitionLog {
         upto: i64,
     ) -> std::io::Result<Bytes> {
         let first = self.index.partition_point(|e| e.last_offset < offset);
-        if first >= self.index.len() {
+        let Some(e0) = self.index.get(first) else {
             return Ok(Bytes::new());
-        }
-        let start = self.index[first].pos;
-        let mut end = start;
-        for e in &self.index[first..] {
-            if e.last_offset >= upto {
+        };
+        let mut end = e0.pos;
+        for e in self.index.range(first..) {
+            if e.segment != e0.segment || e.last_offset >= upto {
                 break;
             }
-            let would = e.pos + e.len as u64 - start;
-            if would as usize > max_bytes && !(at_least_one && end == start) {
+            let would = e.pos + e.len as u64 - e0.pos;
+            if would as usize > max_bytes && !(at_least_one && end == e0.pos) {
                 break;
             }
             end = e.pos + e.len as u64;
         }
-        if end == start {
+        if end == e0.pos {
             return Ok(Bytes::new());
         }
-        let mut buf = vec![0u8; (end - start) as usize];
-        self.file.read_exact_at(&mut buf, start)?;
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.base == e0.segment)
+            .expect("indexed segment exists");
+        let mut buf = vec![0u8; (end - e0.pos) as usize];
+        seg.file.read_exact_at(&mut buf, e0.pos)?;
         Ok(Bytes::from(buf))
     }
 
@@ -357,96 +492,135 @@ impl PartitionLog {
         if first >= last {
             return 0;
         }
-        let end = self.index[last - 1].pos + self.index[last - 1].len as u64;
-        end - self.index[first].pos
-    }
-
-    /// Appends batches copied from the leader, keeping their offsets (replication).
-    pub fn append_replicated(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let split = batch::split_batches(data).map_err(std::io::Error::other)?;
-        let mut entries = Vec::with_capacity(split.batches.len());
-        let mut next = self.next_offset;
-        for range in &split.batches {
-            let h = BatchHeader::parse(&data[range.clone()]).map_err(std::io::Error::other)?;
-            if h.base_offset != next {
-                return Err(std::io::Error::other(format!(
-                    "replicated batch starts at {} but the log ends at {next}",
-                    h.base_offset
-                )));
-            }
-            entries.push(Entry {
-                base_offset: h.base_offset,
-                last_offset: h.last_offset(),
-                max_timestamp: h.max_timestamp,
-                epoch: h.partition_leader_epoch,
-                pos: self.size + range.start as u64,
-                len: range.len() as u32,
-            });
-            remember(&mut self.producers, &h);
-            next = h.last_offset() + 1;
-        }
-        let used = data.len() - split.trailing;
-        self.file.write_all(&data[..used])?;
-        self.size += used as u64;
-        self.index.extend(entries);
-        self.next_offset = next;
-        Ok(())
-    }
-
-    /// Drops every batch at or after `offset` (a returning replica truncating to the high
-    /// watermark before it catches up). Batches are whole, so the log may keep a little less.
-    pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
-        let keep = self.index.partition_point(|e| e.last_offset < offset);
-        if keep == self.index.len() {
-            return Ok(());
-        }
-        let size = self.index[keep].pos;
-        self.file.set_len(size)?;
-        self.index.truncate(keep);
-        self.size = size;
-        self.next_offset = self
-            .index
-            .last()
-            .map_or(self.start_offset, |e| e.last_offset + 1);
-        self.start_offset = self.start_offset.min(self.next_offset);
-        Ok(())
+        let l = &self.index[last - 1];
+        l.cum + l.len as u64 - self.index[first].cum
     }
 
     /// First offset whose batch has a timestamp at or after `ts`, or the log end.
     pub fn offset_for_timestamp(&self, ts: i64) -> i64 {
         self.index
             .iter()
-            .find(|e| e.max_timestamp >= ts)
-            .map_or(self.next_offset, |e| e.base_offset)
+            .find(|e| e.max_timestamp >= ts && e.last_offset >= self.start_offset)
+            .map_or(self.next_offset, |e| e.base_offset.max(self.start_offset))
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that the log has, and its
+    /// end offset (the first offset of a later epoch, or the log end).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        match self.index.iter().position(|e| e.epoch > epoch) {
+            Some(0) => (-1, self.index[0].base_offset),
+            Some(i) => (self.index[i - 1].epoch, self.index[i].base_offset),
+            None => (self.index.back().map_or(-1, |e| e.epoch), self.next_offset),
+        }
+    }
+
+    /// Drops every batch at or after `offset` (a returning replica truncating to the high
+    /// watermark before it catches up). Batches are whole, so the log may keep a little less.
+    pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
+        let keep = self.index.partition_point(|e| e.last_offset < offset);
+        let Some(cut) = self.index.get(keep).copied() else {
+            return Ok(());
+        };
+        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base > cut.segment)
+        {
+            let s = self.segments.pop().expect("checked");
+            std::fs::remove_file(&s.path)?;
+        }
+        let seg = self.segments.last_mut().expect("a log has a segment");
+        seg.file.set_len(cut.pos)?;
+        seg.size = cut.pos;
+        seg.synced = seg.synced.min(cut.pos);
+        self.index.truncate(keep);
+        self.total = cut.cum;
+        self.next_offset = self
+            .index
+            .back()
+            .map_or(cut.base_offset, |e| e.last_offset + 1);
+        self.start_offset = self.start_offset.min(self.next_offset);
+        producers::truncate(&mut self.producers, self.next_offset);
+        Ok(())
+    }
+
+    /// Makes `offset` the new log start (DeleteRecords): records below it are no longer
+    /// served, and segments wholly below it go at the next retention pass.
+    pub fn delete_records_before(&mut self, offset: i64) -> std::io::Result<i64> {
+        let offset = offset.clamp(self.start_offset, self.next_offset);
+        if offset != self.start_offset {
+            let tmp = self.dir.join("log-start-offset.tmp");
+            std::fs::write(&tmp, format!("{offset}\n"))?;
+            std::fs::rename(&tmp, self.dir.join("log-start-offset"))?;
+            self.start_offset = offset;
+        }
+        Ok(offset)
+    }
+
+    /// Deletes old segments as the retention settings say (never the active one). Returns how
+    /// many were deleted.
+    pub fn enforce_retention(&mut self, now: SystemTime) -> std::io::Result<usize> {
+        let now_ms = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let oldest = &self.segments[0];
+            let next_base = self.segments[1].base;
+            let size: u64 = self.size();
+            let newest_ts = self
+                .index
+                .iter()
+                .take_while(|e| e.segment == oldest.base)
+                .map(|e| e.max_timestamp)
+                .max()
+                .unwrap_or(i64::MIN);
+            let below_start = next_base <= self.start_offset;
+            let too_big = self
+                .config
+                .retention_bytes
+                .is_some_and(|limit| size - oldest.size >= limit);
+            let too_old = self
+                .config
+                .retention_ms
+                .is_some_and(|ms| newest_ts < now_ms - ms.as_millis() as i64);
+            if !(below_start || too_big || too_old) {
+                break;
+            }
+            let seg = self.segments.remove(0);
+            std::fs::remove_file(&seg.path)?;
+            while self.index.front().is_some_and(|e| e.segment == seg.base) {
+                self.index.pop_front();
+            }
+            self.start_offset = self.start_offset.max(next_base);
+            tracing::info!(target: "kafkit::broker", path = %seg.path.display(), below_start, too_big, too_old, "deleted segment (retention)");
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 
     /// Forces written data to stable storage.
-    pub fn flush(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        for s in &mut self.segments {
+            if s.synced < s.size {
+                s.file.sync_data()?;
+                s.synced = s.size;
+            }
+        }
+        Ok(())
     }
 
-    /// Where the log lives.
+    /// Drops every byte not yet synced, as a machine crash would (for fault injection).
+    pub fn simulate_crash(&mut self) -> std::io::Result<()> {
+        for s in &mut self.segments {
+            if s.synced < s.size {
+                s.file.set_len(s.synced)?;
+                s.size = s.synced;
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory of this log.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-const INVALID_PRODUCER_EPOCH: i16 = 47;
-
-fn remember(producers: &mut HashMap<i64, ProducerEntry>, h: &BatchHeader) {
-    if h.producer_id < 0 {
-        return;
-    }
-    let p = producers.entry(h.producer_id).or_default();
-    if h.producer_epoch != p.epoch {
-        p.epoch = h.producer_epoch;
-        p.batches.clear();
-    }
-    p.batches
-        .push_back((h.base_sequence, last_sequence(h), h.base_offset));
-    if p.batches.len() > PRODUCER_BATCHES {
-        p.batches.pop_front();
+        &self.dir
     }
 }
 
@@ -556,6 +730,7 @@ mod tests {
         }
         // tear the last batch
         let path = dir.path().join("00000000000000000000.log");
+        assert!(path.exists());
         let len = std::fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 5).unwrap();
@@ -565,5 +740,174 @@ mod tests {
             std::fs::metadata(&path).unwrap().len(),
             (b3.len() + b2.len()) as u64
         );
+    }
+
+    #[test]
+    fn replicate_and_truncate() {
+        let leader_dir = tempfile::tempdir().unwrap();
+        let follower_dir = tempfile::tempdir().unwrap();
+        let mut leader = PartitionLog::open(leader_dir.path()).unwrap();
+        leader.append(&[&batch(3), &batch(2)], 0).unwrap();
+        let mut follower = PartitionLog::open(follower_dir.path()).unwrap();
+        let data = leader
+            .read(0, usize::MAX, true, leader.next_offset())
+            .unwrap();
+        follower.append_replicated(&data).unwrap();
+        assert_eq!(follower.next_offset(), 5);
+        // a batch that does not continue the log is refused
+        assert!(follower.append_replicated(&data).is_err());
+        follower.truncate_to(3).unwrap();
+        assert_eq!(follower.next_offset(), 3);
+        follower.truncate_to(0).unwrap();
+        assert_eq!(follower.next_offset(), 0);
+        drop(follower);
+        assert_eq!(
+            PartitionLog::open(follower_dir.path())
+                .unwrap()
+                .next_offset(),
+            0
+        );
+    }
+
+    #[test]
+    fn epochs_and_deleted_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path()).unwrap();
+        log.append(&[&batch(3)], 0).unwrap(); // 0..3 in epoch 0
+        log.append(&[&batch(2)], 2).unwrap(); // 3..5 in epoch 2
+        assert_eq!(log.end_offset_for_epoch(0), (0, 3));
+        assert_eq!(log.end_offset_for_epoch(1), (0, 3));
+        assert_eq!(log.end_offset_for_epoch(2), (2, 5));
+        assert_eq!(log.delete_records_before(4).unwrap(), 4);
+        assert_eq!(
+            log.delete_records_before(2).unwrap(),
+            4,
+            "the start never moves back"
+        );
+        assert_eq!(
+            log.delete_records_before(99).unwrap(),
+            5,
+            "clamped to the log end"
+        );
+        drop(log);
+        assert_eq!(
+            PartitionLog::open(dir.path()).unwrap().log_start_offset(),
+            5
+        );
+    }
+
+    fn small_segments(retention_bytes: Option<u64>) -> LogConfig {
+        // The test records are stamped in 1970, so age-based retention stays off here.
+        LogConfig {
+            segment_bytes: 300,
+            retention_bytes,
+            retention_ms: None,
+            sync: SyncPolicy::Never,
+            ..LogConfig::default()
+        }
+    }
+
+    #[test]
+    fn segments_roll_reopen_and_read_across() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = batch(3);
+        {
+            let mut log = PartitionLog::open_with(dir.path(), small_segments(None)).unwrap();
+            for _ in 0..10 {
+                log.append(&[&b], 0).unwrap();
+            }
+            assert!(log.segment_count() >= 3, "{} segments", log.segment_count());
+            // a read stops at the end of a segment; the next read continues in the next one
+            let mut offset = 0;
+            let mut seen = 0;
+            while offset < log.next_offset() {
+                let data = log.read(offset, usize::MAX, true, i64::MAX).unwrap();
+                let recs = kafkit_protocol::batch::decode_records(&data).unwrap();
+                seen += recs.len();
+                offset = recs.last().unwrap().offset + 1;
+            }
+            assert_eq!(seen, 30);
+            assert_eq!(log.bytes_after(0, i64::MAX), log.size());
+            log.flush().unwrap();
+        }
+        let log = PartitionLog::open_with(dir.path(), small_segments(None)).unwrap();
+        assert_eq!(log.next_offset(), 30);
+        assert_eq!(log.bytes_after(3, i64::MAX), log.size() - b.len() as u64);
+    }
+
+    #[test]
+    fn retention_by_bytes_and_below_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = batch(3);
+        let mut log = PartitionLog::open_with(dir.path(), small_segments(Some(600))).unwrap();
+        for _ in 0..10 {
+            log.append(&[&b], 0).unwrap();
+        }
+        let deleted = log.enforce_retention(SystemTime::now()).unwrap();
+        assert!(
+            deleted > 0 && log.size() <= 600 + 300,
+            "deleted {deleted}, size {}",
+            log.size()
+        );
+        assert!(log.log_start_offset() > 0);
+        assert_eq!(log.next_offset(), 30);
+        let data = log
+            .read(log.log_start_offset(), usize::MAX, true, i64::MAX)
+            .unwrap();
+        assert!(!data.is_empty());
+        let start = log.log_start_offset();
+        drop(log);
+        assert_eq!(
+            PartitionLog::open_with(dir.path(), small_segments(Some(600)))
+                .unwrap()
+                .log_start_offset(),
+            start
+        );
+        // DeleteRecords past a whole segment lets retention drop it
+        let mut log = PartitionLog::open_with(dir.path(), small_segments(None)).unwrap();
+        let before = log.segment_count();
+        log.delete_records_before(27).unwrap();
+        assert!(log.enforce_retention(SystemTime::now()).unwrap() > 0);
+        assert!(log.segment_count() < before);
+        assert_eq!(log.log_start_offset(), 27);
+    }
+
+    #[test]
+    fn retention_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            retention_ms: Some(Duration::from_secs(3600)),
+            ..small_segments(None)
+        };
+        let mut log = PartitionLog::open_with(dir.path(), cfg).unwrap();
+        for _ in 0..10 {
+            log.append(&[&batch(3)], 0).unwrap(); // stamped in 1970: far too old
+        }
+        assert!(log.enforce_retention(SystemTime::now()).unwrap() >= 3);
+        assert_eq!(log.segment_count(), 1, "only the active segment stays");
+    }
+
+    #[test]
+    fn crash_drops_unsynced_data_and_every_write_keeps_it() {
+        for (sync, survives) in [(SyncPolicy::Never, 3), (SyncPolicy::EveryWrite, 6)] {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = LogConfig {
+                sync,
+                ..LogConfig::default()
+            };
+            let mut log = PartitionLog::open_with(dir.path(), cfg.clone()).unwrap();
+            log.append(&[&batch(3)], 0).unwrap();
+            log.flush().unwrap();
+            log.append(&[&batch(3)], 0).unwrap();
+            log.simulate_crash().unwrap();
+            drop(log);
+            assert_eq!(
+                PartitionLog::open_with(dir.path(), cfg)
+                    .unwrap()
+                    .next_offset(),
+                survives,
+                "{sync:?}"
+            );
+        }
     }
 }
