@@ -1,15 +1,62 @@
-"""Independent Python clients against the embedded cluster.
+"""Independent Python clients against `kafkit cluster`.
 
-kafka-python (pure Python, its own protocol code) and confluent-kafka (librdkafka 2.x):
-create a topic, produce 100 keyed messages with acks=all and idempotence, consume them back in a consumer group,
-and check that none is missing or duplicated. Usage: interop_python.py BOOTSTRAP
+kafka-python (pure Python, its own protocol code, also pinned to 0.9/0.10 protocol versions) and
+confluent-kafka (librdkafka 2.x). Each test starts what it needs through the Cluster helper,
+which runs `kafkit cluster --control` and sends it fault-injection commands.
+Usage: interop_python.py path/to/kafkit
 """
+import os
+import random
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 
-BOOTSTRAP = sys.argv[1]
+KAFKIT = sys.argv[1]
 N = 100
 failures = []
+
+
+class Cluster:
+    """A `kafkit cluster` process with a data directory that outlives restarts."""
+
+    def __init__(self, data_dir=None):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="kafkit-py-")
+        self.port = random.randint(30000, 50000)
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.data_dir, "cluster.log"), "a")
+        self.proc = subprocess.Popen(
+            [KAFKIT, "cluster", "--data-dir", os.path.join(self.data_dir, "data"),
+             "--port-base", str(self.port), "--control"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
+        )
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("cluster did not start; see " + self.log.name)
+            if line.startswith("bootstrap:"):
+                self.bootstrap = line.split(":", 1)[1].strip()
+                return
+
+    def control(self, command):
+        self.proc.stdin.write(command + "\n")
+        answer = self.proc.stdout.readline().strip()
+        if not answer.startswith("ok"):
+            raise RuntimeError(f"control {command!r}: {answer}")
+        return answer[2:].strip()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.wait(timeout=30) != 0:
+            raise RuntimeError("cluster exited with an error")
+        self.log.close()
+
+    def restart(self):
+        self.stop()
+        self.start()
 
 
 def check(name, sent, received):
@@ -22,17 +69,17 @@ def check(name, sent, received):
         print(f"ok   {name}: {len(received)} messages")
 
 
-def kafka_python():
+def kafka_python(c):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=10000)
     admin.create_topics([NewTopic("py-topic", num_partitions=3, replication_factor=3)])
     topics = admin.list_topics()
     assert "py-topic" in topics, topics
     admin.close()
 
-    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, enable_idempotence=True)
+    producer = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all", linger_ms=5, enable_idempotence=True)
     sent = []
     for i in range(N):
         v = f"kafka-python {i}"
@@ -43,7 +90,7 @@ def kafka_python():
 
     consumer = KafkaConsumer(
         "py-topic",
-        bootstrap_servers=BOOTSTRAP,
+        bootstrap_servers=c.bootstrap,
         group_id="py-group",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -60,12 +107,12 @@ def kafka_python():
     check("kafka-python produce+group consume", sent, received)
 
 
-def kafka_python_admin():
+def kafka_python_admin(c):
     """Admin APIs through kafka-python's admin client, after kafka_python() left a group."""
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=10000)
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=10000)
     groups = [g["group_id"] for g in admin.list_groups()]
     assert "py-group" in groups, groups
     desc = admin.describe_groups(["py-group"])["py-group"]
@@ -93,7 +140,7 @@ def kafka_python_admin():
     print("ok   kafka-python admin: groups, offsets, partitions, configs, cluster, delete records/groups/topics")
 
 
-def kafka_python_old_protocols():
+def kafka_python_old_protocols(c):
     """kafka-python pinned to old brokers: no ApiVersions, Produce v1/v2 with message sets v0/v1
     (gzip-compressed for 0.10), Fetch v1-v3 (down-converted), ListOffsets v0."""
     from kafka import KafkaConsumer, KafkaProducer
@@ -101,7 +148,7 @@ def kafka_python_old_protocols():
     for ver in [(0, 9), (0, 10, 0), (0, 10, 1)]:
         topic = "old-" + "-".join(map(str, ver))
         producer = KafkaProducer(
-            bootstrap_servers=BOOTSTRAP, api_version=ver, acks="all",
+            bootstrap_servers=c.bootstrap, api_version=ver, acks="all",
             compression_type=None if ver == (0, 9) else "gzip",
         )
         sent = [f"{topic} {i}" for i in range(N)]
@@ -110,7 +157,7 @@ def kafka_python_old_protocols():
         producer.flush(timeout=30)
         producer.close()
         consumer = KafkaConsumer(
-            topic, bootstrap_servers=BOOTSTRAP, api_version=ver, group_id="g-" + topic,
+            topic, bootstrap_servers=c.bootstrap, api_version=ver, group_id="g-" + topic,
             auto_offset_reset="earliest", consumer_timeout_ms=10000,
         )
         received = []
@@ -122,10 +169,10 @@ def kafka_python_old_protocols():
         check(f"kafka-python api_version={ver}", sent, received)
 
 
-def confluent():
+def confluent(c):
     from confluent_kafka import Consumer, Producer
 
-    producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
+    producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
     sent = []
     errors = []
     for i in range(N):
@@ -136,7 +183,7 @@ def confluent():
     if errors:
         failures.append(f"confluent produce errors: {errors[:3]}")
     consumer = Consumer({
-        "bootstrap.servers": BOOTSTRAP,
+        "bootstrap.servers": c.bootstrap,
         "group.id": "cf-group",
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
@@ -157,16 +204,171 @@ def confluent():
     check("confluent-kafka produce+group consume", sent, received)
 
 
-TESTS = (kafka_python, kafka_python_admin, kafka_python_old_protocols, confluent)
-failed = 0
-for f in TESTS:
-    before = len(failures)
-    try:
-        f()
-    except Exception as e:  # report and go on to the next client
-        failures.append(f"{f.__name__}: {e!r}")
-        print(f"FAIL {f.__name__}: {e!r}")
-    failed += len(failures) > before
+def kafka_python_group_rebalance_and_restart(c):
+    """Two kafka-python consumers share a group, one leaves and the other takes over its
+    partitions; after a cluster restart the group resumes from its committed offsets."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import CommitFailedError, RebalanceInProgressError
 
-print(f"python interop: {len(TESTS) - failed} passed, {failed} failed")
-sys.exit(1 if failures else 0)
+    def commit(m):
+        # kafka-python refuses commits while its group rebalances; the next poll finishes it.
+        try:
+            m.commit()
+        except (CommitFailedError, RebalanceInProgressError):
+            pass
+
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap)
+    admin.create_topics([NewTopic("py-rebalance", num_partitions=4, replication_factor=3)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all")
+    sent = [f"r{i}" for i in range(200)]
+    for i, v in enumerate(sent):
+        producer.send("py-rebalance", key=f"k{i}".encode(), value=v.encode())
+    producer.flush(30)
+
+    def consumer():
+        return KafkaConsumer(
+            "py-rebalance", bootstrap_servers=c.bootstrap, group_id="py-two",
+            auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=10,
+            session_timeout_ms=10000, heartbeat_interval_ms=500,
+        )
+
+    a, b = consumer(), consumer()
+    received = []
+    deadline = time.time() + 60
+    # Both members get partitions before either reads much.
+    while (not a.assignment() or not b.assignment()) and time.time() < deadline:
+        for m in (a, b):
+            for recs in m.poll(timeout_ms=100).values():
+                received.extend(r.value.decode() for r in recs)
+            commit(m)
+    split = (sorted(p.partition for p in a.assignment()), sorted(p.partition for p in b.assignment()))
+    if not split[0] or not split[1] or set(split[0]) & set(split[1]):
+        raise RuntimeError(f"group did not split the partitions: {split}")
+    while len(received) < 100 and time.time() < deadline:
+        for m in (a, b):
+            for recs in m.poll(timeout_ms=100).values():
+                received.extend(r.value.decode() for r in recs)
+            commit(m)
+    b.close()  # leaves the group: a rebalances onto all four partitions
+    while len(set(received)) < 200 and time.time() < deadline:
+        for recs in a.poll(timeout_ms=200).values():
+            received.extend(r.value.decode() for r in recs)
+        commit(a)
+    if len(a.assignment()) != 4:
+        raise RuntimeError(f"after the leave the remaining member holds {sorted(p.partition for p in a.assignment())}")
+    commit(a)
+    a.close()
+    missing = set(sent) - set(received)
+    if missing:
+        raise RuntimeError(f"{len(missing)} records never delivered")
+    print(f"ok   kafka-python 2-member group: split {split}, rebalanced onto 4 after a leave, "
+          f"{len(received) - len(set(received))} redelivered")
+
+    c.restart()
+    producer = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all")
+    for i in range(10):
+        producer.send("py-rebalance", value=f"after{i}".encode())
+    producer.flush(30)
+    producer.close()
+    again = consumer()
+    got = []
+    end = time.time() + 30
+    while len(got) < 10 and time.time() < end:
+        for recs in again.poll(timeout_ms=200).values():
+            got.extend(r.value.decode() for r in recs)
+    again.close()
+    check("kafka-python group resumes after a cluster restart", [f"after{i}" for i in range(10)], got)
+
+
+def confluent_idempotent_failover(c):
+    """librdkafka's idempotent producer writes 100,000 records while a broker goes down and
+    comes back; a consumer then reads exactly 100,000 distinct records."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    total = 100_000
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    for f in admin.create_topics([NewTopic("cf-idem", num_partitions=3, replication_factor=3)]).values():
+        f.result(30)
+    producer = Producer({
+        "bootstrap.servers": c.bootstrap, "enable.idempotence": True, "acks": "all",
+        "linger.ms": 5, "message.timeout.ms": 120000,
+    })
+    errors = []
+    victim = int(c.control("leader cf-idem 0"))
+    for i in range(total):
+        if i == 30_000:
+            c.control(f"down {victim}")
+        if i == 70_000:
+            c.control(f"up {victim}")
+        while True:
+            try:
+                producer.produce("cf-idem", key=str(i % 997), value=str(i),
+                                 on_delivery=lambda err, msg: err and errors.append(str(err)))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    remaining = producer.flush(120)
+    if errors or remaining:
+        raise RuntimeError(f"{len(errors)} delivery errors ({errors[:2]}), {remaining} undelivered")
+    consumer = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "cf-idem-check", "auto.offset.reset": "earliest"})
+    consumer.subscribe(["cf-idem"])
+    seen = set()
+    count = 0
+    deadline = time.time() + 120
+    while len(seen) < total and time.time() < deadline:
+        for msg in consumer.consume(num_messages=10000, timeout=1.0):
+            if msg.error():
+                continue
+            seen.add(int(msg.value()))
+            count += 1
+    # Drain a little longer: duplicates would show up as extra records.
+    end = time.time() + 2
+    while time.time() < end:
+        for msg in consumer.consume(num_messages=10000, timeout=0.5):
+            if not msg.error():
+                count += 1
+    consumer.close()
+    if len(seen) != total or count != total:
+        raise RuntimeError(f"{len(seen)} distinct of {total}, {count} records read")
+    print(f"ok   confluent-kafka idempotent producer across broker {victim} down/up: {total} records, exactly once")
+
+
+def run_all():
+    shared = Cluster()
+    tests = [
+        (kafka_python, shared),
+        (kafka_python_admin, shared),
+        (kafka_python_old_protocols, shared),
+        (confluent, shared),
+        (kafka_python_group_rebalance_and_restart, Cluster()),
+        (confluent_idempotent_failover, Cluster()),
+    ]
+    failed = 0
+    clusters = {id(c): c for _, c in tests}
+    for f, c in tests:
+        before = len(failures)
+        try:
+            f(c)
+        except Exception as e:  # report and go on to the next client
+            failures.append(f"{f.__name__}: {e!r}")
+            print(f"FAIL {f.__name__}: {e!r}")
+        failed += len(failures) > before
+    for c in clusters.values():
+        try:
+            c.stop()
+        except Exception as e:
+            failures.append(f"stopping a cluster: {e!r}")
+    if failures:
+        for c in clusters.values():
+            print(f"--- cluster log {c.log.name}")
+            with open(c.log.name) as f:
+                print("".join(f.readlines()[-30:]))
+    print(f"python interop: {len(tests) - failed} passed, {failed} failed")
+    return 1 if failures else 0
+
+
+sys.exit(run_all())

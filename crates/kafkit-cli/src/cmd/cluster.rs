@@ -1,9 +1,12 @@
-//! `kafkit cluster`: run the embedded cluster.
+//! `kafkit cluster`: run the embedded cluster, optionally taking fault-injection commands on
+//! standard input (`--control`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::Args;
+use kafkit_broker::Control;
 
 /// Options of `kafkit cluster`.
 #[derive(Args, Debug)]
@@ -11,7 +14,7 @@ pub struct ClusterArgs {
     /// Number of brokers.
     #[arg(long, default_value_t = 3)]
     pub brokers_count: usize,
-    /// Port of the first broker; broker i listens on port-base + i.
+    /// Port of the first broker; broker i listens on port-base + i (0: any free ports).
     #[arg(long, default_value_t = 9093)]
     pub port_base: u16,
     /// Where the cluster keeps its data (default: <user data dir>/kafkit/cluster).
@@ -20,17 +23,30 @@ pub struct ClusterArgs {
     /// Partitions of auto-created topics.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// Replication factor of auto-created topics (default: 3, or fewer brokers).
+    #[arg(long)]
+    pub replication_factor: Option<i16>,
+    /// Read fault-injection commands from standard input, one per line, answering "ok" or
+    /// "error: ..." on standard output: `down B`, `up B`, `move TOPIC PARTITION B`,
+    /// `error API_KEY CODE COUNT [B]`, `drop API_KEY COUNT [B]`, `delay MS [API_KEY]`,
+    /// `cut A B`, `heal A B`, `clear`, `leader TOPIC PARTITION`, `isr TOPIC PARTITION`.
+    #[arg(long)]
+    pub control: bool,
 }
 
 pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
     let dir = a
         .data_dir
         .unwrap_or_else(|| super::default_data_dir("cluster"));
-    let cluster = kafkit_broker::Cluster::builder()
+    let mut builder = kafkit_broker::Cluster::builder()
         .brokers(a.brokers_count)
         .port_base(a.port_base)
         .data_dir(&dir)
-        .default_partitions(a.partitions)
+        .default_partitions(a.partitions);
+    if let Some(rf) = a.replication_factor {
+        builder = builder.default_replication_factor(rf);
+    }
+    let cluster = builder
         .start()
         .await
         .context("starting the embedded cluster")?;
@@ -40,8 +56,116 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         dir.display()
     );
     println!("bootstrap: {}", cluster.bootstrap());
-    super::shutdown_signal().await;
+    let control = cluster.control();
+    let commands = async {
+        if !a.control {
+            return std::future::pending::<()>().await;
+        }
+        // A plain thread reads stdin: tokio's stdin blocks runtime shutdown while a read waits.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        while let Some(line) = rx.recv().await {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match execute(&control, &line) {
+                Ok(out) => println!("ok{}{out}", if out.is_empty() { "" } else { " " }),
+                Err(e) => println!("error: {e:#}"),
+            }
+        }
+        // stdin closed: keep running until a signal
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        _ = super::shutdown_signal() => {}
+        _ = commands => {}
+    }
     eprintln!("stopping...");
     cluster.shutdown().await;
     Ok(())
+}
+
+fn num<T: std::str::FromStr>(words: &[&str], i: usize, what: &str) -> anyhow::Result<T> {
+    words
+        .get(i)
+        .with_context(|| format!("missing {what}"))?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{what}: {:?} is not a number", words[i]))
+}
+
+/// Runs one control command; returns what to print after "ok".
+fn execute(c: &Control, line: &str) -> anyhow::Result<String> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.first().copied() {
+        Some("down") => c.broker_down(num(&w, 1, "broker")?),
+        Some("up") => c.broker_up(num(&w, 1, "broker")?),
+        Some("move") => {
+            let topic = w.get(1).context("missing topic")?;
+            c.move_leader(topic, num(&w, 2, "partition")?, num(&w, 3, "broker")?)?
+        }
+        Some("error") => {
+            let broker = if w.len() > 4 {
+                Some(num(&w, 4, "broker")?)
+            } else {
+                None
+            };
+            c.inject_error(
+                num(&w, 1, "api key")?,
+                num(&w, 2, "error code")?,
+                num(&w, 3, "count")?,
+                broker,
+            )
+        }
+        Some("drop") => {
+            let broker = if w.len() > 3 {
+                Some(num(&w, 3, "broker")?)
+            } else {
+                None
+            };
+            c.drop_responses(num(&w, 1, "api key")?, num(&w, 2, "count")?, broker)
+        }
+        Some("delay") => {
+            let key = if w.len() > 2 {
+                Some(num(&w, 2, "api key")?)
+            } else {
+                None
+            };
+            c.delay(
+                key,
+                None,
+                Duration::from_millis(num(&w, 1, "milliseconds")?),
+            )
+        }
+        Some("cut") => c.cut_replication(num(&w, 1, "broker")?, num(&w, 2, "broker")?),
+        Some("heal") => c.heal_replication(num(&w, 1, "broker")?, num(&w, 2, "broker")?),
+        Some("clear") => c.clear_faults(),
+        Some("leader") => {
+            let topic = w.get(1).context("missing topic")?;
+            let l = c
+                .leader(topic, num(&w, 2, "partition")?)
+                .context("no such partition")?;
+            return Ok(l.to_string());
+        }
+        Some("isr") => {
+            let topic = w.get(1).context("missing topic")?;
+            let isr = c
+                .isr(topic, num(&w, 2, "partition")?)
+                .context("no such partition")?;
+            return Ok(isr
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(","));
+        }
+        Some(other) => bail!("unknown command {other:?}"),
+        None => bail!("empty command"),
+    }
+    Ok(String::new())
 }
