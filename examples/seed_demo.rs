@@ -42,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("writes: {i}");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        kafkit::Result::Ok(())
+        Ok::<(), kafkit::Error>(())
     };
     let consume = async {
         for _ in 0..5 {
@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 String::from_utf8_lossy(msg.value.as_deref().unwrap_or_default())
             );
         }
-        kafkit::Result::Ok(())
+        Ok::<(), kafkit::Error>(())
     };
     tokio::try_join!(produce, consume)?;
     reader.close().await?;
