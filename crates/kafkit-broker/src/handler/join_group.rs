@@ -1,5 +1,5 @@
-//! JoinGroup (key 11) v0-v7. The request waits in the coordinator until every member has
-//! rejoined or the rebalance timeout passes. Not implemented: MEMBER_ID_REQUIRED (new members
+//! JoinGroup (key 11) v0-v9 (the v8 `reason` is ignored; `skip_assignment` is always false).
+//! The request waits in the coordinator until every member has rejoined or the rebalance timeout passes. Not implemented: MEMBER_ID_REQUIRED (new members
 //! get their id with the first answer, which every client accepts), static membership.
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! LeaveGroup (key 13) v0-v4 (one member in v0-v2, a list from v3).
+//! LeaveGroup (key 13) v0-v5 (one member in v0-v2, a list from v3; the v5 reason is ignored).
 
 use std::time::Instant;
 

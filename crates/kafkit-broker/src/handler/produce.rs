@@ -1,5 +1,5 @@
-//! Produce (key 0) v3-v9. Every batch is checked (v2 format, length, CRC-32C, codec id; a
-//! compressed batch must decompress to the records its header announces) before anything is
+//! Produce (key 0) v3-v11 (v0-v2 in `legacy.rs`). Every batch is checked (v2 format, length,
+//! CRC-32C, codec id; a compressed batch must decompress to the records its header announces) before anything is
 //! appended; a partition's batches are appended together or not at all, and stored as sent.
 //!
 //! acks=0: no response. acks=1: answered once the leader has appended. acks=-1: answered once
