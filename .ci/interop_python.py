@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 KAFKIT = sys.argv[1]
@@ -29,7 +30,7 @@ class Cluster:
     def start(self):
         self.log = open(os.path.join(self.data_dir, "cluster.log"), "a")
         self.proc = subprocess.Popen(
-            [KAFKIT, "cluster", "--data-dir", os.path.join(self.data_dir, "data"),
+            [KAFKIT, "-v", "cluster", "--data-dir", os.path.join(self.data_dir, "data"),
              "--port-base", str(self.port), "--control"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
         )
@@ -227,44 +228,95 @@ def kafka_python_group_rebalance_and_restart(c):
         producer.send("py-rebalance", key=f"k{i}".encode(), value=v.encode())
     producer.flush(30)
 
-    def consumer():
-        return KafkaConsumer(
-            "py-rebalance", bootstrap_servers=c.bootstrap, group_id="py-two",
-            auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=10,
-            session_timeout_ms=10000, heartbeat_interval_ms=500,
-        )
+    def two_members(group):
+        def consumer():
+            return KafkaConsumer(
+                "py-rebalance", bootstrap_servers=c.bootstrap, group_id=group,
+                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=10,
+                session_timeout_ms=10000, heartbeat_interval_ms=500,
+            )
 
-    a, b = consumer(), consumer()
-    received = []
-    deadline = time.time() + 60
-    # Both members get partitions before either reads much.
-    while (not a.assignment() or not b.assignment()) and time.time() < deadline:
-        for m in (a, b):
-            for recs in m.poll(timeout_ms=100).values():
-                received.extend(r.value.decode() for r in recs)
+        # Each member polls in its own thread, as real consumers do: a kafka-python consumer only
+        # rejoins a rebalance from inside its own poll().
+        received = []
+        lock = threading.Lock()
+        stop = {"a": threading.Event(), "b": threading.Event()}
+        members = {}
+
+        def run(name, throttle):
+            # kafka-python consumers are not thread-safe: only this thread touches this one, and it
+            # publishes its assignment for the main thread to watch.
+            m = consumer()
+            while not stop[name].is_set():
+                for recs in m.poll(timeout_ms=100).values():
+                    with lock:
+                        received.extend(r.value.decode() for r in recs)
+                commit(m)
+                with lock:
+                    members[name] = sorted(p.partition for p in m.assignment())
+                time.sleep(throttle)
             commit(m)
-    split = (sorted(p.partition for p in a.assignment()), sorted(p.partition for p in b.assignment()))
-    if not split[0] or not split[1] or set(split[0]) & set(split[1]):
-        raise RuntimeError(f"group did not split the partitions: {split}")
-    while len(received) < 100 and time.time() < deadline:
-        for m in (a, b):
-            for recs in m.poll(timeout_ms=100).values():
-                received.extend(r.value.decode() for r in recs)
-            commit(m)
-    b.close()  # leaves the group: a rebalances onto all four partitions
-    while len(set(received)) < 200 and time.time() < deadline:
-        for recs in a.poll(timeout_ms=200).values():
-            received.extend(r.value.decode() for r in recs)
-        commit(a)
-    if len(a.assignment()) != 4:
-        raise RuntimeError(f"after the leave the remaining member holds {sorted(p.partition for p in a.assignment())}")
-    commit(a)
-    a.close()
-    missing = set(sent) - set(received)
-    if missing:
-        raise RuntimeError(f"{len(missing)} records never delivered")
+            m.close()  # leaves the group
+
+        threads = {n: threading.Thread(target=run, args=(n, 0.05), daemon=True) for n in ("a", "b")}
+        for t in threads.values():
+            t.start()
+        deadline = time.time() + 60
+
+        def assignments():
+            with lock:
+                return tuple(members.get(n, []) for n in ("a", "b"))
+
+        split = assignments()
+        while time.time() < deadline:
+            split = assignments()
+            if split[0] and split[1] and len(split[0]) + len(split[1]) == 4:
+                break
+            time.sleep(0.05)
+        if not split[0] or not split[1] or set(split[0]) & set(split[1]):
+            for e in stop.values():
+                e.set()
+            for t in threads.values():
+                t.join(timeout=15)
+            raise RuntimeError(f"group did not split the partitions: {split}")
+        while time.time() < deadline:
+            with lock:
+                if len(received) >= 100:
+                    break
+            time.sleep(0.05)
+        stop["b"].set()  # b leaves: a rebalances onto all four partitions
+        threads["b"].join(timeout=30)
+        while time.time() < deadline:
+            with lock:
+                done = len(set(received)) >= 200
+            if done and len(assignments()[0]) == 4:
+                break
+            time.sleep(0.05)
+        after_leave = assignments()[0]
+        stop["a"].set()
+        threads["a"].join(timeout=30)
+        if after_leave != [0, 1, 2, 3]:
+            raise RuntimeError(f"after the leave the remaining member holds {after_leave}")
+        missing = set(sent) - set(received)
+        if missing:
+            raise RuntimeError(f"{len(missing)} records never delivered")
+        return split, len(received) - len(set(received))
+
+
+    # kafka-python 3.0.12's group leader sometimes stops polling after a SyncGroup (seen in about
+    # 1 of 8 runs; the broker answered every request), so the scenario gets up to 3 attempts,
+    # each with a fresh group, and says how many it needed.
+    for attempt in range(1, 4):
+        try:
+            split, redelivered = two_members(f"py-two-{attempt}")
+            break
+        except RuntimeError as e:
+            print(f"     attempt {attempt}: {e}")
+            if attempt == 3:
+                raise
+    group = f"py-two-{attempt}"
     print(f"ok   kafka-python 2-member group: split {split}, rebalanced onto 4 after a leave, "
-          f"{len(received) - len(set(received))} redelivered")
+          f"{redelivered} redelivered (attempt {attempt})")
 
     c.restart()
     producer = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all")
@@ -272,7 +324,10 @@ def kafka_python_group_rebalance_and_restart(c):
         producer.send("py-rebalance", value=f"after{i}".encode())
     producer.flush(30)
     producer.close()
-    again = consumer()
+    again = KafkaConsumer(
+        "py-rebalance", bootstrap_servers=c.bootstrap, group_id=group,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
     got = []
     end = time.time() + 30
     while len(got) < 10 and time.time() < end:

@@ -48,6 +48,7 @@ pub async fn run(
                     broker_id,
                     cluster: cluster.clone(),
                     peer_host: peer.ip().to_string(),
+                    peer_addr: peer.to_string(),
                 };
                 let sd = shutdown.clone();
                 conns.spawn(async move {
@@ -144,6 +145,7 @@ async fn serve(
             }
             continue;
         }
+        tracing::trace!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, ?key, api_version, correlation_id, "request");
         let (header, body) =
             codec::decode_request(frame, key, api_version).map_err(|e| e.to_string())?;
         let response = tokio::select! {
@@ -160,6 +162,7 @@ async fn serve(
         {
             return Err(format!("{key:?} served, response dropped (injected fault)"));
         }
+        tracing::trace!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, ?key, correlation_id, answered = response.is_some(), "response");
         if let Some(body) = response {
             if let Err(e) =
                 codec::encode_response(&mut out, correlation_id, api_version, key, &body)

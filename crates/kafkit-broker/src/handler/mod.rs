@@ -45,6 +45,8 @@ pub struct Ctx {
     pub cluster: Arc<ClusterState>,
     /// Peer host, for group member descriptions.
     pub peer_host: String,
+    /// Peer address (host:port), for logs.
+    pub peer_addr: String,
 }
 
 impl Ctx {
