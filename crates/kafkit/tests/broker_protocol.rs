@@ -192,3 +192,62 @@ async fn malformed_frames_close_only_that_connection() {
     assert_eq!(md.brokers.len(), 3);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn limits_answer_with_the_protocols_error_codes() {
+    let c = kafkit_broker::Cluster::builder()
+        .message_max_bytes(2_000)
+        .auto_create_topics(false)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("limited", 1).unwrap();
+    // A batch above message_max_bytes: MESSAGE_TOO_LARGE (10), not retried, nothing stored.
+    let w = Writer::new(kafkit::WriterConfig {
+        batch_bytes: 1 << 20,
+        ..writer_config(&c, "limited")
+    })
+    .unwrap();
+    let err = w
+        .write_messages(vec![Message::value("x".repeat(5_000))])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("MessageTooLarge"), "{err}");
+    assert_eq!(c.partitions("limited").unwrap()[0].1, 0);
+    // Unknown topic with auto-creation off: UNKNOWN_TOPIC_OR_PARTITION (3).
+    let conn = leader_conn(&c, "limited").await;
+    let (_, resp) = conn.send(&fetch("nope", 0, 1, 1000, 0)).await.unwrap();
+    assert_eq!(resp.responses[0].partitions[0].error_code, 3);
+    let md = MetadataRequest::default()
+        .with_topics(Some(vec![
+            kafkit_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(topic_name("nope"))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    let (_, md) = conn.send(&md).await.unwrap();
+    assert_eq!(
+        md.topics[0].error_code, 3,
+        "auto-creation is off on this cluster"
+    );
+    // ApiVersions at a version we do not know: a v0 answer with UNSUPPORTED_VERSION (35) and our ranges.
+    let mut s = tokio::net::TcpStream::connect(&c.addrs()[0]).await.unwrap();
+    let mut frame = vec![0, 0, 0, 10];
+    frame.extend_from_slice(&[0, 18, 0, 99, 0, 0, 0, 7, 0xff, 0xff]);
+    s.write_all(&frame).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = within(5, "ApiVersions answer", s.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(n >= 12, "got {n} bytes");
+    assert_eq!(
+        i32::from_be_bytes(buf[4..8].try_into().unwrap()),
+        7,
+        "correlation id"
+    );
+    assert_eq!(
+        i16::from_be_bytes(buf[8..10].try_into().unwrap()),
+        35,
+        "UNSUPPORTED_VERSION"
+    );
+    c.shutdown().await;
+}
