@@ -15,6 +15,15 @@ pub enum Balancer {
     /// librdkafka's `murmur2_random`; unkeyed messages: round robin. The default.
     #[default]
     Murmur2,
+    /// Keyed messages: FNV-1a 32-bit of the key, as sarama's `HashPartitioner` and kafka-go's
+    /// `Hash` (`|int32(fnv1a(key)) % partitions|`); unkeyed: round robin.
+    Hash,
+    /// Keyed messages: CRC-32 (IEEE) of the key modulo the partition count, as librdkafka's
+    /// `consistent_random`; unkeyed: round robin.
+    Crc32,
+    /// Every message to the partition that has been sent the fewest bytes so far (kafka-go's
+    /// `LeastBytes`).
+    LeastBytes,
     /// Every message round robin, key or not.
     RoundRobin,
     /// A user function: `(message, partition count) -> partition`.
@@ -25,25 +34,26 @@ impl std::fmt::Debug for Balancer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Balancer::Murmur2 => f.write_str("Murmur2"),
+            Balancer::Hash => f.write_str("Hash"),
+            Balancer::Crc32 => f.write_str("Crc32"),
+            Balancer::LeastBytes => f.write_str("LeastBytes"),
             Balancer::RoundRobin => f.write_str("RoundRobin"),
             Balancer::Custom(_) => f.write_str("Custom(..)"),
         }
     }
 }
 
-/// Balancer plus its round-robin counter.
+/// Balancer plus its state (round-robin counter, bytes per partition for LeastBytes).
 #[derive(Debug, Default)]
 pub(crate) struct Partitioner {
     balancer: Balancer,
     counter: AtomicUsize,
+    bytes: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Partitioner {
     pub(crate) fn new(balancer: Balancer) -> Self {
-        Self {
-            balancer,
-            counter: AtomicUsize::new(0),
-        }
+        Self { balancer, counter: AtomicUsize::new(0), bytes: Default::default() }
     }
 
     pub(crate) fn partition(&self, msg: &Message, partitions: usize) -> usize {
@@ -53,10 +63,36 @@ impl Partitioner {
                 Some(k) => (murmur2(k) & 0x7fff_ffff) as usize % partitions,
                 None => rr(),
             },
+            Balancer::Hash => match &msg.key {
+                Some(k) => ((fnv1a(k) as i32) % partitions as i32).unsigned_abs() as usize,
+                None => rr(),
+            },
+            Balancer::Crc32 => match &msg.key {
+                Some(k) => crc32(k) as usize % partitions,
+                None => rr(),
+            },
+            Balancer::LeastBytes => {
+                let mut bytes = self.bytes.lock().expect("bytes lock");
+                let len = partitions.max(bytes.len());
+                bytes.resize(len, 0);
+                let p = (0..partitions).min_by_key(|p| bytes[*p]).unwrap_or(0);
+                bytes[p] += msg.size() as u64;
+                p
+            }
             Balancer::RoundRobin => rr(),
             Balancer::Custom(f) => f(msg, partitions) % partitions,
         }
     }
+}
+
+/// 32-bit FNV-1a (Go's `hash/fnv.New32a`, which sarama and kafka-go use).
+pub fn fnv1a(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x0100_0193))
+}
+
+/// CRC-32 (IEEE 802.3), librdkafka's `rd_crc32`.
+pub fn crc32(data: &[u8]) -> u32 {
+    kafkit_protocol::records::IEEE.checksum(data)
 }
 
 /// Kafka's murmur2 (the Java client's `Utils.murmur2`), as a signed 32-bit value.
@@ -113,6 +149,35 @@ mod tests {
         for (s, want) in cases {
             assert_eq!(murmur2(s.as_bytes()), *want, "murmur2({s:?})");
         }
+    }
+
+    /// FNV-1a vectors from the FNV reference test suite (the same function as Go's fnv.New32a).
+    #[test]
+    fn fnv1a_matches_reference() {
+        assert_eq!(fnv1a(b""), 0x811c9dc5);
+        assert_eq!(fnv1a(b"a"), 0xe40c292c);
+        assert_eq!(fnv1a(b"foobar"), 0xbf9cf968);
+    }
+
+    /// The standard CRC-32 check value, and partitions as sarama/librdkafka compute them.
+    #[test]
+    fn crc32_and_partition_formulas() {
+        assert_eq!(crc32(b"123456789"), 0xcbf43926);
+        let p = Partitioner::new(Balancer::Crc32);
+        assert_eq!(p.partition(&Message::new("123456789", "v"), 7), (0xcbf43926u32 % 7) as usize);
+        // sarama: int32(0xbf9cf968) = -1080231576; Go's % keeps the sign: -4; negated: 4
+        let h = Partitioner::new(Balancer::Hash);
+        assert_eq!(h.partition(&Message::new("foobar", "v"), 7), 4);
+        assert_eq!(h.partition(&Message::new("a", "v"), 10), ((0xe40c292cu32 as i32) % 10).unsigned_abs() as usize);
+    }
+
+    #[test]
+    fn least_bytes_fills_the_emptiest_partition() {
+        let p = Partitioner::new(Balancer::LeastBytes);
+        assert_eq!(p.partition(&Message::value("x".repeat(100)), 3), 0);
+        assert_eq!(p.partition(&Message::value("x".repeat(10)), 3), 1);
+        assert_eq!(p.partition(&Message::value("x".repeat(10)), 3), 2);
+        assert_eq!(p.partition(&Message::value("x"), 3), 1);
     }
 
     #[test]
