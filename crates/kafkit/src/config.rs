@@ -98,8 +98,13 @@ pub struct WriterConfig {
     pub required_acks: RequiredAcks,
     /// Attempts per batch before a retriable error is returned. Default 10.
     pub max_attempts: u32,
-    /// First retry backoff, doubled per attempt up to 1 s. Default 100 ms.
+    /// First retry backoff, doubled per attempt up to `retry_backoff_max`. Default 100 ms.
     pub retry_backoff: Duration,
+    /// Longest retry backoff. Default 1 s.
+    pub retry_backoff_max: Duration,
+    /// Most bytes (key + value + headers, plus 32 per message) buffered in the writer; writes
+    /// wait for room instead of growing memory without bound. Default 32 MiB.
+    pub buffer_memory: usize,
     /// Limit for one produce request (also sent as the broker-side timeout). Default 10 s.
     pub write_timeout: Duration,
     /// Limit for connecting to a broker. Default 10 s.
@@ -128,6 +133,8 @@ impl Default for WriterConfig {
             required_acks: RequiredAcks::All,
             max_attempts: 10,
             retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            buffer_memory: 32 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             dial_timeout: Duration::from_secs(10),
             client_id: "kafkit".into(),
@@ -183,6 +190,20 @@ impl WriterConfig {
         }
         if self.batch_bytes < 64 {
             return Err(Error::config("batch_bytes", "must be at least 64 bytes"));
+        }
+        if self.buffer_memory < self.batch_bytes.min(1024 * 1024)
+            || self.buffer_memory > u32::MAX as usize
+        {
+            return Err(Error::config(
+                "buffer_memory",
+                "must hold at least one batch (min(batch_bytes, 1 MiB)) and be below 4 GiB",
+            ));
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err(Error::config(
+                "retry_backoff_max",
+                "must not be below retry_backoff",
+            ));
         }
         if self.max_attempts == 0 {
             return Err(Error::config("max_attempts", "must be at least 1"));

@@ -179,3 +179,82 @@ async fn exactly_once_in_order_across_leader_moves_and_a_broker_outage() {
     r.close().await.unwrap();
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn buffer_memory_bounds_what_waits_when_the_broker_is_slow() {
+    let c = cluster().await;
+    c.create_topic_with("slow", 1, 1).unwrap();
+    c.control().delay(Some(0), None, Duration::from_millis(100));
+    let limit = 64 * 1024;
+    let w = std::sync::Arc::new(
+        Writer::new(WriterConfig {
+            buffer_memory: limit,
+            batch_bytes: 16 * 1024,
+            batch_timeout: Duration::from_millis(10),
+            ..writer_config(&c, "slow")
+        })
+        .unwrap(),
+    );
+    let sampler = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            for _ in 0..400 {
+                max = max.max(w.stats().buffered_bytes);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            max
+        })
+    };
+    let t = std::time::Instant::now();
+    for k in 0..50 {
+        // Returns once the messages are queued; waits while buffer_memory is full.
+        w.write_messages_nowait(
+            (0..10)
+                .map(|i| Message::value(format!("{:01000}", k * 10 + i)))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    }
+    let queued_after = t.elapsed();
+    w.close().await.unwrap();
+    let max = sampler.await.unwrap();
+    assert!(max <= limit as u64, "buffered {max} bytes, limit {limit}");
+    assert!(max > 0);
+    // 500 KB through a 64 KiB buffer and a broker answering every 100 ms: the writes had to wait.
+    assert!(
+        queued_after > Duration::from_millis(300),
+        "queued 500 KB in {queued_after:?}"
+    );
+    assert_eq!(c.partitions("slow").unwrap()[0].1, 500);
+    let s = w.stats();
+    assert_eq!((s.messages, s.errors), (500, 0));
+    assert!(
+        s.writes >= 1 && s.batch_max <= 500 && s.latency_max >= Duration::from_millis(100),
+        "{s:?}"
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn stats_count_retries() {
+    let c = cluster().await;
+    c.create_topic("stats", 1).unwrap();
+    let w = Writer::new(writer_config(&c, "stats")).unwrap();
+    c.control().inject_error(0, 6, 2, None);
+    w.write_messages((0..5).map(|i| Message::value(format!("v-{i}"))).collect())
+        .await
+        .unwrap();
+    let s = w.stats();
+    assert_eq!(
+        (s.messages, s.writes, s.retries, s.errors),
+        (5, 1, 2, 0),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.bytes,
+        (0..5).map(|i| format!("v-{i}").len() as u64).sum::<u64>()
+    );
+    c.shutdown().await;
+}

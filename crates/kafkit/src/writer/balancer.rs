@@ -53,7 +53,11 @@ pub(crate) struct Partitioner {
 
 impl Partitioner {
     pub(crate) fn new(balancer: Balancer) -> Self {
-        Self { balancer, counter: AtomicUsize::new(0), bytes: Default::default() }
+        Self {
+            balancer,
+            counter: AtomicUsize::new(0),
+            bytes: Default::default(),
+        }
     }
 
     pub(crate) fn partition(&self, msg: &Message, partitions: usize) -> usize {
@@ -87,7 +91,9 @@ impl Partitioner {
 
 /// 32-bit FNV-1a (Go's `hash/fnv.New32a`, which sarama and kafka-go use).
 pub fn fnv1a(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x0100_0193))
+    data.iter().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ *b as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// CRC-32 (IEEE 802.3), librdkafka's `rd_crc32`.
@@ -164,11 +170,17 @@ mod tests {
     fn crc32_and_partition_formulas() {
         assert_eq!(crc32(b"123456789"), 0xcbf43926);
         let p = Partitioner::new(Balancer::Crc32);
-        assert_eq!(p.partition(&Message::new("123456789", "v"), 7), (0xcbf43926u32 % 7) as usize);
+        assert_eq!(
+            p.partition(&Message::new("123456789", "v"), 7),
+            (0xcbf43926u32 % 7) as usize
+        );
         // sarama: int32(0xbf9cf968) = -1080231576; Go's % keeps the sign: -4; negated: 4
         let h = Partitioner::new(Balancer::Hash);
         assert_eq!(h.partition(&Message::new("foobar", "v"), 7), 4);
-        assert_eq!(h.partition(&Message::new("a", "v"), 10), ((0xe40c292cu32 as i32) % 10).unsigned_abs() as usize);
+        assert_eq!(
+            h.partition(&Message::new("a", "v"), 10),
+            ((0xe40c292cu32 as i32) % 10).unsigned_abs() as usize
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 pub mod balancer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,8 @@ struct Item {
     messages: Vec<Message>,
     sync: bool,
     done: Option<oneshot::Sender<Result<i64, Arc<Error>>>>,
+    /// This item's share of `buffer_memory`, released when the item completes.
+    _memory: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Producer id and epoch of an idempotent writer.
@@ -55,8 +58,48 @@ struct ProducerIdentity {
     epoch: i16,
 }
 
+/// Counters behind [`Writer::stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    writes: AtomicU64,
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    retries: AtomicU64,
+    batch_max: AtomicU64,
+    latency_total_us: AtomicU64,
+    latency_max_us: AtomicU64,
+}
+
+/// What a writer has done so far (kafka-go's `Writer.Stats()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Produce requests answered successfully.
+    pub writes: u64,
+    /// Messages acknowledged.
+    pub messages: u64,
+    /// Key + value + header bytes acknowledged.
+    pub bytes: u64,
+    /// Produce requests that failed for good.
+    pub errors: u64,
+    /// Attempts retried after a retriable error.
+    pub retries: u64,
+    /// Messages per produce request: average and largest.
+    pub batch_avg: u64,
+    /// Largest batch.
+    pub batch_max: u64,
+    /// Time from taking a batch to its acknowledgement: average and largest.
+    pub latency_avg: Duration,
+    /// Largest latency.
+    pub latency_max: Duration,
+    /// Bytes waiting in the writer now (bounded by `buffer_memory`).
+    pub buffered_bytes: u64,
+}
+
 struct Shared {
     config: WriterConfig,
+    counters: Counters,
+    memory: Arc<tokio::sync::Semaphore>,
     client: ClusterClient,
     partitioner: Partitioner,
     /// `None` until first needed; stays `None` when idempotence is off.
@@ -172,12 +215,15 @@ impl Writer {
             config.allow_auto_topic_creation,
         );
         let partitioner = Partitioner::new(config.balancer.clone());
+        let memory = Arc::new(tokio::sync::Semaphore::new(config.buffer_memory));
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
                 client,
                 partitioner,
                 producer: tokio::sync::Mutex::new(None),
+                counters: Counters::default(),
+                memory,
             }),
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -218,11 +264,25 @@ impl Writer {
         let mut waits = Vec::new();
         for (p, (idx, msgs)) in by_partition {
             let (tx, rx) = oneshot::channel();
+            // Wait for room in buffer_memory (a single write larger than all of it takes all of it).
+            let size = msgs
+                .iter()
+                .map(|m| m.size() as u64 + 32)
+                .sum::<u64>()
+                .clamp(1, self.shared.config.buffer_memory as u64);
+            let memory = self
+                .shared
+                .memory
+                .clone()
+                .acquire_many_owned(size as u32)
+                .await
+                .map_err(|_| Error::Closed)?;
             self.sender(p)
                 .send(Item {
                     messages: msgs,
                     sync,
                     done: Some(tx),
+                    _memory: memory,
                 })
                 .await
                 .map_err(|_| Error::Closed)?;
@@ -269,6 +329,31 @@ impl Writer {
         Ok(())
     }
 
+    /// Counters and distributions of what this writer has done.
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.shared.counters;
+        let writes = c.writes.load(Ordering::Relaxed);
+        let messages = c.messages.load(Ordering::Relaxed);
+        WriterStats {
+            writes,
+            messages,
+            bytes: c.bytes.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            batch_avg: messages.checked_div(writes).unwrap_or(0),
+            batch_max: c.batch_max.load(Ordering::Relaxed),
+            latency_avg: Duration::from_micros(
+                c.latency_total_us
+                    .load(Ordering::Relaxed)
+                    .checked_div(writes)
+                    .unwrap_or(0),
+            ),
+            latency_max: Duration::from_micros(c.latency_max_us.load(Ordering::Relaxed)),
+            buffered_bytes: (self.shared.config.buffer_memory
+                - self.shared.memory.available_permits()) as u64,
+        }
+    }
+
     /// Sends what is queued, waits for it, and stops the sender tasks.
     pub async fn close(&self) -> Result<()> {
         self.senders.lock().expect("senders lock").clear();
@@ -308,7 +393,30 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
             }
         }
         let n = count(&items);
+        let started = std::time::Instant::now();
         let result = send_with_retries(&shared, partition, &items, &mut seq).await;
+        let c = &shared.counters;
+        match &result {
+            Ok(_) => {
+                let us = started.elapsed().as_micros() as u64;
+                c.writes.fetch_add(1, Ordering::Relaxed);
+                c.messages.fetch_add(n as u64, Ordering::Relaxed);
+                c.bytes.fetch_add(
+                    items
+                        .iter()
+                        .flat_map(|i| &i.messages)
+                        .map(|m| m.size() as u64)
+                        .sum(),
+                    Ordering::Relaxed,
+                );
+                c.batch_max.fetch_max(n as u64, Ordering::Relaxed);
+                c.latency_total_us.fetch_add(us, Ordering::Relaxed);
+                c.latency_max_us.fetch_max(us, Ordering::Relaxed);
+            }
+            Err(_) => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         match &result {
             Ok(base) => {
                 tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages")
@@ -427,10 +535,11 @@ async fn send_with_retries(
             tracing::info!(target: "kafkit::writer", "writing {n} messages to {} (partition: {partition})", cfg.topic);
             match produce_once(shared, partition, records.clone()).await {
                 Err(e) if e.is_retriable() && attempt < cfg.max_attempts => {
+                    shared.counters.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt, error = %e, "retrying write");
                     shared.client.invalidate(&cfg.topic);
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(cfg.retry_backoff_max);
                 }
                 other => break other,
             }
