@@ -26,7 +26,7 @@ pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};
 pub use reader::Reader;
 pub use writer::balancer::Balancer;
-pub use writer::{Writer, WriterStats};
+pub use writer::{Delivery, Writer, WriterStats};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

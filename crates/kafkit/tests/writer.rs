@@ -215,6 +215,7 @@ async fn buffer_memory_bounds_what_waits_when_the_broker_is_slow() {
                 .collect(),
         )
         .await
+        .map(drop) // fire and forget: close() below waits for everything
         .unwrap();
     }
     let queued_after = t.elapsed();
@@ -256,5 +257,42 @@ async fn stats_count_retries() {
         s.bytes,
         (0..5).map(|i| format!("v-{i}").len() as u64).sum::<u64>()
     );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn nowait_reports_each_write_when_awaited() {
+    let c = cluster().await;
+    c.create_topic("later", 1).unwrap();
+    let w = Writer::new(WriterConfig {
+        batch_timeout: Duration::from_millis(20),
+        ..writer_config(&c, "later")
+    })
+    .unwrap();
+    let ok = w
+        .write_messages_nowait((0..20).map(|i| Message::value(format!("v-{i}"))).collect())
+        .await
+        .unwrap();
+    ok.wait().await.unwrap();
+    assert_eq!(c.partitions("later").unwrap()[0].1, 20);
+    // A fatal error reaches the delivery, listing every message of the write.
+    c.control().inject_error(0, 10, 1, None);
+    let bad = w
+        .write_messages_nowait((0..3).map(|i| Message::value(format!("x-{i}"))).collect())
+        .await
+        .unwrap();
+    match bad.wait().await {
+        Err(kafkit::Error::WriteFailed { total: 3, failed }) => {
+            assert_eq!(
+                failed
+                    .iter()
+                    .flat_map(|(i, _)| i.clone())
+                    .collect::<Vec<_>>(),
+                vec![0, 1, 2]
+            );
+            assert_eq!(failed[0].1.kafka_code(), Some(10));
+        }
+        other => panic!("expected WriteFailed, got {other:?}"),
+    }
     c.shutdown().await;
 }

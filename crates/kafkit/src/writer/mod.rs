@@ -51,6 +51,42 @@ struct Item {
     _memory: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// The outcome of queued messages (see [`Writer::write_messages_nowait`]).
+#[must_use = "await `wait()` to learn whether the messages were written, or drop it on purpose"]
+pub struct Delivery {
+    total: usize,
+    waits: Vec<(Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>)>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+impl Delivery {
+    /// Waits until every message is acknowledged or failed; [`Error::WriteFailed`] lists the
+    /// failed messages by their index in the write.
+    pub async fn wait(self) -> Result<()> {
+        let mut failed = Vec::new();
+        for (idx, rx) in self.waits {
+            if let Err(e) = rx.await.unwrap_or_else(|_| Err(Arc::new(Error::Closed))) {
+                failed.push((idx, e));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        failed.sort_by_key(|(i, _)| i.first().copied());
+        Err(Error::WriteFailed {
+            total: self.total,
+            failed,
+        })
+    }
+}
+
 /// Producer id and epoch of an idempotent writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ProducerIdentity {
@@ -294,10 +330,19 @@ impl Writer {
     /// Writes messages and returns once every one is acknowledged as `required_acks` says.
     /// If some fail, [`Error::WriteFailed`] lists which (by index) and why.
     pub async fn write_messages(&self, messages: Vec<Message>) -> Result<()> {
+        self.queue(messages, true).await?.wait().await
+    }
+
+    /// Queues messages and returns as soon as they are queued (waiting only for room in
+    /// `buffer_memory`); they are sent when a batch fills or `batch_timeout` passes. The
+    /// returned [`Delivery`] reports, when awaited, which messages failed; dropping it is fine
+    /// (fire and forget).
+    pub async fn write_messages_nowait(&self, messages: Vec<Message>) -> Result<Delivery> {
+        self.queue(messages, false).await
+    }
+
+    async fn queue(&self, messages: Vec<Message>, sync: bool) -> Result<Delivery> {
         let total = messages.len();
-        if total == 0 {
-            return Ok(());
-        }
         for m in &messages {
             if m.size() + 64 > self.shared.config.batch_bytes {
                 return Err(Error::MessageTooLarge {
@@ -306,27 +351,12 @@ impl Writer {
                 });
             }
         }
-        let waits = self.enqueue(messages, true).await?;
-        let mut failed = Vec::new();
-        for (idx, rx) in waits {
-            let r = rx.await.unwrap_or_else(|_| Err(Arc::new(Error::Closed)));
-            if let Err(e) = r {
-                failed.push((idx, e));
-            }
-        }
-        if failed.is_empty() {
-            Ok(())
+        let waits = if total == 0 {
+            Vec::new()
         } else {
-            failed.sort_by_key(|(i, _)| i.first().copied());
-            Err(Error::WriteFailed { total, failed })
-        }
-    }
-
-    /// Queues messages and returns without waiting; they are sent when a batch fills or
-    /// `batch_timeout` passes. Errors are logged (per-message completion reporting: issue 4).
-    pub async fn write_messages_nowait(&self, messages: Vec<Message>) -> Result<()> {
-        let _ = self.enqueue(messages, false).await?;
-        Ok(())
+            self.enqueue(messages, sync).await?
+        };
+        Ok(Delivery { total, waits })
     }
 
     /// Counters and distributions of what this writer has done.
