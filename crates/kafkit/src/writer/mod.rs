@@ -51,11 +51,14 @@ struct Item {
     _memory: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// Where a partition's share of a write learns its outcome: message indexes and the channel.
+type PendingWrite = (Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>);
+
 /// The outcome of queued messages (see [`Writer::write_messages_nowait`]).
 #[must_use = "await `wait()` to learn whether the messages were written, or drop it on purpose"]
 pub struct Delivery {
     total: usize,
-    waits: Vec<(Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>)>,
+    waits: Vec<PendingWrite>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -280,11 +283,7 @@ impl Writer {
             .clone()
     }
 
-    async fn enqueue(
-        &self,
-        mut messages: Vec<Message>,
-        sync: bool,
-    ) -> Result<Vec<(Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>)>> {
+    async fn enqueue(&self, mut messages: Vec<Message>, sync: bool) -> Result<Vec<PendingWrite>> {
         let topic = &self.shared.config.topic;
         let meta = self.shared.client.topic(topic).await?;
         let n = meta.leaders.len();
