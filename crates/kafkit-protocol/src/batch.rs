@@ -193,6 +193,26 @@ pub fn split_batches(buf: &[u8]) -> Result<Split, ProtocolError> {
     })
 }
 
+/// A plain (non-transactional, create-time) record at `offset` within its batch, with
+/// `sequence = offset` as [`encode_records`] expects when there is no producer id.
+pub fn new_record(offset: i64, timestamp: i64, key: Option<Bytes>, value: Option<Bytes>) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset,
+        sequence: offset as i32,
+        timestamp,
+        key,
+        value,
+        headers: Default::default(),
+    }
+}
+
 /// Encodes records as v2 batches. Offsets are taken relative to the lowest record offset.
 ///
 /// `kafka_protocol`'s encoder starts a new batch whenever `offset - sequence` changes, so

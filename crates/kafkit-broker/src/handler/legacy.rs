@@ -6,11 +6,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use kafkit_protocol::batch::{decode_records, encode_records};
+use kafkit_protocol::batch::{decode_records, encode_records, new_record};
 use kafkit_protocol::legacy::{self, FetchPartition, LegacyRecord, ProducePartition};
 use kafkit_protocol::messages::fetch_request::{FetchPartition as FetchReqPartition, FetchTopic};
 use kafkit_protocol::messages::{ApiKey, BrokerId, FetchRequest};
-use kafkit_protocol::records::{Compression, Record, TimestampType};
+use kafkit_protocol::records::{Compression, Record};
 use kafkit_protocol::topic_name;
 
 use super::{err, fetch, produce, Ctx};
@@ -61,20 +61,13 @@ fn to_batch(set: &Bytes) -> Result<Bytes, i16> {
     let records: Vec<Record> = msgs
         .into_iter()
         .enumerate()
-        .map(|(i, m)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: if m.timestamp >= 0 { m.timestamp } else { now },
-            key: m.key,
-            value: m.value,
-            headers: Default::default(),
+        .map(|(i, m)| {
+            new_record(
+                i as i64,
+                if m.timestamp >= 0 { m.timestamp } else { now },
+                m.key,
+                m.value,
+            )
         })
         .collect();
     encode_records(&records, Compression::None).map_err(|_| err::CORRUPT_MESSAGE)

@@ -28,11 +28,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafkit_protocol::batch::encode_records;
+use kafkit_protocol::batch::{encode_records, new_record};
 use kafkit_protocol::indexmap::IndexMap;
 use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId};
-use kafkit_protocol::records::{Compression, Record, TimestampType};
+use kafkit_protocol::records::{Compression, Record};
 use kafkit_protocol::{str_bytes, topic_name};
 use tokio::sync::{mpsc, oneshot};
 
@@ -515,19 +515,11 @@ fn build_records(
             headers.insert(str_bytes(&h.key), h.value.clone());
         }
         current.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
             producer_id: pid,
             producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset,
             sequence,
-            timestamp: now_ms(m.time),
-            key: m.key.clone(),
-            value: m.value.clone(),
             headers,
+            ..new_record(offset, now_ms(m.time), m.key.clone(), m.value.clone())
         });
         bytes += size;
     }
