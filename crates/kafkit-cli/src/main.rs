@@ -27,6 +27,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run only the embedded cluster until Ctrl-C/SIGTERM.
     Cluster(cmd::cluster::ClusterArgs),
+    /// List, create, delete and describe topics.
+    Topics(cmd::topics::TopicsArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -51,6 +53,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a).await,
         Command::Cluster(a) => cmd::cluster::run(a).await,
+        Command::Topics(a) => cmd::topics::run(a).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

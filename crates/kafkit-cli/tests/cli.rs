@@ -126,3 +126,86 @@ fn bad_flags_give_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
 }
+
+fn run_kafkit(args: Vec<String>) -> (bool, String, String) {
+    let mut cmd = kafkit();
+    cmd.args(&args);
+    let out = run_with_timeout(cmd, Duration::from_secs(30));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_create_describe_follow_a_leader_change_and_delete() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(3)
+        .start()
+        .await
+        .unwrap();
+    let b = c.bootstrap();
+    let cli = |args: &[&str]| {
+        let mut v = vec!["topics".to_string(), "-b".to_string(), b.clone()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || run_kafkit(v))
+    };
+    let (ok, out, err) = cli(&["create", "orders", "-p", "2"]).await.unwrap();
+    assert!(ok && out.contains("created orders"), "{out}{err}");
+    let w = kafkit::Writer::new(kafkit::WriterConfig {
+        brokers: c.addrs(),
+        topic: "orders".into(),
+        balancer: kafkit::Balancer::RoundRobin,
+        ..Default::default()
+    })
+    .unwrap();
+    w.write_messages(
+        (0..10)
+            .map(|i| kafkit::Message::value(format!("v{i}")))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let (ok, out, _) = cli(&["describe", "orders"]).await.unwrap();
+    assert!(ok);
+    let rows: Vec<Vec<String>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(
+        rows.iter()
+            .map(|r| r[5].parse::<i64>().unwrap())
+            .sum::<i64>(),
+        10,
+        "high watermarks: {out}"
+    );
+    let leader0: i32 = rows[0][1].parse().unwrap();
+    // Take partition 0's leader down: describe shows the new leader and the shrunk ISR.
+    c.control().broker_down(leader0);
+    let (ok, out, err) = cli(&["describe", "orders"]).await.unwrap();
+    assert!(ok, "{err}");
+    let row0: Vec<String> = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_ne!(row0[1], leader0.to_string(), "{out}");
+    assert!(
+        !row0[3].split(',').any(|b| b == leader0.to_string()),
+        "ISR still lists the down broker: {out}"
+    );
+    let (ok, _, err) = cli(&["create", "orders"]).await.unwrap();
+    assert!(!ok && err.contains("TopicAlreadyExists"), "{err}");
+    let (ok, out, _) = cli(&["delete", "orders"]).await.unwrap();
+    assert!(ok && out.contains("deleted orders"));
+    let (ok, out, _) = cli(&["list"]).await.unwrap();
+    assert!(ok && !out.contains("orders"), "{out}");
+    let (ok, _, err) = cli(&["describe", "nope"]).await.unwrap();
+    assert!(!ok && err.contains("UnknownTopicOrPartition"), "{err}");
+    c.shutdown().await;
+}

@@ -13,6 +13,7 @@
 //!
 //! Logging goes through `tracing` with targets `kafkit::writer` and `kafkit::reader`.
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod conn;
@@ -21,6 +22,7 @@ pub mod message;
 pub mod reader;
 pub mod writer;
 
+pub use admin::{Admin, PartitionInfo};
 pub use config::{Compression, ReaderConfig, RequiredAcks, StartOffset, WriterConfig};
 pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod demo;
+pub mod topics;
 
 use std::path::PathBuf;
 use std::time::Duration;
