@@ -29,6 +29,14 @@ enum Command {
     Cluster(cmd::cluster::ClusterArgs),
     /// List, create, delete and describe topics.
     Topics(cmd::topics::TopicsArgs),
+    /// Write records from stdin or a file, one per line (kcat -P).
+    Produce(cmd::produce::ProduceArgs),
+    /// Print records of a topic (kcat -C), alone or in a group.
+    Consume(cmd::consume::ConsumeArgs),
+    /// List, describe (members, lag), delete consumer groups and reset their offsets.
+    Groups(cmd::groups::GroupsArgs),
+    /// Load tests: produce, consume, end-to-end latency, and a comparison with librdkafka.
+    Perf(cmd::perf::PerfArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -54,6 +62,10 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(a) => cmd::demo::run(a).await,
         Command::Cluster(a) => cmd::cluster::run(a).await,
         Command::Topics(a) => cmd::topics::run(a).await,
+        Command::Produce(a) => cmd::produce::run(a).await,
+        Command::Consume(a) => cmd::consume::run(a).await,
+        Command::Groups(a) => cmd::groups::run(a).await,
+        Command::Perf(a) => cmd::perf::run(a).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -209,3 +209,314 @@ async fn topics_create_describe_follow_a_leader_change_and_delete() {
     assert!(!ok && err.contains("UnknownTopicOrPartition"), "{err}");
     c.shutdown().await;
 }
+
+/// Runs kafkit with `stdin` fed in; (success, stdout, stderr).
+fn run_kafkit_stdin(args: Vec<String>, stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write;
+    let mut cmd = kafkit();
+    cmd.args(&args).stdin(Stdio::piped());
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn args(b: &str, list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.insert(1, "-b".into());
+    v.insert(2, b.into());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_from_stdin_then_consume_to_the_end_with_formats_and_json() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(3)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("lines", 3).unwrap();
+    let b = c.bootstrap();
+    let input = "k1:first line\nk2:second line\nno key here\nk1:fourth: with colon\n";
+    let a = args(
+        &b,
+        &[
+            "produce", "-t", "lines", "-K", ":", "-H", "src=cli", "-H", "n=1",
+        ],
+    );
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run_kafkit_stdin(a, input.as_bytes()))
+        .await
+        .unwrap();
+    assert!(ok && err.contains("produced 4 of 4 records"), "{err}");
+
+    // Default format: values, one per line; -e exits at the end.
+    let a = args(&b, &["consume", "-t", "lines", "-e"]);
+    let (ok, out, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "first line",
+            "fourth: with colon",
+            "no key here",
+            "second line"
+        ]
+    );
+
+    // kcat format string.
+    let a = args(
+        &b,
+        &["consume", "-t", "lines", "-e", "-f", "%t|%k|%s|%h|%K\\n"],
+    );
+    let (ok, out, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("lines|k1|first line|src=cli,n=1|2\n"), "{out}");
+    assert!(out.contains("lines||no key here|src=cli,n=1|-1\n"), "{out}");
+
+    // Keys with the same key land in the same partition, in order; --json is valid JSON.
+    let a = args(&b, &["consume", "-t", "lines", "-e", "--json"]);
+    let (ok, out, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let recs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 4);
+    let k1: Vec<&serde_json::Value> = recs.iter().filter(|r| r["key"] == "k1").collect();
+    assert_eq!(k1.len(), 2);
+    assert_eq!(k1[0]["partition"], k1[1]["partition"]);
+    assert_eq!(k1[0]["value"], "first line");
+    assert_eq!(k1[1]["headers"]["src"], "cli");
+
+    // -o -1: the last record of each partition; -c stops early.
+    let a = args(&b, &["consume", "-t", "lines", "-o", "-1", "-e"]);
+    let (ok, out, _) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    let nonempty = c
+        .partitions("lines")
+        .unwrap()
+        .iter()
+        .filter(|(_, hw)| *hw > 0)
+        .count();
+    assert!(ok && out.lines().count() == nonempty, "{out}");
+    let a = args(&b, &["consume", "-t", "lines", "-c", "1"]);
+    let (ok, out, _) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok && out.lines().count() == 1, "{out}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_describe_shows_lag_and_reset_and_delete_work() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(3)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("events", 1).unwrap();
+    let b = c.bootstrap();
+    let a = args(&b, &["produce", "-t", "events", "-p", "0"]);
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run_kafkit_stdin(a, b"1\n2\n3\n4\n5\n"))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let a = args(&b, &["consume", "-t", "events", "-G", "audit", "-c", "3"]);
+    let (ok, out, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok && out == "1\n2\n3\n", "{out}{err}");
+    let describe = |b: String| {
+        let a = args(&b, &["groups", "describe", "audit"]);
+        tokio::task::spawn_blocking(move || run_kafkit(a))
+    };
+    let (ok, out, err) = describe(b.clone()).await.unwrap();
+    assert!(ok, "{err}");
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("events"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..5], ["events", "0", "3", "5", "2"], "{out}");
+    assert!(out.contains("total lag 2"), "{out}");
+    let (ok, out, _) = tokio::task::spawn_blocking({
+        let a = args(&b, &["groups", "list"]);
+        move || run_kafkit(a)
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.contains("audit"), "{out}");
+    // Reset to the beginning: the whole partition is lag again, and the group re-reads it.
+    let a = args(
+        &b,
+        &[
+            "groups",
+            "reset-offsets",
+            "audit",
+            "-t",
+            "events",
+            "--to",
+            "beginning",
+        ],
+    );
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let (_, out, _) = describe(b.clone()).await.unwrap();
+    assert!(out.contains("total lag 5"), "{out}");
+    let a = args(&b, &["consume", "-t", "events", "-G", "audit", "-e"]);
+    let (ok, out, _) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok && out == "1\n2\n3\n4\n5\n", "{out}");
+    let (_, out, _) = describe(b.clone()).await.unwrap();
+    assert!(out.contains("total lag 0"), "{out}");
+    let a = args(&b, &["groups", "delete", "audit"]);
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let (ok, _, err) = describe(b.clone()).await.unwrap();
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perf_produce_emits_json_with_the_documented_fields_and_a_plot() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(3)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("lat.svg");
+    let a = args(
+        &c.bootstrap(),
+        &[
+            "perf",
+            "produce",
+            "--num-records",
+            "10000",
+            "--json",
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+    );
+    // `perf produce -b` takes -b after the subcommand.
+    let a: Vec<String> = {
+        let mut v = a;
+        let b = v.remove(2);
+        v.remove(1);
+        v.splice(2..2, ["-b".to_string(), b]);
+        v
+    };
+    let (ok, out, err) = tokio::task::spawn_blocking(move || run_kafkit(a))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["records"], 10000);
+    assert_eq!(j["errors"], 0);
+    assert_eq!(j["bytes"], 1_000_000);
+    assert!(j["records_per_sec"].as_f64().unwrap() > 0.0);
+    for q in ["avg", "max", "p50", "p95", "p99", "p999"] {
+        assert!(j["latency_ms"][q].as_f64().unwrap() > 0.0, "{q}: {j}");
+    }
+    assert!(j["latency_ms"]["p50"].as_f64() <= j["latency_ms"]["p99"].as_f64());
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{svg}");
+    let hw: i64 = c
+        .partitions("kafkit-perf")
+        .unwrap()
+        .iter()
+        .map(|(_, hw)| hw)
+        .sum();
+    assert_eq!(hw, 10001, "10,000 records and one warm-up record");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gives_one_line_errors_and_nonzero_exits() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(1)
+        .message_max_bytes(1000)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("small", 1).unwrap();
+    let b = c.bootstrap();
+    let cases: Vec<(Vec<String>, &[u8], &str)> = vec![
+        (
+            args("nosuch.invalid:9092", &["consume", "-t", "small", "-e"]),
+            b"",
+            "nosuch.invalid",
+        ),
+        (
+            args("127.0.0.1:1", &["consume", "-t", "small", "-e"]),
+            b"",
+            "refused",
+        ),
+        (
+            args(&b, &["consume", "-t", "missing", "-e"]),
+            b"",
+            "UnknownTopicOrPartition",
+        ),
+        (
+            args(&b, &["consume", "-t", "small", "-o", "soon"]),
+            b"",
+            "bad offset \"soon\"",
+        ),
+        (
+            args(&b, &["produce", "-t", "small", "-H", "novalue"]),
+            b"x\n",
+            "malformed header \"novalue\"",
+        ),
+        (
+            args(&b, &["produce", "-t", "missing"]),
+            b"x\n",
+            "UnknownTopicOrPartition",
+        ),
+        (
+            args(&b, &["produce", "-t", "small"]),
+            &[b'x'; 5000],
+            "MessageTooLarge",
+        ),
+    ];
+    for (a, stdin, needle) in cases {
+        let shown = a.join(" ");
+        let (ok, _, err) = tokio::task::spawn_blocking(move || run_kafkit_stdin(a, stdin))
+            .await
+            .unwrap();
+        assert!(!ok, "{shown} succeeded");
+        assert!(err.contains(needle), "{shown}: {err}");
+        assert!(!err.contains("panicked"), "{shown}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{shown}: {err}");
+        assert!(errors[0].contains(needle), "{shown}: {err}");
+    }
+    c.shutdown().await;
+}

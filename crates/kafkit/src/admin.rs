@@ -1,5 +1,5 @@
-//! Cluster administration over the wire protocol: topics (list, describe, create, delete).
-//! Groups and offsets come with the CLI issue (6).
+//! Cluster administration over the wire protocol: topics (list, describe, create, delete),
+//! offsets by time, consumer groups (list, describe, committed offsets and lag, delete, reset).
 
 use std::time::Duration;
 
@@ -7,10 +7,19 @@ use kafkit_protocol::messages::create_topics_request::CreatableTopic;
 use kafkit_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafkit_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafkit_protocol::messages::metadata_request::MetadataRequest;
+use kafkit_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafkit_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafkit_protocol::messages::{
     BrokerId, CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest,
 };
-use kafkit_protocol::topic_name;
+use kafkit_protocol::messages::{
+    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest,
+    OffsetFetchRequest,
+};
+use kafkit_protocol::{str_bytes, topic_name};
+use std::collections::BTreeMap;
 
 use crate::cluster::ClusterClient;
 use crate::conn::ConnConfig;
@@ -31,6 +40,60 @@ pub struct PartitionInfo {
     pub log_start: i64,
     /// High watermark.
     pub high_watermark: i64,
+}
+
+/// A consumer group as `list_groups` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// "consumer" for consumer groups.
+    pub protocol_type: String,
+    /// State (Empty, Stable, PreparingRebalance, ...; empty when the broker does not say).
+    pub state: String,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Member id given by the coordinator.
+    pub member_id: String,
+    /// Static membership id, if any.
+    pub group_instance_id: Option<String>,
+    /// The member's client id.
+    pub client_id: String,
+    /// The member's host as the coordinator saw it.
+    pub client_host: String,
+    /// Assigned partitions per topic (decoded consumer-protocol assignment).
+    pub assignment: BTreeMap<String, Vec<i32>>,
+}
+
+/// A group as `describe_group` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// State (Empty, Stable, PreparingRebalance, CompletingRebalance, Dead).
+    pub state: String,
+    /// The chosen assignor ("range", "roundrobin", ...).
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<GroupMember>,
+}
+
+/// A committed offset with the partition's end and the lag between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Committed offset (-1: none).
+    pub committed: i64,
+    /// High watermark (-1: unknown).
+    pub high_watermark: i64,
+    /// `high_watermark - committed` (whole partition from log start when nothing is committed).
+    pub lag: i64,
 }
 
 /// Topic administration.
@@ -123,6 +186,228 @@ impl Admin {
         }
     }
 
+    /// Offset of each partition of `topic` for a ListOffsets timestamp: -2 earliest, -1 latest,
+    /// or milliseconds since the epoch (the first offset at or after it; the end when none).
+    pub async fn list_offsets(&self, topic: &str, timestamp: i64) -> Result<BTreeMap<i32, i64>> {
+        let meta = self.client.topic(topic).await?;
+        let mut out = BTreeMap::new();
+        for p in 0..meta.leaders.len() as i32 {
+            let addr = self.client.leader_addr(topic, p).await?;
+            let conn = self.client.conn(&addr).await?;
+            let mut offset = list_one(&conn, topic, p, timestamp).await?;
+            if offset < 0 && timestamp >= 0 {
+                offset = list_one(&conn, topic, p, -1).await?;
+            }
+            out.insert(p, offset);
+        }
+        Ok(out)
+    }
+
+    /// Groups known to every broker, sorted by id.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        self.client.refresh(&[]).await?;
+        let mut out = Vec::new();
+        for (_, addr) in self.client.brokers() {
+            let conn = self.client.conn(&addr).await?;
+            let (_, resp) = conn.send(&ListGroupsRequest::default()).await?;
+            if resp.error_code != 0 {
+                return Err(Error::kafka(
+                    resp.error_code,
+                    format!("ListGroups at {addr}"),
+                ));
+            }
+            for g in resp.groups {
+                out.push(GroupListing {
+                    group_id: g.group_id.to_string(),
+                    protocol_type: g.protocol_type.to_string(),
+                    state: g.group_state.to_string(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out.dedup_by(|a, b| a.group_id == b.group_id);
+        Ok(out)
+    }
+
+    /// State, protocol and members (with decoded assignments) of a group.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let conn = self.coordinator(group).await?;
+        let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
+        let (_, resp) = conn.send(&req).await?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::kafka(-1, format!("DescribeGroups {group}: empty answer")))?;
+        if g.error_code != 0 {
+            return Err(Error::kafka(
+                g.error_code,
+                format!("describe group {group}"),
+            ));
+        }
+        Ok(GroupDescription {
+            group_id: g.group_id.to_string(),
+            state: g.group_state.to_string(),
+            protocol: g.protocol_data.to_string(),
+            members: g
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    client_host: m.client_host.to_string(),
+                    assignment: crate::reader::assign::decode_assignment(m.member_assignment)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Committed offsets of a group for every partition of the topics it committed to (or of
+    /// `topic` only), with high watermarks and lag.
+    pub async fn group_offsets(
+        &self,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<Vec<GroupOffset>> {
+        let conn = self.coordinator(group).await?;
+        let topics = topic.map(|t| {
+            vec![OffsetFetchRequestTopic::default()
+                .with_name(topic_name(t))
+                .with_partition_indexes(Vec::new())]
+        });
+        let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut names: Vec<String> = Vec::new();
+        if let Some(t) = topic {
+            // Every partition of the topic, committed or not.
+            names.push(t.to_owned());
+            let meta = self.client.topic(t).await?;
+            for p in 0..meta.leaders.len() as i32 {
+                committed.insert((t.to_owned(), p), -1);
+            }
+        }
+        let mut req = OffsetFetchRequest::default().with_group_id(GroupId(str_bytes(group)));
+        if let Some(mut ts) = topics {
+            for t in &mut ts {
+                let n = self.client.topic(t.name.as_str()).await?.leaders.len() as i32;
+                t.partition_indexes = (0..n).collect();
+            }
+            req.topics = Some(ts);
+        } else {
+            req.topics = None; // all topics (OffsetFetch v2+)
+        }
+        let (_, resp) = conn.send(&req).await?;
+        if resp.error_code != 0 {
+            return Err(Error::kafka(
+                resp.error_code,
+                format!("OffsetFetch {group}"),
+            ));
+        }
+        for t in resp.topics {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(Error::kafka(
+                        p.error_code,
+                        format!(
+                            "OffsetFetch {group} {}/{}",
+                            t.name.as_str(),
+                            p.partition_index
+                        ),
+                    ));
+                }
+                let name = t.name.to_string();
+                if !names.contains(&name) {
+                    names.push(name.clone());
+                }
+                committed.insert((name, p.partition_index), p.committed_offset);
+            }
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let ends = self.list_offsets(&name, -1).await?;
+            let starts = self.list_offsets(&name, -2).await?;
+            for (p, end) in &ends {
+                let Some(&c) = committed.get(&(name.clone(), *p)) else {
+                    continue;
+                };
+                let from = if c >= 0 {
+                    c
+                } else {
+                    starts.get(p).copied().unwrap_or(0)
+                };
+                out.push(GroupOffset {
+                    topic: name.clone(),
+                    partition: *p,
+                    committed: c,
+                    high_watermark: *end,
+                    lag: (end - from).max(0),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a group (it must have no members).
+    pub async fn delete_group(&self, group: &str) -> Result<()> {
+        let conn = self.coordinator(group).await?;
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))]);
+        let (_, resp) = conn.send(&req).await?;
+        match resp.results.first() {
+            Some(r) if r.error_code == 0 => Ok(()),
+            Some(r) => Err(Error::kafka(r.error_code, format!("delete group {group}"))),
+            None => Err(Error::kafka(
+                -1,
+                format!("delete group {group}: empty answer"),
+            )),
+        }
+    }
+
+    /// Sets a group's committed offsets (the group must have no active members, as with
+    /// `kafka-consumer-groups --reset-offsets`).
+    pub async fn commit_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &BTreeMap<i32, i64>,
+    ) -> Result<()> {
+        let conn = self.coordinator(group).await?;
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(str_bytes(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(
+                    offsets
+                        .iter()
+                        .map(|(p, o)| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                                .with_committed_metadata(Some(str_bytes("")))
+                        })
+                        .collect(),
+                )]);
+        let (_, resp) = conn.send(&req).await?;
+        for t in &resp.topics {
+            for p in &t.partitions {
+                if p.error_code != 0 {
+                    return Err(Error::kafka(
+                        p.error_code,
+                        format!("commit {topic}/{} for group {group}", p.partition_index),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn coordinator(&self, group: &str) -> Result<std::sync::Arc<crate::conn::Connection>> {
+        let addr = self.client.coordinator(group).await?;
+        self.client.conn(&addr).await
+    }
+
     /// Partitions of a topic with leaders, replicas, ISR, log start and high watermark.
     pub async fn describe_topic(&self, name: &str) -> Result<Vec<PartitionInfo>> {
         let conn = self.client.any_conn().await?;
@@ -182,4 +467,34 @@ impl Admin {
         out.sort_by_key(|p| p.partition);
         Ok(out)
     }
+}
+
+async fn list_one(
+    conn: &crate::conn::Connection,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<i64> {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])]);
+    let (_, r) = conn.send(&req).await?;
+    let p = r
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or_else(|| {
+            Error::kafka(-1, format!("ListOffsets {topic}/{partition}: empty answer"))
+        })?;
+    if p.error_code != 0 {
+        return Err(Error::kafka(
+            p.error_code,
+            format!("ListOffsets {topic}/{partition}"),
+        ));
+    }
+    Ok(p.offset)
 }

@@ -226,6 +226,9 @@ pub enum StartOffset {
     First,
     /// Only messages written after the reader joined.
     Last,
+    /// The first message with a timestamp at or after this time (ListOffsets by time); the end
+    /// of the log when every message is older.
+    Timestamp(std::time::SystemTime),
 }
 
 /// Settings of a [`crate::Reader`].

@@ -22,11 +22,11 @@ pub mod message;
 pub mod reader;
 pub mod writer;
 
-pub use admin::{Admin, PartitionInfo};
+pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, GroupOffset, PartitionInfo};
 pub use config::{Compression, ReaderConfig, RequiredAcks, StartOffset, WriterConfig};
 pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};
-pub use reader::Reader;
+pub use reader::{Reader, ReaderStats};
 pub use writer::balancer::Balancer;
 pub use writer::{Delivery, Writer, WriterStats};
 

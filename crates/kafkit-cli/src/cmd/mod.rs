@@ -1,11 +1,44 @@
 //! Subcommands.
 
 pub mod cluster;
+pub mod consume;
 pub mod demo;
+pub mod groups;
+pub mod perf;
+pub mod produce;
 pub mod topics;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `-b/--brokers` (env `KAFKA_BROKERS`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Brokers {
+    /// Brokers (host:port,...).
+    #[arg(
+        short,
+        long,
+        env = "KAFKA_BROKERS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:9093"
+    )]
+    pub brokers: Vec<String>,
+}
+
+/// Parses `0`, `1`, `-1`/`all`.
+pub fn parse_acks(s: &str) -> Result<kafkit::RequiredAcks, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "0" | "none" => Ok(kafkit::RequiredAcks::None),
+        "1" | "one" | "leader" => Ok(kafkit::RequiredAcks::One),
+        "-1" | "all" => Ok(kafkit::RequiredAcks::All),
+        other => Err(format!("{other:?}: acks must be 0, 1, -1 or all")),
+    }
+}
+
+/// Parses a compression codec name.
+pub fn parse_compression(s: &str) -> Result<kafkit::Compression, String> {
+    s.parse().map_err(|e: kafkit::Error| e.to_string())
+}
 
 /// Parses durations like `1s`, `500ms`, `2m`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -80,6 +80,19 @@ impl ClusterClient {
             .cloned()
     }
 
+    /// Known brokers (node id, address), sorted by id; call `refresh` first to learn them.
+    pub fn brokers(&self) -> Vec<(i32, String)> {
+        let mut v: Vec<(i32, String)> = self
+            .brokers
+            .lock()
+            .expect("brokers lock")
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Any reachable broker: known brokers first, then the bootstrap list.
     pub async fn any_conn(&self) -> Result<Arc<Connection>> {
         let mut candidates: Vec<String> = self

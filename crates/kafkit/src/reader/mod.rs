@@ -69,7 +69,41 @@ struct Shared {
     session: Mutex<Session>,
     /// Processed but not yet committed: partition → next offset.
     processed: Mutex<BTreeMap<i32, i64>>,
+    /// Next offset the application gets, per partition (for `lag`).
+    positions: Mutex<BTreeMap<i32, i64>>,
+    /// High watermark from the latest fetch response, per partition.
+    high_watermarks: Mutex<BTreeMap<i32, i64>>,
+    counters: Counters,
     tx: mpsc::Sender<Fetched>,
+}
+
+#[derive(Default)]
+struct Counters {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    fetches: AtomicU64,
+    fetch_errors: AtomicU64,
+    rebalances: AtomicU64,
+    commits: AtomicU64,
+}
+
+/// What a reader has done so far (kafka-go's `Reader.Stats()`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Messages handed to the application.
+    pub messages: u64,
+    /// Key + value + header bytes handed to the application.
+    pub bytes: u64,
+    /// Fetch responses received.
+    pub fetches: u64,
+    /// Fetches that failed (retried).
+    pub fetch_errors: u64,
+    /// Group generations joined.
+    pub rebalances: u64,
+    /// Successful offset commits.
+    pub commits: u64,
+    /// Sum of [`Reader::lag`] over the assigned partitions.
+    pub lag: i64,
 }
 
 /// Reads messages from a topic, alone or as a member of a consumer group (the tutorial's
@@ -95,6 +129,7 @@ pub struct Reader {
     last: Mutex<Option<Message>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     close_tx: watch::Sender<bool>,
+    seek_tx: watch::Sender<Option<i64>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -127,13 +162,17 @@ impl Reader {
             epoch: AtomicU64::new(0),
             session: Mutex::new(Session::default()),
             processed: Mutex::new(BTreeMap::new()),
+            positions: Mutex::new(BTreeMap::new()),
+            high_watermarks: Mutex::new(BTreeMap::new()),
+            counters: Counters::default(),
             tx,
         });
         let (close_tx, close_rx) = watch::channel(false);
+        let (seek_tx, seek_rx) = watch::channel(None);
         let task = if shared.config.group_id.is_some() {
             tokio::spawn(group_loop(shared.clone(), close_rx))
         } else {
-            tokio::spawn(partition_loop(shared.clone(), close_rx))
+            tokio::spawn(partition_loop(shared.clone(), close_rx, seek_rx))
         };
         Ok(Self {
             shared,
@@ -141,6 +180,7 @@ impl Reader {
             last: Mutex::new(None),
             task: Mutex::new(Some(task)),
             close_tx,
+            seek_tx,
         })
     }
 
@@ -165,6 +205,14 @@ impl Reader {
         loop {
             let f = rx.recv().await.ok_or(Error::Closed)?;
             if f.epoch == self.shared.epoch.load(Ordering::Acquire) {
+                let c = &self.shared.counters;
+                c.messages.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(f.msg.size() as u64, Ordering::Relaxed);
+                self.shared
+                    .positions
+                    .lock()
+                    .expect("positions lock")
+                    .insert(f.msg.partition, f.msg.offset + 1);
                 return Ok(f.msg);
             }
         }
@@ -185,6 +233,58 @@ impl Reader {
             .expect("session lock")
             .assignment
             .clone()
+    }
+
+    /// Without a group: continue reading `partition` from `offset` (kafka-go's `SetOffset`).
+    /// Nothing fetched before the call is returned after it.
+    pub fn set_offset(&self, offset: i64) -> Result<()> {
+        if self.shared.config.group_id.is_some() {
+            return Err(Error::config(
+                "group_id",
+                "set_offset is for readers without a group (a group decides offsets)",
+            ));
+        }
+        if offset < 0 {
+            return Err(Error::config(
+                "offset",
+                format!("{offset} is negative; use start_offset for first/last"),
+            ));
+        }
+        // Bump the epoch here, not in the background task: a read right after this call must
+        // not return a message prefetched from the old position.
+        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        self.seek_tx.send_replace(Some(offset));
+        Ok(())
+    }
+
+    /// Messages between the application's position and the high watermark, per assigned
+    /// partition (known once a fetch of that partition was answered).
+    pub fn lag(&self) -> BTreeMap<i32, i64> {
+        let assignment = self.assignment();
+        let positions = self.shared.positions.lock().expect("positions lock");
+        let hws = self.shared.high_watermarks.lock().expect("hw lock");
+        assignment
+            .iter()
+            .filter_map(|(p, start)| {
+                let hw = *hws.get(p)?;
+                let pos = positions.get(p).copied().unwrap_or(*start).max(*start);
+                Some((*p, (hw - pos).max(0)))
+            })
+            .collect()
+    }
+
+    /// Counters of what this reader has done.
+    pub fn stats(&self) -> ReaderStats {
+        let c = &self.shared.counters;
+        ReaderStats {
+            messages: c.messages.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            fetches: c.fetches.load(Ordering::Relaxed),
+            fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
+            rebalances: c.rebalances.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            lag: self.lag().values().sum(),
+        }
     }
 
     /// Commits these messages (offset + 1 for each partition's latest) and waits for the answer.
@@ -296,6 +396,7 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
         .iter()
         .map(|(p, o)| format!("partition {p}: {o}"))
         .collect();
+    shared.counters.commits.fetch_add(1, Ordering::Relaxed);
     tracing::info!(target: "kafkit::reader", "committed offsets for group {group}: topic: {topic} {}", list.join(", "));
     Ok(())
 }
@@ -309,6 +410,9 @@ async fn list_offset(
     let ts = match start {
         StartOffset::First => -2,
         StartOffset::Last => -1,
+        StartOffset::Timestamp(t) => t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     };
     let addr = client.leader_addr(topic, partition).await?;
     let conn = client.conn(&addr).await?;
@@ -336,6 +440,10 @@ async fn list_offset(
             p.error_code,
             format!("ListOffsets {topic}/{partition}"),
         ));
+    }
+    if p.offset < 0 && matches!(start, StartOffset::Timestamp(_)) {
+        // Every message is older than the timestamp: start at the end.
+        return Box::pin(list_offset(client, topic, partition, StartOffset::Last)).await;
     }
     Ok(p.offset)
 }
@@ -390,6 +498,7 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
         {
             Ok((_, r)) => r,
             Err(e) => {
+                shared.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target: "kafkit::reader", topic = %topic, partition, error = %e, "fetch failed; retrying");
                 conn = None;
                 shared.client.invalidate(topic);
@@ -406,6 +515,14 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
         else {
             continue;
         };
+        shared.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        if pd.high_watermark >= 0 {
+            shared
+                .high_watermarks
+                .lock()
+                .expect("hw lock")
+                .insert(partition, pd.high_watermark);
+        }
         match pd.error_code {
             0 => backoff = Duration::from_millis(50),
             1 => {
@@ -465,10 +582,17 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
     }
 }
 
-/// Without a group: read one partition from `start_offset`.
-async fn partition_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
+/// Without a group: read one partition from `start_offset`, or from where `set_offset` says.
+async fn partition_loop(
+    shared: Arc<Shared>,
+    mut close: watch::Receiver<bool>,
+    mut seek: watch::Receiver<Option<i64>>,
+) {
     let cfg = &shared.config;
-    let start = loop {
+    let mut start = loop {
+        if let Some(o) = *seek.borrow_and_update() {
+            break o;
+        }
         match list_offset(&shared.client, &cfg.topic, cfg.partition, cfg.start_offset).await {
             Ok(o) => break o,
             Err(e) => {
@@ -476,14 +600,33 @@ async fn partition_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = close.changed() => return,
+                    _ = seek.changed() => {}
                 }
             }
         }
     };
-    let epoch = shared.epoch.load(Ordering::Acquire);
-    tokio::select! {
-        _ = fetcher(shared.clone(), cfg.partition, start, epoch) => {}
-        _ = close.changed() => {}
+    loop {
+        let epoch = shared.epoch.load(Ordering::Acquire);
+        shared.session.lock().expect("session lock").assignment =
+            BTreeMap::from([(cfg.partition, start)]);
+        shared
+            .positions
+            .lock()
+            .expect("positions lock")
+            .insert(cfg.partition, start);
+        tokio::select! {
+            _ = fetcher(shared.clone(), cfg.partition, start, epoch) => return,
+            _ = close.changed() => return,
+            r = seek.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                if let Some(o) = *seek.borrow_and_update() {
+                    tracing::info!(target: "kafkit::reader", partition = cfg.partition, offset = o, "seeking");
+                    start = o;
+                }
+            }
+        }
     }
 }
 
@@ -707,8 +850,14 @@ async fn generation(
 
     // Fetch and heartbeat until something changes.
     let epoch = shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+    shared.counters.rebalances.fetch_add(1, Ordering::Relaxed);
     shared.session.lock().expect("session lock").assignment =
         starts.iter().map(|(p, o)| (*p, *o)).collect();
+    {
+        let mut positions = shared.positions.lock().expect("positions lock");
+        positions.clear();
+        positions.extend(starts.iter().map(|(p, o)| (*p, *o)));
+    }
     let mut fetchers = JoinSet::new();
     for (&p, &o) in &starts {
         fetchers.spawn(fetcher(shared.clone(), p, o, epoch));

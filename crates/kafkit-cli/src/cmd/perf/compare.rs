@@ -1,0 +1,259 @@
+//! `kafkit perf compare`: kafkit and librdkafka, same workloads, same cluster, one run.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Options of `perf compare`.
+#[derive(Args, Debug, Clone)]
+pub struct CompareOpts {
+    /// Existing cluster (host:port,...); default: an embedded 3-broker cluster.
+    #[arg(short, long, env = "KAFKA_BROKERS", value_delimiter = ',')]
+    pub brokers: Vec<String>,
+    /// Records per produce row with 100-byte records (1 KiB rows send a fifth as many).
+    #[arg(long, default_value_t = 500_000)]
+    pub num_records: u64,
+    /// Records in the consume rows.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub consume_records: u64,
+    /// Rate of the latency rows, records/s.
+    #[arg(long, default_value_t = 10_000)]
+    pub latency_rate: i64,
+    /// Duration of each latency row.
+    #[arg(long, default_value = "5s", value_parser = crate::cmd::parse_duration)]
+    pub latency_duration: Duration,
+    /// Linger for both clients.
+    #[arg(long, default_value = "5ms", value_parser = crate::cmd::parse_duration)]
+    pub linger: Duration,
+    /// Runs per row and client; the best is kept.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Only these rows (substring match on the row name).
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Print rows as JSON objects.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(not(feature = "rdkafka"))]
+pub async fn run(_o: CompareOpts) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this kafkit was built without librdkafka; run: cargo run --release --features kafkit-cli/rdkafka -- perf compare"
+    )
+}
+
+#[cfg(feature = "rdkafka")]
+pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
+    use super::report::Report;
+    use super::{load, rdk, ProduceOpts, ProducerOpts, Target, TargetOpts};
+    use kafkit::RequiredAcks;
+
+    let t = Target::open(&o.brokers).await?;
+    let admin = kafkit::Admin::new(t.brokers.clone())?;
+    let wanted = |name: &str| o.only.is_empty() || o.only.iter().any(|w| name.contains(w));
+    let mut rows: Vec<(String, Report, Report)> = Vec::new();
+    let best = |a: Option<Report>, b: Report, by_latency: bool| -> Report {
+        match a {
+            None => b,
+            Some(a) => {
+                let better = if by_latency {
+                    b.quantile_ms(0.99) < a.quantile_ms(0.99)
+                } else {
+                    b.records_per_sec() > a.records_per_sec()
+                };
+                if better {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    };
+    println!(
+        "{:<40} {:>14} {:>16} {:>7}",
+        "workload", "kafkit", "librdkafka", "ratio"
+    );
+    let print_row = |name: &str, k: &Report, r: &Report, latency: bool| {
+        if o.json {
+            println!(
+                "{}",
+                serde_json::json!({"row": name, "kafkit": k.json(), "librdkafka": r.json()})
+            );
+            return;
+        }
+        if latency {
+            let (kp, rp) = (
+                k.quantile_ms(0.99).unwrap_or(f64::NAN),
+                r.quantile_ms(0.99).unwrap_or(f64::NAN),
+            );
+            println!(
+                "{name:<40} {:>11.2} ms {:>13.2} ms {:>6.2}x",
+                kp,
+                rp,
+                rp / kp
+            );
+        } else {
+            println!(
+                "{name:<40} {:>10.0} r/s {:>12.0} r/s {:>6.2}x",
+                k.records_per_sec(),
+                r.records_per_sec(),
+                k.records_per_sec() / r.records_per_sec()
+            );
+        }
+    };
+    let mut topic_no = 0;
+    let mut fresh_topic = |parts: i32| {
+        topic_no += 1;
+        (format!("compare-{}-{topic_no}", std::process::id()), parts)
+    };
+    // Throughput rows.
+    for size in [100usize, 1024] {
+        for acks in [RequiredAcks::One, RequiredAcks::All] {
+            for parts in [1, 6] {
+                let name = format!(
+                    "produce {size} B acks={} partitions={parts}",
+                    if acks == RequiredAcks::All {
+                        "all"
+                    } else {
+                        "1"
+                    }
+                );
+                if !wanted(&name) {
+                    continue;
+                }
+                let n = if size >= 1024 {
+                    o.num_records / 5
+                } else {
+                    o.num_records
+                };
+                let producer = ProducerOpts {
+                    record_size: size,
+                    acks,
+                    compression: kafkit::Compression::None,
+                    batch_size: 10_000,
+                    batch_bytes: 1_000_000,
+                    linger: o.linger,
+                    no_idempotence: false,
+                };
+                let (mut k, mut r) = (None, None);
+                for _ in 0..o.repeat {
+                    let (topic, p) = fresh_topic(parts);
+                    t.topic(&topic, p, -1).await?;
+                    let opts = ProduceOpts {
+                        target: TargetOpts {
+                            brokers: Vec::new(),
+                            topic: None,
+                            partitions: p,
+                            replication_factor: -1,
+                            json: false,
+                            plot: None,
+                        },
+                        producer: producer.clone(),
+                        num_records: n,
+                        throughput: -1,
+                    };
+                    let kr = load::produce(&t.brokers, &topic, &opts, true).await?;
+                    let _ = admin.delete_topic(&topic).await;
+                    let (topic, p) = fresh_topic(parts);
+                    t.topic(&topic, p, -1).await?;
+                    let rr =
+                        rdk::produce(t.brokers.clone(), topic.clone(), producer.clone(), n, -1)
+                            .await?;
+                    let _ = admin.delete_topic(&topic).await;
+                    k = Some(best(k, kr, false));
+                    r = Some(best(r, rr, false));
+                }
+                let (k, r) = (k.expect("ran"), r.expect("ran"));
+                print_row(&name, &k, &r, false);
+                rows.push((name, k, r));
+            }
+        }
+    }
+    // Latency rows: p99 acknowledgement latency at a fixed rate.
+    for acks in [RequiredAcks::One, RequiredAcks::All] {
+        let name = format!(
+            "p99 latency @{}/s 100 B acks={}",
+            o.latency_rate,
+            if acks == RequiredAcks::All {
+                "all"
+            } else {
+                "1"
+            }
+        );
+        if !wanted(&name) {
+            continue;
+        }
+        let n = (o.latency_rate as f64 * o.latency_duration.as_secs_f64()) as u64;
+        let producer = ProducerOpts {
+            record_size: 100,
+            acks,
+            compression: kafkit::Compression::None,
+            batch_size: 10_000,
+            batch_bytes: 1_000_000,
+            linger: o.linger,
+            no_idempotence: false,
+        };
+        let (mut k, mut r) = (None, None);
+        for _ in 0..o.repeat {
+            let (topic, p) = fresh_topic(6);
+            t.topic(&topic, p, -1).await?;
+            let opts = ProduceOpts {
+                target: TargetOpts {
+                    brokers: Vec::new(),
+                    topic: None,
+                    partitions: p,
+                    replication_factor: -1,
+                    json: false,
+                    plot: None,
+                },
+                producer: producer.clone(),
+                num_records: n,
+                throughput: o.latency_rate,
+            };
+            let kr = load::produce(&t.brokers, &topic, &opts, true).await?;
+            let rr = rdk::produce(
+                t.brokers.clone(),
+                topic.clone(),
+                producer.clone(),
+                n,
+                o.latency_rate,
+            )
+            .await?;
+            let _ = admin.delete_topic(&topic).await;
+            k = Some(best(k, kr, true));
+            r = Some(best(r, rr, true));
+        }
+        let (k, r) = (k.expect("ran"), r.expect("ran"));
+        print_row(&name, &k, &r, true);
+        rows.push((name, k, r));
+    }
+    // Consume rows: the same filled topic, a new group each.
+    for parts in [6] {
+        let name = format!("consume 100 B partitions={parts}");
+        if !wanted(&name) {
+            continue;
+        }
+        let (topic, p) = fresh_topic(parts);
+        t.topic(&topic, p, -1).await?;
+        load::fill(&t.brokers, &topic, o.consume_records, 100).await?;
+        let (mut k, mut r) = (None, None);
+        for _ in 0..o.repeat {
+            let kr = load::consume(&t.brokers, &topic, o.consume_records, true).await?;
+            let rr = rdk::consume(t.brokers.clone(), topic.clone(), o.consume_records).await?;
+            k = Some(best(k, kr, false));
+            r = Some(best(r, rr, false));
+        }
+        let (k, r) = (k.expect("ran"), r.expect("ran"));
+        print_row(&name, &k, &r, false);
+        rows.push((name, k, r));
+        let _ = admin.delete_topic(&topic).await;
+    }
+    if !o.json {
+        println!(
+            "ratio: kafkit / librdkafka records/s (throughput rows), librdkafka / kafkit p99 (latency rows); above 1 means kafkit did better"
+        );
+    }
+    t.shutdown().await;
+    Ok(())
+}
