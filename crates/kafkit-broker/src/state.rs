@@ -623,9 +623,29 @@ impl ClusterState {
     pub fn flush_all(&self) {
         for t in self.topics.read().expect("topics lock").values() {
             for p in &t.partitions {
-                for log in p.lock().logs.values_mut() {
-                    if let Err(e) = log.flush() {
-                        tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "flush failed");
+                // Take handles under the lock, sync without it: a produce request to this
+                // partition must not wait for the disk.
+                let mut work = Vec::new();
+                for (replica, log) in &p.lock().logs {
+                    match log.unsynced() {
+                        Ok(handles) => work.push((*replica, handles)),
+                        Err(e) => {
+                            tracing::error!(target: "kafkit::broker", path = %log.path().display(), error = %e, "flush failed")
+                        }
+                    }
+                }
+                for (replica, (cuts, handles)) in work {
+                    for (base, file, size) in handles {
+                        match file.sync_data() {
+                            Ok(()) => {
+                                if let Some(log) = p.lock().logs.get_mut(&replica) {
+                                    log.mark_synced(cuts, base, size);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(target: "kafkit::broker", replica, base, error = %e, "flush failed")
+                            }
+                        }
                     }
                 }
             }

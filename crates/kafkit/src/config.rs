@@ -119,6 +119,15 @@ pub struct WriterConfig {
     /// duplicate or reorder records. Default true; it applies only with
     /// `required_acks: All` (as the Java client turns it off when acks is set otherwise).
     pub idempotent: bool,
+    /// Compression level: gzip 0-9, lz4 0-16, zstd 1-22; `None` uses the codec's default (gzip
+    /// 6, lz4 4, zstd 3). Snappy has no levels. Default `None`.
+    pub compression_level: Option<i32>,
+    /// Most produce requests awaiting an answer per broker, and per partition (Kafka's
+    /// `max.in.flight.requests.per.connection`). Several in flight hide the round trip when one
+    /// partition takes a lot of data. With idempotence at most 5 (as Kafka), and order is kept
+    /// across retries; without idempotence a retried batch can land after a later one, as in
+    /// every Kafka client — set 1 to rule that out. Default 5.
+    pub max_in_flight: usize,
 }
 
 impl Default for WriterConfig {
@@ -141,6 +150,8 @@ impl Default for WriterConfig {
             allow_auto_topic_creation: true,
             compression: Compression::None,
             idempotent: true,
+            compression_level: None,
+            max_in_flight: 5,
         }
     }
 }
@@ -207,6 +218,37 @@ impl WriterConfig {
         }
         if self.max_attempts == 0 {
             return Err(Error::config("max_attempts", "must be at least 1"));
+        }
+        let idempotent = self.idempotent && self.required_acks == RequiredAcks::All;
+        if self.max_in_flight == 0 || (idempotent && self.max_in_flight > 5) {
+            return Err(Error::config(
+                "max_in_flight",
+                "must be at least 1, and at most 5 with idempotence (brokers remember 5 batches per producer)",
+            ));
+        }
+        if let Some(level) = self.compression_level {
+            let range = match self.compression {
+                Compression::Gzip => 0..=9,
+                Compression::Lz4 => 0..=16,
+                Compression::Zstd => 1..=22,
+                Compression::None | Compression::Snappy => {
+                    return Err(Error::config(
+                        "compression_level",
+                        format!("{:?} has no levels", self.compression),
+                    ))
+                }
+            };
+            if !range.contains(&level) {
+                return Err(Error::config(
+                    "compression_level",
+                    format!(
+                        "{level} is outside {}..={} for {:?}",
+                        range.start(),
+                        range.end(),
+                        self.compression
+                    ),
+                ));
+            }
         }
         if self.write_timeout.is_zero() {
             return Err(Error::config("write_timeout", "must be positive"));

@@ -44,6 +44,19 @@ fn bad_writer_config_names_the_field() {
     assert_eq!(writer_field(|c| c.topic = "bad topic!".into()), "topic");
     assert_eq!(writer_field(|c| c.batch_size = 0), "batch_size");
     assert_eq!(writer_field(|c| c.max_attempts = 0), "max_attempts");
+    assert_eq!(writer_field(|c| c.max_in_flight = 0), "max_in_flight");
+    assert_eq!(writer_field(|c| c.max_in_flight = 6), "max_in_flight");
+    assert_eq!(
+        writer_field(|c| c.compression_level = Some(3)),
+        "compression_level"
+    );
+    assert_eq!(
+        writer_field(|c| {
+            c.compression = kafkit::Compression::Gzip;
+            c.compression_level = Some(10)
+        }),
+        "compression_level"
+    );
     let msg = Writer::new(WriterConfig {
         brokers: vec!["h:1".into()],
         topic: "t".into(),

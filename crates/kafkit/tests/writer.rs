@@ -21,12 +21,15 @@ fn value_index(m: &Message) -> u64 {
 #[tokio::test]
 async fn every_codec_roundtrips_through_the_cluster() {
     let c = cluster().await;
-    for (i, codec) in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
+    for (i, (codec, level)) in [
+        (Compression::None, None),
+        (Compression::Gzip, None),
+        (Compression::Gzip, Some(1)),
+        (Compression::Snappy, None),
+        (Compression::Lz4, None),
+        (Compression::Lz4, Some(12)),
+        (Compression::Zstd, None),
+        (Compression::Zstd, Some(19)),
     ]
     .into_iter()
     .enumerate()
@@ -35,6 +38,7 @@ async fn every_codec_roundtrips_through_the_cluster() {
         c.create_topic(&topic, 1).unwrap();
         let w = Writer::new(WriterConfig {
             compression: codec,
+            compression_level: level,
             ..writer_config(&c, &topic)
         })
         .unwrap();
@@ -98,12 +102,26 @@ async fn idempotent_retries_do_not_duplicate() {
 
 #[tokio::test]
 async fn exactly_once_in_order_across_leader_moves_and_a_broker_outage() {
+    exactly_once_across_faults(false).await;
+}
+
+/// The same with many small batches per partition on the wire at once (max_in_flight 5):
+/// retries resend in order behind the failed batch, and the broker's sequence checks drop what
+/// had landed.
+#[tokio::test]
+async fn exactly_once_in_order_with_five_requests_in_flight_per_partition() {
+    exactly_once_across_faults(true).await;
+}
+
+async fn exactly_once_across_faults(pipelined: bool) {
     let c = cluster().await;
     c.create_topic_with("eos", 3, 3).unwrap();
     let ctl = c.control();
     let w = Writer::new(WriterConfig {
         required_acks: RequiredAcks::All,
-        batch_size: 1000,
+        batch_size: if pipelined { 100 } else { 1000 },
+        batch_timeout: Duration::from_millis(1),
+        max_in_flight: 5,
         ..writer_config(&c, "eos")
     })
     .unwrap();
@@ -127,10 +145,21 @@ async fn exactly_once_in_order_across_leader_moves_and_a_broker_outage() {
                 14 => (1..=3).for_each(|b| ctl.broker_up(b)),
                 _ => {}
             }
-            let msgs = (k * chunk..(k + 1) * chunk)
+            let msgs: Vec<Message> = (k * chunk..(k + 1) * chunk)
                 .map(|i| Message::new(format!("key-{}", i % 1000), format!("value-{i}")))
                 .collect();
-            w.write_messages(msgs).await.unwrap();
+            if pipelined {
+                // Queue in slices of 50 so each partition has several requests in flight.
+                let mut pending = Vec::new();
+                for slice in msgs.chunks(50) {
+                    pending.push(w.write_messages_nowait(slice.to_vec()).await.unwrap());
+                }
+                for d in pending {
+                    d.wait().await.unwrap();
+                }
+            } else {
+                w.write_messages(msgs).await.unwrap();
+            }
         }
     };
     within(120, "write 100k across faults", writes).await;

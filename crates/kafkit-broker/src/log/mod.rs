@@ -145,6 +145,9 @@ struct Entry {
 
 /// An append-only, segmented log of record batches for one partition replica.
 #[derive(Debug)]
+/// A segment with unsynced bytes: (base offset, its own file handle, size to mark synced).
+pub type UnsyncedSegment = (i64, File, u64);
+
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
@@ -156,6 +159,9 @@ pub struct PartitionLog {
     /// Bytes ever appended (the `cum` of the next batch).
     total: u64,
     producers: Producers,
+    /// Bumped whenever bytes are cut from a segment; a sync that started before a cut does
+    /// not count for bytes written after it.
+    cuts: u64,
 }
 
 fn segment_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
@@ -189,6 +195,7 @@ impl PartitionLog {
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok());
         let mut log = Self {
+            cuts: 0,
             dir: dir.to_owned(),
             config,
             segments: Vec::new(),
@@ -517,6 +524,7 @@ impl PartitionLog {
     /// Drops every batch at or after `offset` (a returning replica truncating to the high
     /// watermark before it catches up). Batches are whole, so the log may keep a little less.
     pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
+        self.cuts += 1;
         let keep = self.index.partition_point(|e| e.last_offset < offset);
         let Some(cut) = self.index.get(keep).copied() else {
             return Ok(());
@@ -596,6 +604,33 @@ impl PartitionLog {
         Ok(deleted)
     }
 
+    /// What [`flush`](Self::flush) would sync, as independent file handles: (segment base,
+    /// handle, size to mark synced). Syncing them needs no lock on the log, so appends and
+    /// fetches go on while the disk works; [`mark_synced`](Self::mark_synced) records the
+    /// result.
+    pub fn unsynced(&self) -> std::io::Result<(u64, Vec<UnsyncedSegment>)> {
+        let handles = self
+            .segments
+            .iter()
+            .filter(|s| s.synced < s.size)
+            .map(|s| Ok((s.base, s.file.try_clone()?, s.size)))
+            .collect::<std::io::Result<_>>()?;
+        Ok((self.cuts, handles))
+    }
+
+    /// Records that segment `base` is synced up to `size` (after syncing an [`unsynced`]
+    /// handle). A segment truncated meanwhile keeps the smaller of the two.
+    ///
+    /// [`unsynced`]: Self::unsynced
+    pub fn mark_synced(&mut self, cuts: u64, base: i64, size: u64) {
+        if cuts != self.cuts {
+            return;
+        }
+        if let Some(s) = self.segments.iter_mut().find(|s| s.base == base) {
+            s.synced = s.synced.max(size.min(s.size));
+        }
+    }
+
     /// Forces written data to stable storage.
     pub fn flush(&mut self) -> std::io::Result<()> {
         for s in &mut self.segments {
@@ -609,6 +644,7 @@ impl PartitionLog {
 
     /// Drops every byte not yet synced, as a machine crash would (for fault injection).
     pub fn simulate_crash(&mut self) -> std::io::Result<()> {
+        self.cuts += 1;
         for s in &mut self.segments {
             if s.synced < s.size {
                 s.file.set_len(s.synced)?;

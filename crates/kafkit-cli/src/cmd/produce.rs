@@ -42,6 +42,9 @@ pub struct ProduceArgs {
     /// Longest a batch waits to fill.
     #[arg(long, default_value = "10ms", value_parser = super::parse_duration)]
     pub batch_timeout: Duration,
+    /// Compression level (gzip 0-9, lz4 0-16, zstd 1-22; default: the codec's).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
     /// Create the topic if the cluster allows auto-creation (default: a missing topic is an
     /// error).
     #[arg(long)]
@@ -92,6 +95,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         batch_timeout: a.batch_timeout,
         required_acks: a.acks,
         compression: a.compression,
+        compression_level: a.compression_level,
         allow_auto_topic_creation: a.create,
         client_id: "kafkit-produce".into(),
         ..Default::default()

@@ -312,6 +312,27 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
+        self.submit_at(req, version, timeout).await?.wait().await
+    }
+
+    /// Queues a request on the connection and returns once it is queued, in call order, with a
+    /// future for its response. Requests submitted one after another reach the broker in that
+    /// order while earlier ones are still unanswered (pipelining, used by the writer's
+    /// `max_in_flight`).
+    pub async fn submit<R: Request>(&self, req: &R, timeout: Duration) -> Result<Reply<R>>
+    where
+        R::Response: Send + 'static,
+    {
+        let v = self.version_for::<R>()?;
+        self.submit_at(req, v, timeout).await
+    }
+
+    async fn submit_at<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Reply<R>> {
         if !self.is_alive() {
             return Err(lost(&self.addr, "connection closed"));
         }
@@ -327,18 +348,44 @@ impl Connection {
             })
             .await
             .map_err(|_| lost(&self.addr, "connection closed"))?;
-        let frame = match tokio::time::timeout(timeout, rx).await {
+        Ok(Reply {
+            rx,
+            id,
+            version,
+            timeout,
+            addr: self.addr.clone(),
+            pending: self.pending.clone(),
+            _r: std::marker::PhantomData,
+        })
+    }
+}
+
+/// The answer to a submitted request (see [`Connection::submit`]).
+pub struct Reply<R: Request> {
+    rx: oneshot::Receiver<Result<Bytes>>,
+    id: i32,
+    version: i16,
+    timeout: Duration,
+    addr: String,
+    pending: Pending,
+    _r: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> Reply<R> {
+    /// Waits for the response (up to the timeout given at submit).
+    pub async fn wait(self) -> Result<R::Response> {
+        let frame = match tokio::time::timeout(self.timeout, self.rx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => return Err(lost(&self.addr, "connection closed")),
             Err(_) => {
-                self.pending.lock().expect("pending lock").remove(&id);
+                self.pending.lock().expect("pending lock").remove(&self.id);
                 return Err(Error::Timeout {
                     what: format!("api {} response from {}", R::KEY, self.addr),
-                    after: timeout,
+                    after: self.timeout,
                 });
             }
         };
-        let (_, resp) = codec::decode_response::<R>(frame, version)?;
+        let (_, resp) = codec::decode_response::<R>(frame, self.version)?;
         Ok(resp)
     }
 }

@@ -3,16 +3,18 @@
 //! `write_messages` picks a partition for every message (the balancer), hands each partition's
 //! messages to that partition's sender task, and waits until they are acknowledged.
 //!
-//! Batching: a sender task takes everything queued for its partition (up to `batch_size`
-//! messages / `batch_bytes`) and sends it as one Produce request; while that request is in
-//! flight, new writes queue up and form the next batch, so concurrent writers share batches. A
-//! synchronous write is sent at once: its caller is blocked, so waiting `batch_timeout` for a
-//! batch that cannot fill would only add latency (kafka-go #326/#1180). `batch_timeout` applies
-//! to writes queued with [`Writer::write_messages_nowait`], which return at once.
+//! Batching: a sender task per partition gathers what is queued for its partition (up to
+//! `batch_size` messages / `batch_bytes`) into one Produce request, so concurrent writers share
+//! batches. A synchronous write is sent at once: its caller is blocked, so waiting
+//! `batch_timeout` for a batch that cannot fill would only add latency (kafka-go #326/#1180).
+//! `batch_timeout` (linger) applies to writes queued with [`Writer::write_messages_nowait`] and
+//! is measured from the moment a batch's first write was queued, as librdkafka's `linger.ms`.
 //!
-//! One request per partition is in flight at a time, so retries keep per-partition order.
-//! Retriable errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, timeouts, lost connections)
-//! refresh metadata and retry with backoff up to `max_attempts`.
+//! Up to `max_in_flight` requests per partition (and per broker) are on the wire at once; the
+//! answers are taken in order. When one fails with a retriable error (NOT_LEADER_OR_FOLLOWER,
+//! LEADER_NOT_AVAILABLE, timeouts, lost connections), the writer waits for the answers to
+//! everything sent after it, keeps what succeeded, refreshes metadata and, after a backoff,
+//! resends the rest in the original order, up to `max_attempts` per batch.
 //!
 //! Idempotence (default with acks=all): the writer gets a producer id (InitProducerId) and
 //! numbers each partition's records; a retry resends the same numbered batch, which the broker
@@ -22,13 +24,13 @@
 
 pub mod balancer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafkit_protocol::batch::{encode_records, new_record};
+use kafkit_protocol::batch::{encode_records_level, new_record};
 use kafkit_protocol::indexmap::IndexMap;
 use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId};
@@ -45,6 +47,10 @@ use balancer::Partitioner;
 
 struct Item {
     messages: Vec<Message>,
+    /// Bytes of the messages (key + value + headers).
+    bytes: usize,
+    /// When the write was queued: linger is measured from the first item of a batch.
+    queued_at: tokio::time::Instant,
     sync: bool,
     done: Option<oneshot::Sender<Result<i64, Arc<Error>>>>,
     /// This item's share of `buffer_memory`, released when the item completes.
@@ -143,9 +149,20 @@ struct Shared {
     partitioner: Partitioner,
     /// `None` until first needed; stays `None` when idempotence is off.
     producer: tokio::sync::Mutex<Option<ProducerIdentity>>,
+    /// Produce requests in flight per broker address, at most `max_in_flight`.
+    broker_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Shared {
+    fn broker_slot(&self, addr: &str) -> Arc<tokio::sync::Semaphore> {
+        self.broker_slots
+            .lock()
+            .expect("slots lock")
+            .entry(addr.to_owned())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.max_in_flight)))
+            .clone()
+    }
+
     fn idempotent(&self) -> bool {
         self.config.idempotent && self.config.required_acks == RequiredAcks::All
     }
@@ -263,6 +280,7 @@ impl Writer {
                 producer: tokio::sync::Mutex::new(None),
                 counters: Counters::default(),
                 memory,
+                broker_slots: Mutex::new(HashMap::new()),
             }),
             senders: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -285,7 +303,31 @@ impl Writer {
 
     async fn enqueue(&self, mut messages: Vec<Message>, sync: bool) -> Result<Vec<PendingWrite>> {
         let topic = &self.shared.config.topic;
-        let meta = self.shared.client.topic(topic).await?;
+        // The partition count, retrying what a retry can fix (a lost metadata answer, a leader
+        // election) as produce requests do; when no broker can be reached at all the write
+        // fails at once with that error.
+        let mut attempt = 1;
+        let mut backoff = self.shared.config.retry_backoff;
+        let meta = loop {
+            match self.shared.client.topic(topic).await {
+                Ok(m) => break m,
+                Err(e)
+                    if e.is_retriable()
+                        && !matches!(
+                            e,
+                            Error::NoBrokerReachable { .. } | Error::Connect { .. }
+                        )
+                        && attempt < self.shared.config.max_attempts =>
+                {
+                    tracing::debug!(target: "kafkit::writer", topic = %topic, attempt, error = %e, "metadata failed; retrying");
+                    attempt += 1;
+                    self.shared.client.invalidate(topic);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.shared.config.retry_backoff_max);
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let n = meta.leaders.len();
         let mut by_partition: HashMap<i32, (Vec<usize>, Vec<Message>)> = HashMap::new();
         for (i, mut m) in messages.drain(..).enumerate() {
@@ -312,9 +354,12 @@ impl Writer {
                 .acquire_many_owned(size as u32)
                 .await
                 .map_err(|_| Error::Closed)?;
+            let bytes = msgs.iter().map(|m| m.size()).sum();
             self.sender(p)
                 .send(Item {
                     messages: msgs,
+                    bytes,
+                    queued_at: tokio::time::Instant::now(),
                     sync,
                     done: Some(tx),
                     _memory: memory,
@@ -394,71 +439,315 @@ impl Writer {
     }
 }
 
+/// One produce request's worth of items, with its numbering and retry state.
+struct Batch {
+    items: Vec<Item>,
+    n: usize,
+    /// Identity and first sequence the records were numbered with (idempotence).
+    identity: Option<ProducerIdentity>,
+    first_seq: i32,
+    numbered: bool,
+    attempts: u32,
+    backoff: Duration,
+    not_before: Option<tokio::time::Instant>,
+    started: Option<std::time::Instant>,
+}
+
+impl Batch {
+    fn new(items: Vec<Item>, n: usize, backoff: Duration) -> Self {
+        Self {
+            items,
+            n,
+            identity: None,
+            first_seq: 0,
+            numbered: false,
+            attempts: 0,
+            backoff,
+            not_before: None,
+            started: None,
+        }
+    }
+}
+
+/// The answer to a sent batch: base offset, or why it failed.
+type ReplyHandle = tokio::task::JoinHandle<Result<i64>>;
+
+fn wrap_seq(seq: i32, n: usize) -> i32 {
+    ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
+}
+
+/// One partition's sender: forms batches (linger measured from each batch's first record),
+/// keeps up to `max_in_flight` requests on the wire, and retries failed ones in order.
 async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Receiver<Item>) {
     let cfg = &shared.config;
     let mut seq = Sequence::default();
-    while let Some(first) = rx.recv().await {
-        let mut items = vec![first];
-        let count = |items: &Vec<Item>| items.iter().map(|i| i.messages.len()).sum::<usize>();
-        while count(&items) < cfg.batch_size {
-            match rx.try_recv() {
-                Ok(i) => items.push(i),
-                Err(_) => break,
+    let mut forming: Vec<Item> = Vec::new();
+    let (mut forming_n, mut forming_bytes) = (0usize, 0usize);
+    let mut deadline = tokio::time::Instant::now();
+    let mut queue: VecDeque<Batch> = VecDeque::new();
+    let mut inflight: VecDeque<Batch> = VecDeque::new();
+    let mut replies: VecDeque<ReplyHandle> = VecDeque::new();
+    let mut closed = false;
+    loop {
+        let now = tokio::time::Instant::now();
+        if !forming.is_empty()
+            && (closed
+                || forming_n >= cfg.batch_size
+                || forming_bytes >= cfg.batch_bytes
+                || forming.iter().any(|i| i.sync)
+                || now >= deadline)
+        {
+            queue.push_back(Batch::new(
+                std::mem::take(&mut forming),
+                forming_n,
+                cfg.retry_backoff,
+            ));
+            (forming_n, forming_bytes) = (0, 0);
+        }
+        while inflight.len() < cfg.max_in_flight {
+            if queue
+                .front()
+                .is_none_or(|b| b.not_before.is_some_and(|t| t > now))
+            {
+                break;
+            }
+            let mut b = queue.pop_front().expect("front");
+            let (handle, sent) = submit(&shared, partition, &mut b, &mut seq).await;
+            inflight.push_back(b);
+            replies.push_back(handle);
+            if !sent {
+                break; // no leader or connection: let the retry logic see it before sending more
             }
         }
-        if !items.iter().any(|i| i.sync) && count(&items) < cfg.batch_size {
-            let deadline = tokio::time::Instant::now() + cfg.batch_timeout;
-            while count(&items) < cfg.batch_size {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(i)) => {
-                        let sync = i.sync;
-                        items.push(i);
-                        if sync {
-                            break;
+        if closed && forming.is_empty() && queue.is_empty() && inflight.is_empty() {
+            break;
+        }
+        let retry_at = queue.front().and_then(|b| b.not_before);
+        let can_take = !closed && forming_n < cfg.batch_size && forming_bytes < cfg.batch_bytes;
+        tokio::select! {
+            biased;
+            r = async { replies.front_mut().expect("reply").await }, if !replies.is_empty() => {
+                replies.pop_front();
+                let b = inflight.pop_front().expect("batch of reply");
+                let r = r.unwrap_or_else(|e| Err(Error::kafka(-1, format!("produce task: {e}"))));
+                on_reply(&shared, partition, b, r, &mut inflight, &mut replies, &mut queue, &mut seq).await;
+            }
+            item = rx.recv(), if can_take => match item {
+                Some(i) => {
+                    if forming.is_empty() {
+                        // tokio's timers fire on the first 1 ms tick at or after their
+                        // deadline; aiming 1 ms early keeps the wait within batch_timeout.
+                        deadline = i.queued_at
+                            + cfg.batch_timeout.saturating_sub(Duration::from_millis(1));
+                    }
+                    forming_n += i.messages.len();
+                    forming_bytes += i.bytes;
+                    forming.push(i);
+                    while forming_n < cfg.batch_size && forming_bytes < cfg.batch_bytes {
+                        match rx.try_recv() {
+                            Ok(i) => {
+                                forming_n += i.messages.len();
+                                forming_bytes += i.bytes;
+                                forming.push(i);
+                            }
+                            Err(_) => break,
                         }
                     }
-                    _ => break,
                 }
+                None => closed = true,
+            },
+            _ = tokio::time::sleep_until(deadline), if !forming.is_empty() => {}
+            _ = tokio::time::sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() && inflight.len() < cfg.max_in_flight => {}
+        }
+    }
+}
+
+/// Numbers (first time or after an epoch change), encodes and queues a batch on its leader's
+/// connection; the answer is awaited in a task. Returns false as second value when the batch
+/// could not even be queued (its handle then holds the error).
+async fn submit(
+    shared: &Arc<Shared>,
+    partition: i32,
+    b: &mut Batch,
+    seq: &mut Sequence,
+) -> (ReplyHandle, bool) {
+    let cfg = &shared.config;
+    b.attempts += 1;
+    b.started.get_or_insert_with(std::time::Instant::now);
+    let queued: Result<ReplyHandle> = async {
+        let identity = shared.producer(None).await?;
+        if !b.numbered || b.identity != identity {
+            if seq.identity != identity {
+                // New producer or new epoch: numbering starts over.
+                seq.identity = identity;
+                seq.next = 0;
+            }
+            b.identity = identity;
+            b.first_seq = seq.next;
+            b.numbered = true;
+            if identity.is_some() {
+                seq.next = wrap_seq(seq.next, b.n);
             }
         }
-        let n = count(&items);
-        let started = std::time::Instant::now();
-        let result = send_with_retries(&shared, partition, &items, &mut seq).await;
-        let c = &shared.counters;
-        match &result {
-            Ok(_) => {
-                let us = started.elapsed().as_micros() as u64;
-                c.writes.fetch_add(1, Ordering::Relaxed);
-                c.messages.fetch_add(n as u64, Ordering::Relaxed);
-                c.bytes.fetch_add(
-                    items
-                        .iter()
-                        .flat_map(|i| &i.messages)
-                        .map(|m| m.size() as u64)
-                        .sum(),
-                    Ordering::Relaxed,
-                );
-                c.batch_max.fetch_max(n as u64, Ordering::Relaxed);
-                c.latency_total_us.fetch_add(us, Ordering::Relaxed);
-                c.latency_max_us.fetch_max(us, Ordering::Relaxed);
-            }
-            Err(_) => {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-            }
+        let batches = build_records(cfg, &b.items, identity, b.first_seq)?;
+        let mut records = bytes::BytesMut::with_capacity(batches.iter().map(|x| x.len()).sum());
+        for x in &batches {
+            records.extend_from_slice(x);
         }
-        match &result {
-            Ok(base) => {
-                tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages")
-            }
-            Err(e) => {
-                tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, error = %e, "write failed")
-            }
+        tracing::info!(target: "kafkit::writer", "writing {} messages to {} (partition: {partition})", b.n, cfg.topic);
+        let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
+        let conn = shared.client.conn(&addr).await?;
+        let permit = shared.broker_slot(&addr).acquire_owned().await.map_err(|_| Error::Closed)?;
+        let req = ProduceRequest::default()
+            .with_acks(cfg.required_acks.as_i16())
+            .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(&cfg.topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records.freeze()))])]);
+        if cfg.required_acks == RequiredAcks::None {
+            conn.send_no_response(&req).await?;
+            drop(permit);
+            return Ok(tokio::spawn(async { Ok(-1) }));
         }
-        let result = result.map_err(Arc::new);
-        for mut i in items {
-            if let Some(done) = i.done.take() {
-                let _ = done.send(result.clone());
+        let reply = conn
+            .submit(&req, cfg.write_timeout + Duration::from_secs(5))
+            .await?;
+        let topic = cfg.topic.clone();
+        Ok(tokio::spawn(async move {
+            let _permit = permit;
+            let resp = reply.wait().await?;
+            let p = resp
+                .responses
+                .first()
+                .and_then(|t| t.partition_responses.first())
+                .ok_or_else(|| {
+                    Error::kafka(-1, format!("empty produce response for {topic}/{partition}"))
+                })?;
+            if p.error_code != 0 {
+                return Err(Error::kafka(
+                    p.error_code,
+                    format!("produce to {topic}/{partition}"),
+                ));
             }
+            Ok(p.base_offset)
+        }))
+    }
+    .await;
+    match queued {
+        Ok(h) => (h, true),
+        Err(e) => (tokio::spawn(async move { Err(e) }), false),
+    }
+}
+
+fn is_sequence_error(b: &Batch, e: &Error) -> bool {
+    b.identity.is_some() && matches!(e.kafka_code(), Some(45 | 59))
+}
+
+/// Handles the answer to the oldest batch in flight.
+#[allow(clippy::too_many_arguments)]
+async fn on_reply(
+    shared: &Arc<Shared>,
+    partition: i32,
+    mut b: Batch,
+    r: Result<i64>,
+    inflight: &mut VecDeque<Batch>,
+    replies: &mut VecDeque<ReplyHandle>,
+    queue: &mut VecDeque<Batch>,
+    seq: &mut Sequence,
+) {
+    let cfg = &shared.config;
+    let e = match r {
+        Ok(base) => return complete(shared, partition, b, Ok(base)),
+        // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch.
+        Err(e) if e.kafka_code() == Some(46) => return complete(shared, partition, b, Ok(-1)),
+        Err(e) => e,
+    };
+    let seq_error = is_sequence_error(&b, &e);
+    if !(e.is_retriable() || seq_error) || b.attempts >= cfg.max_attempts {
+        // With idempotence, later batches now follow a gap: they come back with
+        // OUT_OF_ORDER_SEQUENCE_NUMBER and are renumbered under a new epoch then.
+        return complete(shared, partition, b, Err(e));
+    }
+    shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt = b.attempts, error = %e, "retrying write");
+    shared.client.invalidate(&cfg.topic);
+    // Whatever was sent after this batch: keep what succeeded, resend the rest in order.
+    let backoff = b.backoff;
+    b.backoff = (b.backoff * 2).min(cfg.retry_backoff_max);
+    let old_identity = b.identity;
+    let mut resend = vec![b];
+    let mut bump = seq_error;
+    while let (Some(other), Some(h)) = (inflight.pop_front(), replies.pop_front()) {
+        let r = h
+            .await
+            .unwrap_or_else(|e| Err(Error::kafka(-1, format!("produce task: {e}"))));
+        match r {
+            Ok(base) => complete(shared, partition, other, Ok(base)),
+            Err(e) if e.kafka_code() == Some(46) => complete(shared, partition, other, Ok(-1)),
+            Err(e) if e.is_retriable() || is_sequence_error(&other, &e) => {
+                bump |= e.kafka_code() == Some(59);
+                resend.push(other)
+            }
+            Err(e) => complete(shared, partition, other, Err(e)),
+        }
+    }
+    if bump {
+        // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: new epoch (KIP-360); every batch
+        // not yet acknowledged is renumbered from 0 when it is sent again.
+        tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, "sequence lost; bumping the producer epoch");
+        if let Err(e) = shared.producer(old_identity).await {
+            let e = Arc::new(e);
+            for x in resend {
+                complete_arc(shared, partition, x, Err(e.clone()));
+            }
+            return;
+        }
+        seq.identity = None; // forces renumbering from 0 at the next send
+    }
+    let at = tokio::time::Instant::now() + backoff;
+    for mut x in resend.into_iter().rev() {
+        x.not_before = Some(at);
+        queue.push_front(x);
+    }
+}
+
+fn complete(shared: &Shared, partition: i32, b: Batch, result: Result<i64>) {
+    complete_arc(shared, partition, b, result.map_err(Arc::new))
+}
+
+/// Counts, logs and reports a batch's final outcome to its writers.
+fn complete_arc(shared: &Shared, partition: i32, b: Batch, result: Result<i64, Arc<Error>>) {
+    let cfg = &shared.config;
+    let c = &shared.counters;
+    let n = b.n;
+    match &result {
+        Ok(base) => {
+            let us = b.started.map_or(0, |t| t.elapsed().as_micros() as u64);
+            c.writes.fetch_add(1, Ordering::Relaxed);
+            c.messages.fetch_add(n as u64, Ordering::Relaxed);
+            c.bytes.fetch_add(
+                b.items
+                    .iter()
+                    .flat_map(|i| &i.messages)
+                    .map(|m| m.size() as u64)
+                    .sum(),
+                Ordering::Relaxed,
+            );
+            c.batch_max.fetch_max(n as u64, Ordering::Relaxed);
+            c.latency_total_us.fetch_add(us, Ordering::Relaxed);
+            c.latency_max_us.fetch_max(us, Ordering::Relaxed);
+            tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages");
+        }
+        Err(e) => {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, error = %e, "write failed");
+        }
+    }
+    for mut i in b.items {
+        if let Some(done) = i.done.take() {
+            let _ = done.send(result.clone());
         }
     }
 }
@@ -488,7 +777,11 @@ fn build_records(
     let mut seq = first_seq;
     let flush = |current: &mut Vec<Record>, batches: &mut Vec<Bytes>| -> Result<()> {
         if !current.is_empty() {
-            batches.push(encode_records(current, compression)?);
+            batches.push(encode_records_level(
+                current,
+                compression,
+                cfg.compression_level,
+            )?);
             current.clear();
         }
         Ok(())
@@ -525,104 +818,4 @@ fn build_records(
     }
     flush(&mut current, &mut batches)?;
     Ok(batches)
-}
-
-async fn send_with_retries(
-    shared: &Shared,
-    partition: i32,
-    items: &[Item],
-    seq: &mut Sequence,
-) -> Result<i64> {
-    let cfg = &shared.config;
-    let n: usize = items.iter().map(|i| i.messages.len()).sum();
-    let mut identity = shared.producer(None).await?;
-    let mut backoff = cfg.retry_backoff;
-    let mut attempt = 0;
-    loop {
-        if seq.identity != identity {
-            // New producer or new epoch: numbering starts over.
-            seq.identity = identity;
-            seq.next = 0;
-        }
-        let batches = build_records(cfg, items, identity, seq.next)?;
-        let mut records = bytes::BytesMut::with_capacity(batches.iter().map(|b| b.len()).sum());
-        for b in &batches {
-            records.extend_from_slice(b);
-        }
-        let records = records.freeze();
-        // Retries of the same numbered batch are dropped by the broker as duplicates.
-        let result = loop {
-            attempt += 1;
-            tracing::info!(target: "kafkit::writer", "writing {n} messages to {} (partition: {partition})", cfg.topic);
-            match produce_once(shared, partition, records.clone()).await {
-                Err(e) if e.is_retriable() && attempt < cfg.max_attempts => {
-                    shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt, error = %e, "retrying write");
-                    shared.client.invalidate(&cfg.topic);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(cfg.retry_backoff_max);
-                }
-                other => break other,
-            }
-        };
-        match result {
-            Ok(base) => {
-                if identity.is_some() {
-                    seq.next = ((seq.next as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32;
-                }
-                return Ok(base);
-            }
-            // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch.
-            Err(e) if e.kafka_code() == Some(46) => {
-                seq.next = ((seq.next as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32;
-                return Ok(-1);
-            }
-            // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: new epoch, renumber, resend.
-            Err(e)
-                if identity.is_some()
-                    && matches!(e.kafka_code(), Some(45 | 59))
-                    && attempt < cfg.max_attempts =>
-            {
-                tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, error = %e, "sequence lost; bumping the producer epoch");
-                identity = shared.producer(identity).await?;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn produce_once(shared: &Shared, partition: i32, records: Bytes) -> Result<i64> {
-    let cfg = &shared.config;
-    let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
-    let conn = shared.client.conn(&addr).await?;
-    let req = ProduceRequest::default()
-        .with_acks(cfg.required_acks.as_i16())
-        .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(&cfg.topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    if cfg.required_acks == RequiredAcks::None {
-        conn.send_no_response(&req).await?;
-        return Ok(-1);
-    }
-    let (_, resp) = conn.send(&req).await?;
-    let p = resp
-        .responses
-        .first()
-        .and_then(|t| t.partition_responses.first())
-        .ok_or_else(|| {
-            Error::kafka(
-                -1,
-                format!("empty produce response for {}/{partition}", cfg.topic),
-            )
-        })?;
-    if p.error_code != 0 {
-        return Err(Error::kafka(
-            p.error_code,
-            format!("produce to {}/{partition}", cfg.topic),
-        ));
-    }
-    Ok(p.base_offset)
 }

@@ -135,6 +135,8 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
                     batch_bytes: 1_000_000,
                     linger: o.linger,
                     no_idempotence: false,
+                    compression_level: None,
+                    max_in_flight: 5,
                 };
                 let (mut k, mut r) = (None, None);
                 for _ in 0..o.repeat {
@@ -193,6 +195,8 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
             batch_bytes: 1_000_000,
             linger: o.linger,
             no_idempotence: false,
+            compression_level: None,
+            max_in_flight: 5,
         };
         let (mut k, mut r) = (None, None);
         for _ in 0..o.repeat {

@@ -28,6 +28,8 @@ pub fn writer_config(brokers: &[String], topic: &str, p: &ProducerOpts) -> Write
         required_acks: p.acks,
         compression: p.compression,
         idempotent: !p.no_idempotence,
+        compression_level: p.compression_level,
+        max_in_flight: p.max_in_flight,
         client_id: "kafkit-perf".into(),
         ..Default::default()
     }

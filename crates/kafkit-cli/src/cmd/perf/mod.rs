@@ -87,6 +87,12 @@ pub struct ProducerOpts {
     /// Turn idempotence off (it is on by default with acks=all).
     #[arg(long)]
     pub no_idempotence: bool,
+    /// Compression level (gzip 0-9, lz4 0-16, zstd 1-22; default: the codec's).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Produce requests in flight per broker and partition.
+    #[arg(long, default_value_t = 5)]
+    pub max_in_flight: usize,
 }
 
 /// Options of `perf produce`.
@@ -133,9 +139,16 @@ pub struct E2eOpts {
 }
 
 /// A cluster to run against, embedded or not.
+///
+/// The embedded cluster runs on its own tokio runtime and threads, so the client under test
+/// (kafkit's tasks on the command's runtime, or librdkafka's threads) is measured as a separate
+/// process would see it: a broker busy with a request never delays the client's own tasks.
 pub struct Target {
     pub brokers: Vec<String>,
-    cluster: Option<kafkit_broker::Cluster>,
+    stop: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -144,25 +157,59 @@ impl Target {
         if !brokers.is_empty() {
             return Ok(Self {
                 brokers: brokers.to_vec(),
-                cluster: None,
+                stop: None,
                 _dir: None,
             });
         }
         let dir = tempfile::tempdir().context("temporary directory")?;
-        let cluster = kafkit_broker::Cluster::builder()
-            .brokers(3)
-            .data_dir(dir.path())
-            .start()
+        let path = dir.path().to_owned();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("embedded-cluster".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("broker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::anyhow!("broker runtime: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let cluster = match kafkit_broker::Cluster::builder()
+                        .brokers(3)
+                        .data_dir(&path)
+                        .start()
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(anyhow::Error::new(e)));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((cluster.bootstrap(), cluster.addrs())));
+                    let _ = stop_rx.await;
+                    cluster.shutdown().await;
+                });
+            })
+            .context("starting the cluster thread")?;
+        let (bootstrap, addrs) = ready_rx
             .await
+            .context("the cluster thread stopped")?
             .context("starting the embedded cluster")?;
         eprintln!(
-            "embedded 3-broker cluster at {} (data in {})",
-            cluster.bootstrap(),
+            "embedded 3-broker cluster at {bootstrap} (data in {})",
             dir.path().display()
         );
         Ok(Self {
-            brokers: cluster.addrs(),
-            cluster: Some(cluster),
+            brokers: addrs,
+            stop: Some((stop_tx, thread)),
             _dir: Some(dir),
         })
     }
@@ -189,9 +236,10 @@ impl Target {
         anyhow::bail!("topic {topic} has no leaders after 5 s")
     }
 
-    pub async fn shutdown(self) {
-        if let Some(c) = self.cluster {
-            c.shutdown().await;
+    pub async fn shutdown(mut self) {
+        if let Some((stop, thread)) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 }

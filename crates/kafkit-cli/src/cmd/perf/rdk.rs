@@ -70,7 +70,14 @@ pub fn producer_config(brokers: &[String], p: &ProducerOpts) -> ClientConfig {
         // kafkit's buffer_memory default (32 MiB).
         .set("queue.buffering.max.kbytes", "32768")
         .set("queue.buffering.max.messages", "1000000")
-        .set("client.id", "librdkafka-perf");
+        .set("client.id", "librdkafka-perf")
+        .set(
+            "max.in.flight.requests.per.connection",
+            p.max_in_flight.to_string(),
+        );
+    if let Some(level) = p.compression_level {
+        c.set("compression.level", level.to_string());
+    }
     c
 }
 
