@@ -143,11 +143,11 @@ struct Entry {
     cum: u64,
 }
 
-/// An append-only, segmented log of record batches for one partition replica.
-#[derive(Debug)]
 /// A segment with unsynced bytes: (base offset, its own file handle, size to mark synced).
 pub type UnsyncedSegment = (i64, File, u64);
 
+/// An append-only, segmented log of record batches for one partition replica.
+#[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
