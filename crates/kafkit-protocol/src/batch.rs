@@ -158,6 +158,36 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Restamps every batch in `buf` with a producer id, epoch and sequence numbers (the first
+/// batch starts at `base_sequence`, each next one after the previous one's records) and
+/// recomputes the CRCs. A writer uses this to renumber batches it already encoded after its
+/// producer epoch changed, without encoding (and compressing) the records again.
+pub fn restamp_producer(
+    buf: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<(), ProtocolError> {
+    let split = split_batches(buf)?;
+    let mut seq = base_sequence as i64;
+    for range in split.batches {
+        let batch = &mut buf[range];
+        let records = be_i32(batch, 57).max(0) as i64;
+        batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+        let stamped = if producer_id < 0 {
+            -1
+        } else {
+            (seq % (i32::MAX as i64 + 1)) as i32
+        };
+        batch[53..57].copy_from_slice(&stamped.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        seq += records;
+    }
+    Ok(())
+}
+
 /// Rewrites the partition leader epoch of a batch (not covered by the CRC).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[12..16].copy_from_slice(&epoch.to_be_bytes());
@@ -447,5 +477,36 @@ mod level_tests {
                 fast.len()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod restamp_tests {
+    use super::*;
+
+    #[test]
+    fn restamped_batches_carry_the_new_producer_and_valid_crcs() {
+        let recs: Vec<Record> = (0..10)
+            .map(|i| new_record(i, 1, None, Some(Bytes::from(vec![b'x'; 10]))))
+            .collect();
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&encode_records(&recs[..4], Compression::None).unwrap());
+        buf.extend_from_slice(&encode_records(&recs[4..], Compression::Lz4).unwrap());
+        restamp_producer(&mut buf, 7, 2, 100).unwrap();
+        let split = split_batches(&buf).unwrap();
+        let firsts: Vec<i32> = split
+            .batches
+            .iter()
+            .map(|r| {
+                let h = BatchHeader::parse(&buf[r.clone()]).unwrap();
+                verify_crc(&buf[r.clone()]).unwrap();
+                assert_eq!((h.producer_id, h.producer_epoch), (7, 2));
+                h.base_sequence
+            })
+            .collect();
+        assert_eq!(firsts, [100, 104]);
+        let back = decode_records(&buf.freeze()).unwrap();
+        assert_eq!(back.len(), 10);
+        assert_eq!(back[9].sequence, 109);
     }
 }

@@ -102,8 +102,11 @@ pub struct WriterConfig {
     pub retry_backoff: Duration,
     /// Longest retry backoff. Default 1 s.
     pub retry_backoff_max: Duration,
-    /// Most bytes (key + value + headers, plus 32 per message) buffered in the writer; writes
-    /// wait for room instead of growing memory without bound. Default 32 MiB.
+    /// Most bytes buffered in the writer, queued or in flight (key + value + headers plus about
+    /// 180 bytes of bookkeeping per message); writes wait for room instead of growing memory
+    /// without bound. Default 16 MiB: enough to keep 5 requests of 1 MiB in flight to each
+    /// of a few brokers (more does not add throughput); a 10-million-record run stays under
+    /// 50 MB resident (docs/BENCHMARKS.md).
     pub buffer_memory: usize,
     /// Limit for one produce request (also sent as the broker-side timeout). Default 10 s.
     pub write_timeout: Duration,
@@ -143,7 +146,7 @@ impl Default for WriterConfig {
             max_attempts: 10,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
-            buffer_memory: 32 * 1024 * 1024,
+            buffer_memory: 16 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             dial_timeout: Duration::from_secs(10),
             client_id: "kafkit".into(),

@@ -57,6 +57,10 @@ struct Item {
     _memory: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// What a queued message costs beyond its key, value and headers (the `Message` itself and its
+/// share of the bookkeeping), charged against `buffer_memory` so the bound is on real memory.
+const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 32;
+
 /// Where a partition's share of a write learns its outcome: message indexes and the channel.
 type PendingWrite = (Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>);
 
@@ -344,7 +348,7 @@ impl Writer {
             // Wait for room in buffer_memory (a single write larger than all of it takes all of it).
             let size = msgs
                 .iter()
-                .map(|m| m.size() as u64 + 32)
+                .map(|m| (m.size() + MESSAGE_OVERHEAD) as u64)
                 .sum::<u64>()
                 .clamp(1, self.shared.config.buffer_memory as u64);
             let memory = self
@@ -441,8 +445,16 @@ impl Writer {
 
 /// One produce request's worth of items, with its numbering and retry state.
 struct Batch {
+    /// The writes in this batch: their messages until encoded, then only their reply channels
+    /// and buffer_memory permits.
     items: Vec<Item>,
     n: usize,
+    /// Key + value + header bytes of the messages.
+    bytes: usize,
+    /// The encoded record batches once sent the first time, and the (identity, first sequence)
+    /// they carry. Retries resend these bytes; after an epoch change they are restamped, not
+    /// encoded again.
+    encoded: Option<(Bytes, Option<ProducerIdentity>, i32)>,
     /// Identity and first sequence the records were numbered with (idempotence).
     identity: Option<ProducerIdentity>,
     first_seq: i32,
@@ -456,6 +468,8 @@ struct Batch {
 impl Batch {
     fn new(items: Vec<Item>, n: usize, backoff: Duration) -> Self {
         Self {
+            bytes: items.iter().map(|i| i.bytes).sum(),
+            encoded: None,
             items,
             n,
             identity: None,
@@ -589,11 +603,34 @@ async fn submit(
                 seq.next = wrap_seq(seq.next, b.n);
             }
         }
-        let batches = build_records(cfg, &b.items, identity, b.first_seq)?;
-        let mut records = bytes::BytesMut::with_capacity(batches.iter().map(|x| x.len()).sum());
-        for x in &batches {
-            records.extend_from_slice(x);
-        }
+        let records = match b.encoded.take() {
+            Some((r, id, first)) if id == identity && first == b.first_seq => r,
+            Some((r, _, _)) => {
+                let mut m = bytes::BytesMut::from(&r[..]);
+                let (pid, epoch) = identity.map_or((-1, -1), |i| (i.id, i.epoch));
+                kafkit_protocol::batch::restamp_producer(&mut m, pid, epoch, b.first_seq)?;
+                m.freeze()
+            }
+            None => {
+                let mut batches = build_records(cfg, &b.items, identity, b.first_seq)?;
+                let r = if batches.len() == 1 {
+                    batches.pop().expect("one batch")
+                } else {
+                    let mut r =
+                        bytes::BytesMut::with_capacity(batches.iter().map(|x| x.len()).sum());
+                    for x in &batches {
+                        r.extend_from_slice(x);
+                    }
+                    r.freeze()
+                };
+                // The encoded bytes are all a retry needs: free the messages now.
+                for i in &mut b.items {
+                    i.messages = Vec::new();
+                }
+                r
+            }
+        };
+        b.encoded = Some((records.clone(), identity, b.first_seq));
         tracing::info!(target: "kafkit::writer", "writing {} messages to {} (partition: {partition})", b.n, cfg.topic);
         let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
         let conn = shared.client.conn(&addr).await?;
@@ -605,7 +642,7 @@ async fn submit(
                 .with_name(topic_name(&cfg.topic))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
-                    .with_records(Some(records.freeze()))])]);
+                    .with_records(Some(records))])]);
         if cfg.required_acks == RequiredAcks::None {
             conn.send_no_response(&req).await?;
             drop(permit);
@@ -727,14 +764,7 @@ fn complete_arc(shared: &Shared, partition: i32, b: Batch, result: Result<i64, A
             let us = b.started.map_or(0, |t| t.elapsed().as_micros() as u64);
             c.writes.fetch_add(1, Ordering::Relaxed);
             c.messages.fetch_add(n as u64, Ordering::Relaxed);
-            c.bytes.fetch_add(
-                b.items
-                    .iter()
-                    .flat_map(|i| &i.messages)
-                    .map(|m| m.size() as u64)
-                    .sum(),
-                Ordering::Relaxed,
-            );
+            c.bytes.fetch_add(b.bytes as u64, Ordering::Relaxed);
             c.batch_max.fetch_max(n as u64, Ordering::Relaxed);
             c.latency_total_us.fetch_add(us, Ordering::Relaxed);
             c.latency_max_us.fetch_max(us, Ordering::Relaxed);

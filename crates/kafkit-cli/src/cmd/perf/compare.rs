@@ -137,6 +137,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
                     no_idempotence: false,
                     compression_level: None,
                     max_in_flight: 5,
+                    buffer_memory: 16 * 1024 * 1024,
                 };
                 let (mut k, mut r) = (None, None);
                 for _ in 0..o.repeat {
@@ -197,6 +198,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
             no_idempotence: false,
             compression_level: None,
             max_in_flight: 5,
+            buffer_memory: 16 * 1024 * 1024,
         };
         let (mut k, mut r) = (None, None);
         for _ in 0..o.repeat {

@@ -30,6 +30,7 @@ pub fn writer_config(brokers: &[String], topic: &str, p: &ProducerOpts) -> Write
         idempotent: !p.no_idempotence,
         compression_level: p.compression_level,
         max_in_flight: p.max_in_flight,
+        buffer_memory: p.buffer_memory,
         client_id: "kafkit-perf".into(),
         ..Default::default()
     }

@@ -90,6 +90,10 @@ pub struct ProducerOpts {
     /// Compression level (gzip 0-9, lz4 0-16, zstd 1-22; default: the codec's).
     #[arg(long)]
     pub compression_level: Option<i32>,
+    /// Bytes the writer may buffer (kafkit buffer_memory, librdkafka
+    /// queue.buffering.max.kbytes).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub buffer_memory: usize,
     /// Produce requests in flight per broker and partition.
     #[arg(long, default_value_t = 5)]
     pub max_in_flight: usize,

@@ -67,8 +67,10 @@ pub fn producer_config(brokers: &[String], p: &ProducerOpts) -> ClientConfig {
             "enable.idempotence",
             (p.acks == RequiredAcks::All && !p.no_idempotence).to_string(),
         )
-        // kafkit's buffer_memory default (32 MiB).
-        .set("queue.buffering.max.kbytes", "32768")
+        .set(
+            "queue.buffering.max.kbytes",
+            (p.buffer_memory / 1024).max(1).to_string(),
+        )
         .set("queue.buffering.max.messages", "1000000")
         .set("client.id", "librdkafka-perf")
         .set(
