@@ -263,7 +263,21 @@ pub fn encode_records_level(
     compression: Compression,
     level: Option<i32>,
 ) -> Result<Bytes, ProtocolError> {
-    let mut buf = BytesMut::new();
+    // Room for the uncompressed batch up front (it is the most a batch takes): growing by
+    // doubling would copy a 1 MB batch several times.
+    let estimate = 61
+        + records
+            .iter()
+            .map(|r| {
+                24 + r.key.as_ref().map_or(0, |k| k.len())
+                    + r.value.as_ref().map_or(0, |v| v.len())
+                    + r.headers
+                        .iter()
+                        .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len()))
+                        .sum::<usize>()
+            })
+            .sum::<usize>();
+    let mut buf = BytesMut::with_capacity(estimate);
     let options = RecordEncodeOptions {
         version: 2,
         compression,

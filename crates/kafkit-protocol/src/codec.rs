@@ -58,6 +58,11 @@ pub fn encode_request<R: Request>(
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(client_id.map(|c| StrBytes::from_string(c.to_owned())));
+    // Reserve the whole frame at once: a produce request of a few MB would otherwise grow the
+    // buffer by doubling, copying it several times.
+    if let Ok(body) = req.compute_size(version) {
+        out.reserve(4 + 64 + client_id.map_or(0, str::len) + body);
+    }
     let start = out.len();
     out.put_i32(0);
     header

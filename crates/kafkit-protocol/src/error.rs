@@ -1,7 +1,7 @@
 //! Codec errors.
 
 /// An error while framing, encoding or decoding Kafka protocol data.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A frame announced a size above the configured maximum (or a negative size).

@@ -32,7 +32,7 @@ impl std::fmt::Display for KafkaCode {
 }
 
 /// Every error the client returns.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration field is invalid.

@@ -122,6 +122,8 @@ async fn exactly_once_across_faults(pipelined: bool) {
         batch_size: if pipelined { 100 } else { 1000 },
         batch_timeout: Duration::from_millis(1),
         max_in_flight: 5,
+        // A dropped response costs write_timeout + 5 s before the retry.
+        write_timeout: Duration::from_secs(2),
         ..writer_config(&c, "eos")
     })
     .unwrap();

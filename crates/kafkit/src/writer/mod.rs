@@ -155,9 +155,26 @@ struct Shared {
     producer: tokio::sync::Mutex<Option<ProducerIdentity>>,
     /// Produce requests in flight per broker address, at most `max_in_flight`.
     broker_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Request builders per broker address (see `broker_task`).
+    broker_senders: Mutex<HashMap<String, mpsc::Sender<Entry>>>,
+    /// Itself, for starting request builders that must not keep the writer alive.
+    me: std::sync::Weak<Shared>,
 }
 
 impl Shared {
+    fn broker_sender(&self, addr: &str) -> mpsc::Sender<Entry> {
+        self.broker_senders
+            .lock()
+            .expect("senders lock")
+            .entry(addr.to_owned())
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(1024);
+                tokio::spawn(broker_task(self.me.clone(), addr.to_owned(), rx));
+                tx
+            })
+            .clone()
+    }
+
     fn broker_slot(&self, addr: &str) -> Arc<tokio::sync::Semaphore> {
         self.broker_slots
             .lock()
@@ -277,7 +294,9 @@ impl Writer {
         let partitioner = Partitioner::new(config.balancer.clone());
         let memory = Arc::new(tokio::sync::Semaphore::new(config.buffer_memory));
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|me| Shared {
+                me: me.clone(),
+                broker_senders: Mutex::new(HashMap::new()),
                 config,
                 client,
                 partitioner,
@@ -333,17 +352,21 @@ impl Writer {
             }
         };
         let n = meta.leaders.len();
-        let mut by_partition: HashMap<i32, (Vec<usize>, Vec<Message>)> = HashMap::new();
+        let mut by_partition: Vec<(Vec<usize>, Vec<Message>)> = Vec::new();
+        by_partition.resize_with(n, Default::default);
         for (i, mut m) in messages.drain(..).enumerate() {
-            let p = self.shared.partitioner.partition(&m, n) as i32;
-            m.partition = p;
-            m.topic.clone_from(topic);
-            let e = by_partition.entry(p).or_default();
+            let p = self.shared.partitioner.partition(&m, n);
+            m.partition = p as i32;
+            let e = &mut by_partition[p];
             e.0.push(i);
             e.1.push(m);
         }
         let mut waits = Vec::new();
-        for (p, (idx, msgs)) in by_partition {
+        for (p, (idx, msgs)) in by_partition.into_iter().enumerate() {
+            if msgs.is_empty() {
+                continue;
+            }
+            let p = p as i32;
             let (tx, rx) = oneshot::channel();
             // Wait for room in buffer_memory (a single write larger than all of it takes all of it).
             let size = msgs
@@ -484,7 +507,155 @@ impl Batch {
 }
 
 /// The answer to a sent batch: base offset, or why it failed.
-type ReplyHandle = tokio::task::JoinHandle<Result<i64>>;
+type ReplyHandle = oneshot::Receiver<Result<i64>>;
+
+fn answered(r: Result<i64>) -> ReplyHandle {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(r);
+    rx
+}
+
+/// A partition's encoded batch handed to its leader's request builder.
+struct Entry {
+    partition: i32,
+    records: Bytes,
+    reply: oneshot::Sender<Result<i64>>,
+}
+
+/// Largest produce request the builder makes by merging partitions (one partition's batch may
+/// be larger on its own).
+const MERGE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// One broker's request builder: batches of different partitions ready at the same moment go
+/// out as one Produce request (as librdkafka and the Java client do), so the broker handles them
+/// with one request — and, with acks=all, one wait for its followers. At most `max_in_flight`
+/// requests per broker are unanswered. Holds the writer weakly: it ends when the writer does.
+async fn broker_task(weak: std::sync::Weak<Shared>, addr: String, mut rx: mpsc::Receiver<Entry>) {
+    let mut carry: Option<Entry> = None;
+    loop {
+        let first = match carry.take() {
+            Some(e) => e,
+            None => match rx.recv().await {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        let mut size = first.records.len();
+        let mut entries = vec![first];
+        while size < MERGE_LIMIT {
+            match rx.try_recv() {
+                // One entry per partition per request; the next batch of a partition waits
+                // for the next request (order within a partition is kept).
+                Ok(e) if entries.iter().any(|x| x.partition == e.partition) => {
+                    carry = Some(e);
+                    break;
+                }
+                Ok(e) => {
+                    size += e.records.len();
+                    entries.push(e);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = weak.upgrade() else {
+            for e in entries {
+                let _ = e.reply.send(Err(Error::Closed));
+            }
+            return;
+        };
+        let cfg = &shared.config;
+        let fail = |entries: Vec<Entry>, e: Error| {
+            for x in entries {
+                let _ = x.reply.send(Err(e.clone()));
+            }
+        };
+        let permit = match shared.broker_slot(&addr).acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => {
+                fail(entries, Error::Closed);
+                continue;
+            }
+        };
+        let conn = match shared.client.conn(&addr).await {
+            Ok(c) => c,
+            Err(e) => {
+                fail(entries, e);
+                continue;
+            }
+        };
+        let req = ProduceRequest::default()
+            .with_acks(cfg.required_acks.as_i16())
+            .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(&cfg.topic))
+                .with_partition_data(
+                    entries
+                        .iter()
+                        .map(|e| {
+                            PartitionProduceData::default()
+                                .with_index(e.partition)
+                                .with_records(Some(e.records.clone()))
+                        })
+                        .collect(),
+                )]);
+        if cfg.required_acks == RequiredAcks::None {
+            match conn.send_no_response(&req).await {
+                Ok(()) => entries.into_iter().for_each(|e| {
+                    let _ = e.reply.send(Ok(-1));
+                }),
+                Err(e) => fail(entries, e),
+            }
+            continue;
+        }
+        let reply = match conn
+            .submit(&req, cfg.write_timeout + Duration::from_secs(5))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                fail(entries, e);
+                continue;
+            }
+        };
+        let topic = cfg.topic.clone();
+        drop(shared);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let resp = match reply.wait().await {
+                Ok(r) => r,
+                Err(e) => {
+                    for x in entries {
+                        let _ = x.reply.send(Err(e.clone()));
+                    }
+                    return;
+                }
+            };
+            let mut results: HashMap<i32, (i16, i64)> = HashMap::new();
+            for t in &resp.responses {
+                for p in &t.partition_responses {
+                    results.insert(p.index, (p.error_code, p.base_offset));
+                }
+            }
+            for x in entries {
+                let r = match results.get(&x.partition) {
+                    Some((0, base)) => Ok(*base),
+                    Some((code, _)) => Err(Error::kafka(
+                        *code,
+                        format!("produce to {topic}/{}", x.partition),
+                    )),
+                    None => Err(Error::kafka(
+                        -1,
+                        format!(
+                            "no answer for {topic}/{} in the produce response",
+                            x.partition
+                        ),
+                    )),
+                };
+                let _ = x.reply.send(r);
+            }
+        });
+    }
+}
 
 fn wrap_seq(seq: i32, n: usize) -> i32 {
     ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
@@ -543,7 +714,7 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
             r = async { replies.front_mut().expect("reply").await }, if !replies.is_empty() => {
                 replies.pop_front();
                 let b = inflight.pop_front().expect("batch of reply");
-                let r = r.unwrap_or_else(|e| Err(Error::kafka(-1, format!("produce task: {e}"))));
+                let r = r.unwrap_or(Err(Error::Closed));
                 on_reply(&shared, partition, b, r, &mut inflight, &mut replies, &mut queue, &mut seq).await;
             }
             item = rx.recv(), if can_take => match item {
@@ -633,48 +804,22 @@ async fn submit(
         b.encoded = Some((records.clone(), identity, b.first_seq));
         tracing::info!(target: "kafkit::writer", "writing {} messages to {} (partition: {partition})", b.n, cfg.topic);
         let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
-        let conn = shared.client.conn(&addr).await?;
-        let permit = shared.broker_slot(&addr).acquire_owned().await.map_err(|_| Error::Closed)?;
-        let req = ProduceRequest::default()
-            .with_acks(cfg.required_acks.as_i16())
-            .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(&cfg.topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))])]);
-        if cfg.required_acks == RequiredAcks::None {
-            conn.send_no_response(&req).await?;
-            drop(permit);
-            return Ok(tokio::spawn(async { Ok(-1) }));
-        }
-        let reply = conn
-            .submit(&req, cfg.write_timeout + Duration::from_secs(5))
-            .await?;
-        let topic = cfg.topic.clone();
-        Ok(tokio::spawn(async move {
-            let _permit = permit;
-            let resp = reply.wait().await?;
-            let p = resp
-                .responses
-                .first()
-                .and_then(|t| t.partition_responses.first())
-                .ok_or_else(|| {
-                    Error::kafka(-1, format!("empty produce response for {topic}/{partition}"))
-                })?;
-            if p.error_code != 0 {
-                return Err(Error::kafka(
-                    p.error_code,
-                    format!("produce to {topic}/{partition}"),
-                ));
-            }
-            Ok(p.base_offset)
-        }))
+        let (tx, rx) = oneshot::channel();
+        shared
+            .broker_sender(&addr)
+            .send(Entry {
+                partition,
+                records,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok(rx)
     }
     .await;
     match queued {
         Ok(h) => (h, true),
-        Err(e) => (tokio::spawn(async move { Err(e) }), false),
+        Err(e) => (answered(Err(e)), false),
     }
 }
 
@@ -717,9 +862,7 @@ async fn on_reply(
     let mut resend = vec![b];
     let mut bump = seq_error;
     while let (Some(other), Some(h)) = (inflight.pop_front(), replies.pop_front()) {
-        let r = h
-            .await
-            .unwrap_or_else(|e| Err(Error::kafka(-1, format!("produce task: {e}"))));
+        let r = h.await.unwrap_or(Err(Error::Closed));
         match r {
             Ok(base) => complete(shared, partition, other, Ok(base)),
             Err(e) if e.kafka_code() == Some(46) => complete(shared, partition, other, Ok(-1)),
