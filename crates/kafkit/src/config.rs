@@ -276,6 +276,64 @@ pub enum StartOffset {
     Timestamp(std::time::SystemTime),
 }
 
+/// An assignor a group may use; members list them in preference order and the group picks one
+/// every member supports. Names and results match the Java client's assignors, so kafkit
+/// readers share groups with Java, librdkafka and kafka-python consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBalancer {
+    /// "range": per topic, consecutive partitions per member (Java's `RangeAssignor`).
+    Range,
+    /// "roundrobin": all partitions dealt out in turn (Java's `RoundRobinAssignor`).
+    RoundRobin,
+    /// "cooperative-sticky": incremental rebalancing (KIP-429). Members keep their partitions
+    /// across rebalances where they can, and partitions that keep their owner are fetched
+    /// without pause while the group rebalances.
+    CooperativeSticky,
+}
+
+impl GroupBalancer {
+    /// The protocol name in JoinGroup.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBalancer::Range => "range",
+            GroupBalancer::RoundRobin => "roundrobin",
+            GroupBalancer::CooperativeSticky => "cooperative-sticky",
+        }
+    }
+
+    /// The balancer with this protocol name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Range, Self::RoundRobin, Self::CooperativeSticky]
+            .into_iter()
+            .find(|b| b.name() == name)
+    }
+}
+
+/// Which records a reader sees (Fetch's isolation level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Everything up to the high watermark. The default (as kafka-go and the Java client).
+    #[default]
+    ReadUncommitted,
+    /// Only up to the last stable offset: records of open or aborted transactions are not
+    /// returned (brokers without transactions treat both the same).
+    ReadCommitted,
+}
+
+/// What a reader does when its position is no longer in the log (OFFSET_OUT_OF_RANGE: deleted
+/// by retention, or ahead of the log after an unclean leader change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetOutOfRange {
+    /// Continue from the earliest offset still in the log. The default.
+    #[default]
+    Earliest,
+    /// Continue from the end of the log.
+    Latest,
+    /// Stop fetching that partition and return [`crate::Error::Kafka`] (code 1) from the next
+    /// read.
+    Error,
+}
+
 /// Settings of a [`crate::Reader`].
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
@@ -307,6 +365,26 @@ pub struct ReaderConfig {
     pub dial_timeout: Duration,
     /// Client id sent to brokers. Default "kafkit".
     pub client_id: String,
+    /// How `read_message` commits: zero (the default) commits the previous message
+    /// synchronously when the next one is asked for; a positive interval only marks it, and
+    /// marked offsets are committed in the background every interval, at rebalances and on
+    /// close (fewer requests, a larger window of redelivery after a crash).
+    pub commit_interval: Duration,
+    /// Assignors this reader supports, in preference order. Default `[Range]`.
+    pub group_balancers: Vec<GroupBalancer>,
+    /// Static membership (KIP-345): a stable id for this group member across restarts. A
+    /// restarted member with the same id gets its partitions back without a rebalance if it
+    /// returns within `session_timeout`; `close` does not leave the group. Default `None`.
+    pub group_instance_id: Option<String>,
+    /// Which records fetches return. Default [`IsolationLevel::ReadUncommitted`].
+    pub isolation_level: IsolationLevel,
+    /// What to do when the position is out of range. Default [`OffsetOutOfRange::Earliest`].
+    pub offset_out_of_range: OffsetOutOfRange,
+    /// Rebalance when the topic's partition count changes (checked every
+    /// `partition_watch_interval`). Default true.
+    pub watch_partition_changes: bool,
+    /// How often to check the partition count. Default 5 s (as kafka-go).
+    pub partition_watch_interval: Duration,
 }
 
 impl Default for ReaderConfig {
@@ -326,6 +404,13 @@ impl Default for ReaderConfig {
             rebalance_timeout: Duration::from_secs(30),
             dial_timeout: Duration::from_secs(10),
             client_id: "kafkit".into(),
+            commit_interval: Duration::ZERO,
+            group_balancers: vec![GroupBalancer::Range],
+            group_instance_id: None,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            offset_out_of_range: OffsetOutOfRange::Earliest,
+            watch_partition_changes: true,
+            partition_watch_interval: Duration::from_secs(5),
         }
     }
 }
@@ -364,6 +449,24 @@ impl ReaderConfig {
         }
         if self.partition < 0 {
             return Err(Error::config("partition", "must not be negative"));
+        }
+        if self.group_balancers.is_empty() {
+            return Err(Error::config(
+                "group_balancers",
+                "must list at least one assignor",
+            ));
+        }
+        if self.group_instance_id.as_deref() == Some("") {
+            return Err(Error::config(
+                "group_instance_id",
+                "must not be empty (use None for dynamic membership)",
+            ));
+        }
+        if self.watch_partition_changes && self.partition_watch_interval.is_zero() {
+            return Err(Error::config(
+                "partition_watch_interval",
+                "must be positive when watch_partition_changes is on",
+            ));
         }
         if self.dial_timeout.is_zero() {
             return Err(Error::config("dial_timeout", "must be positive"));

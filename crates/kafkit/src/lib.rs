@@ -23,7 +23,10 @@ pub mod reader;
 pub mod writer;
 
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, GroupOffset, PartitionInfo};
-pub use config::{Compression, ReaderConfig, RequiredAcks, StartOffset, WriterConfig};
+pub use config::{
+    Compression, GroupBalancer, IsolationLevel, OffsetOutOfRange, ReaderConfig, RequiredAcks,
+    StartOffset, WriterConfig,
+};
 pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};
 pub use reader::{Reader, ReaderStats};

@@ -1,27 +1,40 @@
 //! The consumer.
 //!
 //! With a `group_id`, a background task keeps the reader a member of its consumer group: find
-//! the coordinator, JoinGroup (the leader computes a range assignment), SyncGroup, fetch the
-//! committed offsets (or `start_offset` where there are none), start one fetcher per assigned
-//! partition, heartbeat. A rebalance (heartbeat answers REBALANCE_IN_PROGRESS) stops the
-//! fetchers, drops prefetched messages of the old assignment (they were not committed, so their
-//! new owner reads them), commits what the application has processed, and joins again.
+//! the coordinator, JoinGroup (offering `group_balancers` in preference order), the leader
+//! assigns with the protocol the group chose (range, roundrobin or cooperative-sticky),
+//! SyncGroup, fetch the committed offsets (or `start_offset` where there are none), start one
+//! fetcher per newly assigned partition, heartbeat.
+//!
+//! ## Rebalances
+//! * Eager protocols (range, roundrobin): when the group rebalances, every partition is
+//!   revoked before rejoining — fetchers stop, prefetched messages are dropped (they were not
+//!   committed, so the next owner reads them), what the application processed is committed.
+//! * cooperative-sticky (KIP-429): the reader rejoins while its fetchers keep running, and only
+//!   the partitions the new assignment takes away are revoked (then it rejoins once more so the
+//!   group can hand them to their new owner). Partitions that keep their owner flow through the
+//!   rebalance.
+//!
+//! Either way nothing from a revoked partition is returned after the revocation: every
+//! prefetched message carries its partition's fetch epoch, and revoking retires the epoch.
 //!
 //! ## When offsets are committed
-//! * [`Reader::read_message`] commits a message when the application asks for the *next* one
-//!   (or calls [`Reader::close`]): returning from `read_message` is not taken as "processed".
-//!   A crash while processing a message therefore redelivers it (at-least-once), unlike
-//!   kafka-go's `ReadMessage`, which commits before the application has the message.
+//! * [`Reader::read_message`] with `commit_interval` zero (the default) commits a message
+//!   when the application asks for the *next* one (or calls [`Reader::close`]): returning from
+//!   `read_message` is not taken as "processed". A crash while processing a message therefore
+//!   redelivers it (at-least-once), unlike kafka-go's `ReadMessage`, which commits before the
+//!   application has the message. With a positive `commit_interval` the previous message is
+//!   marked instead, and marked offsets are committed every interval, before partitions are
+//!   revoked, and on close.
 //! * [`Reader::fetch_message`] never commits; [`Reader::commit_messages`] commits exactly the
 //!   messages given (offset + 1 per partition) and returns the broker's verdict.
 //!
 //! Prefetch is bounded: fetchers block when `queue_capacity` messages are waiting, so memory
-//! stays bounded when the application is slow. Cooperative rebalancing, static membership and
-//! more assignors come with issue 5.
+//! stays bounded when the application is slow.
 
 pub mod assign;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,17 +52,18 @@ use kafkit_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafkit_protocol::messages::*;
 use kafkit_protocol::{str_bytes, topic_name};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::cluster::ClusterClient;
-use crate::config::{ReaderConfig, StartOffset};
+use crate::config::{GroupBalancer, IsolationLevel, OffsetOutOfRange, ReaderConfig, StartOffset};
 use crate::conn::{ConnConfig, Connection};
 use crate::error::{Error, Result};
 use crate::message::{Header, Message};
 
+/// A prefetched message (or a fetcher's fatal error) with the fetch epoch it belongs to.
 struct Fetched {
+    partition: i32,
     epoch: u64,
-    msg: Message,
+    item: Result<Message>,
 }
 
 #[derive(Default)]
@@ -64,8 +78,9 @@ struct Session {
 struct Shared {
     config: ReaderConfig,
     client: ClusterClient,
-    /// Bumped whenever the assignment changes; prefetched messages of older epochs are dropped.
-    epoch: AtomicU64,
+    next_epoch: AtomicU64,
+    /// Fetch epoch of every partition being read; messages of other epochs are dropped.
+    epochs: Mutex<HashMap<i32, u64>>,
     session: Mutex<Session>,
     /// Processed but not yet committed: partition → next offset.
     processed: Mutex<BTreeMap<i32, i64>>,
@@ -75,6 +90,27 @@ struct Shared {
     high_watermarks: Mutex<BTreeMap<i32, i64>>,
     counters: Counters,
     tx: mpsc::Sender<Fetched>,
+}
+
+impl Shared {
+    /// Starts a new fetch epoch for `partition`: messages fetched under older ones are dropped.
+    fn new_epoch(&self, partition: i32) -> u64 {
+        let e = self.next_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        self.epochs
+            .lock()
+            .expect("epochs lock")
+            .insert(partition, e);
+        e
+    }
+
+    /// Nothing fetched for `partition` so far is delivered any more.
+    fn retire(&self, partition: i32) {
+        self.epochs.lock().expect("epochs lock").remove(&partition);
+    }
+
+    fn is_current(&self, partition: i32, epoch: u64) -> bool {
+        self.epochs.lock().expect("epochs lock").get(&partition) == Some(&epoch)
+    }
 }
 
 #[derive(Default)]
@@ -141,6 +177,13 @@ impl std::fmt::Debug for Reader {
     }
 }
 
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // A reader dropped without `close` still leaves its group (in the background).
+        self.close_tx.send_replace(true);
+    }
+}
+
 impl Reader {
     /// Validates the config and starts the reader (group membership or partition fetcher) in the
     /// background. Must be called inside a tokio runtime.
@@ -159,7 +202,8 @@ impl Reader {
         let shared = Arc::new(Shared {
             config,
             client,
-            epoch: AtomicU64::new(0),
+            next_epoch: AtomicU64::new(0),
+            epochs: Mutex::new(HashMap::new()),
             session: Mutex::new(Session::default()),
             processed: Mutex::new(BTreeMap::new()),
             positions: Mutex::new(BTreeMap::new()),
@@ -185,13 +229,16 @@ impl Reader {
     }
 
     /// The next message; blocks until there is one. In a group, the message returned by the
-    /// previous call is committed first (see the module docs).
+    /// previous call is committed (or marked for the next periodic commit) first; see the
+    /// module docs.
     pub async fn read_message(&self) -> Result<Message> {
         let prev = self.last.lock().expect("last lock").take();
         if let Some(prev) = prev {
             self.mark(&prev);
-            if let Err(e) = commit_processed(&self.shared).await {
-                tracing::warn!(target: "kafkit::reader", error = %e, "commit failed; the messages will be delivered again after the rebalance");
+            if self.shared.config.commit_interval.is_zero() {
+                if let Err(e) = commit_processed(&self.shared).await {
+                    tracing::warn!(target: "kafkit::reader", error = %e, "commit failed; the messages will be delivered again after the rebalance");
+                }
             }
         }
         let m = self.fetch_message().await?;
@@ -204,18 +251,31 @@ impl Reader {
         let mut rx = self.rx.lock().await;
         loop {
             let f = rx.recv().await.ok_or(Error::Closed)?;
-            if f.epoch == self.shared.epoch.load(Ordering::Acquire) {
-                let c = &self.shared.counters;
-                c.messages.fetch_add(1, Ordering::Relaxed);
-                c.bytes.fetch_add(f.msg.size() as u64, Ordering::Relaxed);
-                self.shared
-                    .positions
-                    .lock()
-                    .expect("positions lock")
-                    .insert(f.msg.partition, f.msg.offset + 1);
-                return Ok(f.msg);
+            if !self.shared.is_current(f.partition, f.epoch) {
+                continue; // fetched before a revocation or a seek
             }
+            let m = f.item?;
+            let c = &self.shared.counters;
+            c.messages.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(m.size() as u64, Ordering::Relaxed);
+            self.shared
+                .positions
+                .lock()
+                .expect("positions lock")
+                .insert(m.partition, m.offset + 1);
+            return Ok(m);
         }
+    }
+
+    /// The messages as a `Stream` (each item as [`read_message`](Self::read_message) returns
+    /// it, so commits follow the same rule); it ends when the reader is closed.
+    pub fn stream(&self) -> impl futures_core::Stream<Item = Result<Message>> + '_ {
+        futures_util::stream::unfold(self, |r| async move {
+            match r.read_message().await {
+                Err(Error::Closed) => None,
+                other => Some((other, r)),
+            }
+        })
     }
 
     fn mark(&self, m: &Message) {
@@ -225,7 +285,7 @@ impl Reader {
     }
 
     /// Partitions currently assigned to this reader and the offsets their fetchers started at
-    /// (empty while joining or rebalancing).
+    /// (empty while joining).
     pub fn assignment(&self) -> BTreeMap<i32, i64> {
         self.shared
             .session
@@ -250,9 +310,9 @@ impl Reader {
                 format!("{offset} is negative; use start_offset for first/last"),
             ));
         }
-        // Bump the epoch here, not in the background task: a read right after this call must
-        // not return a message prefetched from the old position.
-        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        // A new epoch now, not in the background task: a read right after this call must not
+        // return a message prefetched from the old position.
+        self.shared.new_epoch(self.shared.config.partition);
         self.seek_tx.send_replace(Some(offset));
         Ok(())
     }
@@ -302,7 +362,8 @@ impl Reader {
     }
 
     /// Commits the last message returned by `read_message` (and anything marked), leaves the
-    /// group and stops. Returns within a few seconds even during a rebalance.
+    /// group (unless it is a static member) and stops. Returns within a few seconds even during
+    /// a rebalance.
     pub async fn close(&self) -> Result<()> {
         if let Some(prev) = self.last.lock().expect("last lock").take() {
             self.mark(&prev);
@@ -448,14 +509,19 @@ async fn list_offset(
     Ok(p.offset)
 }
 
-/// Fetches one partition from `offset` into the queue until aborted.
+/// Fetches one partition from `offset` into the queue, tagging messages with `epoch`, until
+/// aborted or its epoch is retired.
 async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u64) {
     let cfg = &shared.config;
     let topic = &cfg.topic;
     let mut conn: Option<Connection> = None;
     let mut backoff = Duration::from_millis(50);
+    let isolation = match cfg.isolation_level {
+        IsolationLevel::ReadUncommitted => 0,
+        IsolationLevel::ReadCommitted => 1,
+    };
     tracing::info!(target: "kafkit::reader", "initializing kafka reader for partition {partition} of {topic} starting at offset {offset}");
-    loop {
+    while shared.is_current(partition, epoch) {
         let addr = match shared.client.leader_addr(topic, partition).await {
             Ok(a) => a,
             Err(e) => {
@@ -486,6 +552,7 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
             .with_max_wait_ms(cfg.max_wait.as_millis() as i32)
             .with_min_bytes(cfg.min_bytes as i32)
             .with_max_bytes(cfg.max_bytes as i32)
+            .with_isolation_level(isolation)
             .with_topics(vec![FetchTopic::default()
                 .with_topic(topic_name(topic))
                 .with_partitions(vec![FetchPartition::default()
@@ -526,8 +593,27 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
         match pd.error_code {
             0 => backoff = Duration::from_millis(50),
             1 => {
-                // OFFSET_OUT_OF_RANGE: reset as start_offset says.
-                match list_offset(&shared.client, topic, partition, cfg.start_offset).await {
+                // OFFSET_OUT_OF_RANGE: as offset_out_of_range says.
+                let reset = match cfg.offset_out_of_range {
+                    OffsetOutOfRange::Earliest => StartOffset::First,
+                    OffsetOutOfRange::Latest => StartOffset::Last,
+                    OffsetOutOfRange::Error => {
+                        tracing::warn!(target: "kafkit::reader", topic = %topic, partition, offset, "offset out of range; stopping this partition");
+                        let _ = shared
+                            .tx
+                            .send(Fetched {
+                                partition,
+                                epoch,
+                                item: Err(Error::kafka(
+                                    1,
+                                    format!("fetch {topic}/{partition} at offset {offset}"),
+                                )),
+                            })
+                            .await;
+                        return;
+                    }
+                };
+                match list_offset(&shared.client, topic, partition, reset).await {
                     Ok(o) => {
                         tracing::warn!(target: "kafkit::reader", topic = %topic, partition, from = offset, to = o, "offset out of range; reset");
                         offset = o;
@@ -575,7 +661,12 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                     .collect(),
                 time: now_ms_to_time(r.timestamp),
             };
-            if shared.tx.send(Fetched { epoch, msg }).await.is_err() {
+            let f = Fetched {
+                partition,
+                epoch,
+                item: Ok(msg),
+            };
+            if shared.tx.send(f).await.is_err() {
                 return;
             }
         }
@@ -589,11 +680,12 @@ async fn partition_loop(
     mut seek: watch::Receiver<Option<i64>>,
 ) {
     let cfg = &shared.config;
+    let p = cfg.partition;
     let mut start = loop {
         if let Some(o) = *seek.borrow_and_update() {
             break o;
         }
-        match list_offset(&shared.client, &cfg.topic, cfg.partition, cfg.start_offset).await {
+        match list_offset(&shared.client, &cfg.topic, p, cfg.start_offset).await {
             Ok(o) => break o,
             Err(e) => {
                 tracing::warn!(target: "kafkit::reader", error = %e, "cannot find start offset; retrying");
@@ -606,27 +698,70 @@ async fn partition_loop(
         }
     };
     loop {
-        let epoch = shared.epoch.load(Ordering::Acquire);
-        shared.session.lock().expect("session lock").assignment =
-            BTreeMap::from([(cfg.partition, start)]);
+        // A fresh epoch per (re)start: whatever an earlier fetcher queued is dropped.
+        let epoch = shared.new_epoch(p);
+        shared.session.lock().expect("session lock").assignment = BTreeMap::from([(p, start)]);
         shared
             .positions
             .lock()
             .expect("positions lock")
-            .insert(cfg.partition, start);
-        tokio::select! {
-            _ = fetcher(shared.clone(), cfg.partition, start, epoch) => return,
-            _ = close.changed() => return,
-            r = seek.changed() => {
-                if r.is_err() {
-                    return;
+            .insert(p, start);
+        let fetch = fetcher(shared.clone(), p, start, epoch);
+        tokio::pin!(fetch);
+        let mut fetching = true;
+        loop {
+            tokio::select! {
+                _ = &mut fetch, if fetching => {
+                    if shared.tx.is_closed() {
+                        return;
+                    }
+                    fetching = false; // stopped (offset out of range): wait for a seek
                 }
-                if let Some(o) = *seek.borrow_and_update() {
-                    tracing::info!(target: "kafkit::reader", partition = cfg.partition, offset = o, "seeking");
-                    start = o;
+                _ = close.changed() => return,
+                r = seek.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    if let Some(o) = *seek.borrow_and_update() {
+                        tracing::info!(target: "kafkit::reader", partition = p, offset = o, "seeking");
+                        start = o;
+                        break;
+                    }
                 }
             }
         }
+    }
+}
+
+/// Group membership that outlives one generation.
+struct Membership {
+    member_id: String,
+    generation: i32,
+    /// The protocol the group chose at the last join.
+    protocol: Option<GroupBalancer>,
+    /// Fetchers of the partitions this member owns.
+    fetchers: BTreeMap<i32, tokio::task::AbortHandle>,
+}
+
+impl Membership {
+    /// Stops fetching `partitions` and drops what was prefetched from them.
+    fn revoke(&mut self, shared: &Shared, partitions: &[i32]) {
+        let mut session = shared.session.lock().expect("session lock");
+        for p in partitions {
+            shared.retire(*p);
+            if let Some(h) = self.fetchers.remove(p) {
+                h.abort();
+            }
+            session.assignment.remove(p);
+        }
+    }
+
+    fn revoke_all(&mut self, shared: &Shared) {
+        let all: Vec<i32> = self.fetchers.keys().copied().collect();
+        if !all.is_empty() {
+            tracing::info!(target: "kafkit::reader", "revoking partitions {all:?} of {}", shared.config.topic);
+        }
+        self.revoke(shared, &all);
     }
 }
 
@@ -637,18 +772,26 @@ enum Outcome {
 
 async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
     let group = shared.config.group_id.clone().expect("group");
-    let mut member_id = String::new();
+    let mut m = Membership {
+        member_id: String::new(),
+        generation: -1,
+        protocol: None,
+        fetchers: BTreeMap::new(),
+    };
     let mut backoff = Duration::from_millis(100);
     tracing::info!(target: "kafkit::reader", "entering loop for consumer group, {group}");
     loop {
         if *close.borrow() {
             break;
         }
-        match generation(&shared, &group, &mut member_id, &mut close).await {
+        match generation(&shared, &group, &mut m, &mut close).await {
             Ok(Outcome::Closed) => break,
             Ok(Outcome::Rejoin) => backoff = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "group membership failed; retrying");
+                // Ownership is unknown now: stop delivering, commit what was processed.
+                m.revoke_all(&shared);
+                let _ = commit_processed(&shared).await;
                 shared.session.lock().expect("session lock").conn = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -658,22 +801,26 @@ async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
             }
         }
     }
-    // Closing: commit what was processed, then leave so the group rebalances at once.
+    // Closing: stop delivering, commit what was processed, then leave so the group rebalances
+    // at once (static members stay: their partitions wait for them for session_timeout).
+    m.revoke_all(&shared);
     if let Err(e) = commit_processed(&shared).await {
         tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "final commit failed");
     }
     let conn = shared.session.lock().expect("session lock").conn.take();
-    if let (Some(conn), false) = (conn, member_id.is_empty()) {
+    let is_static = shared.config.group_instance_id.is_some();
+    if let (Some(conn), false, false) = (conn, m.member_id.is_empty(), is_static) {
         let mut req = LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&group)));
         match conn.version_for::<LeaveGroupRequest>() {
             Ok(v) if v >= 3 => {
-                req.members = vec![MemberIdentity::default().with_member_id(str_bytes(&member_id))]
+                req.members =
+                    vec![MemberIdentity::default().with_member_id(str_bytes(&m.member_id))]
             }
-            _ => req.member_id = str_bytes(&member_id),
+            _ => req.member_id = str_bytes(&m.member_id),
         }
         match tokio::time::timeout(Duration::from_secs(5), conn.send(&req)).await {
             Ok(Ok(_)) => {
-                tracing::info!(target: "kafkit::reader", "left group {group} as member {member_id}")
+                tracing::info!(target: "kafkit::reader", "left group {group} as member {}", m.member_id)
             }
             other => {
                 tracing::warn!(target: "kafkit::reader", group = %group, "leaving group failed: {:?}", other.map(|r| r.err()))
@@ -696,36 +843,159 @@ async fn unless_closed<T>(
     }
 }
 
-/// One generation: join, sync, fetch until a rebalance or close.
+/// The coordinator connection of the session, or a new one.
+async fn coordinator_conn(shared: &Shared, group: &str) -> Result<Arc<Connection>> {
+    let current = shared.session.lock().expect("session lock").conn.clone();
+    if let Some(c) = current.filter(|c| c.is_alive()) {
+        return Ok(c);
+    }
+    let addr = shared.client.coordinator(group).await?;
+    let c = Arc::new(shared.client.dedicated(&addr).await?);
+    shared.session.lock().expect("session lock").conn = Some(c.clone());
+    Ok(c)
+}
+
+/// The leader's assignment for the chosen protocol.
+async fn leader_assign(
+    shared: &Shared,
+    group: &str,
+    protocol: GroupBalancer,
+    join: &JoinGroupResponse,
+) -> Result<Vec<SyncGroupRequestAssignment>> {
+    tracing::info!(target: "kafkit::reader", "selected as leader for group, {group}");
+    let mut subs = Vec::new();
+    let mut all_topics = Vec::new();
+    for m in &join.members {
+        let sub = assign::decode_subscription_full(m.metadata.clone()).unwrap_or_default();
+        tracing::info!(target: "kafkit::reader", "found member: {} subscribed to {:?}", m.member_id, sub.topics);
+        all_topics.extend(sub.topics.iter().cloned());
+        subs.push((m.member_id.to_string(), sub));
+    }
+    all_topics.sort();
+    all_topics.dedup();
+    shared.client.refresh(&all_topics).await?;
+    let mut partitions = BTreeMap::new();
+    for t in &all_topics {
+        partitions.insert(
+            t.clone(),
+            shared.client.topic(t).await?.leaders.len() as i32,
+        );
+    }
+    tracing::info!(target: "kafkit::reader", "using '{}' balancer to assign group, {group}", protocol.name());
+    let plain: Vec<(String, Vec<String>)> = subs
+        .iter()
+        .map(|(m, s)| (m.clone(), s.topics.clone()))
+        .collect();
+    let result = match protocol {
+        GroupBalancer::Range => assign::range_assign(&plain, &partitions),
+        GroupBalancer::RoundRobin => assign::roundrobin_assign(&plain, &partitions),
+        GroupBalancer::CooperativeSticky => assign::cooperative_sticky_assign(&subs, &partitions),
+    };
+    Ok(result
+        .into_iter()
+        .map(|(m, a)| {
+            tracing::info!(target: "kafkit::reader", "assigned member/topic/partitions {m}/{a:?}");
+            SyncGroupRequestAssignment::default()
+                .with_member_id(str_bytes(&m))
+                .with_assignment(assign::encode_assignment(&a))
+        })
+        .collect())
+}
+
+/// Where each partition starts: the group's committed offset, else `start_offset`.
+async fn start_offsets(
+    shared: &Shared,
+    conn: &Connection,
+    group: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>> {
+    let cfg = &shared.config;
+    let mut starts = BTreeMap::new();
+    if partitions.is_empty() {
+        return Ok(starts);
+    }
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic_name(&cfg.topic))
+            .with_partition_indexes(partitions.to_vec())]));
+    let (_, resp) = conn.send(&req).await?;
+    if resp.error_code != 0 {
+        return Err(Error::kafka(
+            resp.error_code,
+            format!("OffsetFetch {group}"),
+        ));
+    }
+    for t in &resp.topics {
+        for p in &t.partitions {
+            if p.error_code != 0 {
+                return Err(Error::kafka(
+                    p.error_code,
+                    format!("OffsetFetch {group} {}/{}", cfg.topic, p.partition_index),
+                ));
+            }
+            if p.committed_offset >= 0 && partitions.contains(&p.partition_index) {
+                starts.insert(p.partition_index, p.committed_offset);
+            }
+        }
+    }
+    for &p in partitions {
+        if let std::collections::btree_map::Entry::Vacant(e) = starts.entry(p) {
+            e.insert(list_offset(&shared.client, &cfg.topic, p, cfg.start_offset).await?);
+        }
+    }
+    Ok(starts)
+}
+
+/// One generation: join, sync, apply the assignment, heartbeat until a rebalance or close.
 async fn generation(
     shared: &Arc<Shared>,
     group: &str,
-    member_id: &mut String,
+    m: &mut Membership,
     close: &mut watch::Receiver<bool>,
 ) -> Result<Outcome> {
     let cfg = &shared.config;
-    let Some(addr) = unless_closed(close, shared.client.coordinator(group)).await else {
+    let Some(conn) = unless_closed(close, coordinator_conn(shared, group)).await else {
         return Ok(Outcome::Closed);
     };
-    let addr = addr?;
-    let Some(conn) = unless_closed(close, shared.client.dedicated(&addr)).await else {
-        return Ok(Outcome::Closed);
-    };
-    let conn = Arc::new(conn?);
+    let conn = conn?;
     let topics = vec![cfg.topic.clone()];
+    let owned: BTreeMap<String, Vec<i32>> = if m.fetchers.is_empty() {
+        BTreeMap::new()
+    } else {
+        BTreeMap::from([(cfg.topic.clone(), m.fetchers.keys().copied().collect())])
+    };
+    let protocols: Vec<JoinGroupRequestProtocol> = cfg
+        .group_balancers
+        .iter()
+        .map(|b| {
+            let metadata = match b {
+                GroupBalancer::CooperativeSticky => {
+                    assign::encode_subscription_v1(&topics, &owned, m.generation)
+                }
+                _ => assign::encode_subscription(&topics),
+            };
+            JoinGroupRequestProtocol::default()
+                .with_name(str_bytes(b.name()))
+                .with_metadata(metadata)
+        })
+        .collect();
+    let instance = cfg.group_instance_id.as_deref().map(str_bytes);
 
     // JoinGroup (again with the id the broker gives, if it answers MEMBER_ID_REQUIRED).
     let join = loop {
         let mut req = JoinGroupRequest::default()
             .with_group_id(GroupId(str_bytes(group)))
             .with_session_timeout_ms(cfg.session_timeout.as_millis() as i32)
-            .with_member_id(str_bytes(member_id))
+            .with_member_id(str_bytes(&m.member_id))
             .with_protocol_type(str_bytes("consumer"))
-            .with_protocols(vec![JoinGroupRequestProtocol::default()
-                .with_name(str_bytes("range"))
-                .with_metadata(assign::encode_subscription(&topics))]);
-        if conn.version_for::<JoinGroupRequest>()? >= 1 {
+            .with_protocols(protocols.clone());
+        let v = conn.version_for::<JoinGroupRequest>()?;
+        if v >= 1 {
             req.rebalance_timeout_ms = cfg.rebalance_timeout.as_millis() as i32;
+        }
+        if v >= 5 {
+            req.group_instance_id = instance.clone();
         }
         let wait = cfg.rebalance_timeout + cfg.session_timeout;
         let Some(r) = unless_closed(close, conn.send_timeout(&req, wait)).await else {
@@ -734,55 +1004,52 @@ async fn generation(
         let (_, resp) = r?;
         match resp.error_code {
             0 => break resp,
-            79 => *member_id = resp.member_id.to_string(),
+            79 => m.member_id = resp.member_id.to_string(),
             25 => {
-                member_id.clear();
+                m.member_id.clear();
                 return Err(Error::kafka(25, format!("JoinGroup {group}")));
             }
             code => return Err(Error::kafka(code, format!("JoinGroup {group}"))),
         }
     };
-    *member_id = join.member_id.to_string();
-    let generation_id = join.generation_id;
-    tracing::info!(target: "kafkit::reader", "joined group {group} as member {member_id} in generation {generation_id}");
-
-    // The leader assigns.
-    let mut assignments = Vec::new();
-    if join.leader == join.member_id {
-        tracing::info!(target: "kafkit::reader", "selected as leader for group, {group}");
-        let mut members = Vec::new();
-        let mut all_topics = Vec::new();
-        for m in &join.members {
-            let subs = assign::decode_subscription(m.metadata.clone()).unwrap_or_default();
-            tracing::info!(target: "kafkit::reader", "found member: {} subscribed to {:?}", m.member_id, subs);
-            all_topics.extend(subs.iter().cloned());
-            members.push((m.member_id.to_string(), subs));
-        }
-        all_topics.sort();
-        all_topics.dedup();
-        shared.client.refresh(&all_topics).await?;
-        let mut partitions = BTreeMap::new();
-        for t in &all_topics {
-            partitions.insert(
-                t.clone(),
-                shared.client.topic(t).await?.leaders.len() as i32,
-            );
-        }
-        tracing::info!(target: "kafkit::reader", "using 'range' balancer to assign group, {group}");
-        for (m, a) in assign::range_assign(&members, &partitions) {
-            tracing::info!(target: "kafkit::reader", "assigned member/topic/partitions {m}/{a:?}");
-            assignments.push(
-                SyncGroupRequestAssignment::default()
-                    .with_member_id(str_bytes(&m))
-                    .with_assignment(assign::encode_assignment(&a)),
-            );
-        }
+    m.member_id = join.member_id.to_string();
+    m.generation = join.generation_id;
+    let chosen = join
+        .protocol_name
+        .as_ref()
+        .and_then(|p| GroupBalancer::from_name(p.as_str()))
+        .or_else(|| (cfg.group_balancers.len() == 1).then(|| cfg.group_balancers[0]))
+        .ok_or_else(|| {
+            Error::kafka(
+                23,
+                format!(
+                    "JoinGroup {group}: the group chose {:?}",
+                    join.protocol_name
+                ),
+            )
+        })?;
+    m.protocol = Some(chosen);
+    let cooperative = chosen == GroupBalancer::CooperativeSticky;
+    if !cooperative && !m.fetchers.is_empty() {
+        // Eager protocol: nothing may be kept into the new generation.
+        m.revoke_all(shared);
     }
-    let req = SyncGroupRequest::default()
+    let generation_id = join.generation_id;
+    tracing::info!(target: "kafkit::reader", "joined group {group} as member {} in generation {generation_id}", m.member_id);
+
+    let assignments = if join.leader == join.member_id {
+        leader_assign(shared, group, chosen, &join).await?
+    } else {
+        Vec::new()
+    };
+    let mut req = SyncGroupRequest::default()
         .with_group_id(GroupId(str_bytes(group)))
         .with_generation_id(generation_id)
-        .with_member_id(str_bytes(member_id))
+        .with_member_id(str_bytes(&m.member_id))
         .with_assignments(assignments);
+    if conn.version_for::<SyncGroupRequest>()? >= 3 {
+        req.group_instance_id = instance.clone();
+    }
     let Some(r) = unless_closed(
         close,
         conn.send_timeout(&req, cfg.rebalance_timeout + cfg.session_timeout),
@@ -794,117 +1061,147 @@ async fn generation(
     let (_, sync) = r?;
     match sync.error_code {
         0 => {}
-        27 | 22 => return Ok(Outcome::Rejoin),
+        27 => return Ok(Outcome::Rejoin),
+        22 => {
+            m.revoke_all(shared);
+            return Ok(Outcome::Rejoin);
+        }
         25 => {
-            member_id.clear();
+            m.member_id.clear();
+            m.revoke_all(shared);
             return Ok(Outcome::Rejoin);
         }
         code => return Err(Error::kafka(code, format!("SyncGroup {group}"))),
     }
     let assigned = assign::decode_assignment(sync.assignment.clone())
         .ok_or_else(|| Error::kafka(-1, format!("undecodable assignment for group {group}")))?;
-    let mine: Vec<i32> = assigned.get(&cfg.topic).cloned().unwrap_or_default();
+    let mine: BTreeSet<i32> = assigned
+        .get(&cfg.topic)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     tracing::info!(target: "kafkit::reader", "sync group finished for group, {group}: assigned {}/{mine:?}", cfg.topic);
     {
         let mut s = shared.session.lock().expect("session lock");
-        s.conn = Some(conn.clone());
         s.generation = generation_id;
-        s.member_id = member_id.clone();
+        s.member_id = m.member_id.clone();
     }
 
-    // Where to start each partition.
-    let mut starts = HashMap::new();
-    if !mine.is_empty() {
-        let req = OffsetFetchRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(topic_name(&cfg.topic))
-                .with_partition_indexes(mine.clone())]));
-        let (_, resp) = conn.send(&req).await?;
-        if resp.error_code != 0 {
-            return Err(Error::kafka(
-                resp.error_code,
-                format!("OffsetFetch {group}"),
-            ));
+    // Apply: revoke what was taken away, start what is new, keep the rest running.
+    let revoked: Vec<i32> = m
+        .fetchers
+        .keys()
+        .filter(|p| !mine.contains(p))
+        .copied()
+        .collect();
+    let added: Vec<i32> = mine
+        .iter()
+        .filter(|p| !m.fetchers.contains_key(p))
+        .copied()
+        .collect();
+    if !revoked.is_empty() {
+        tracing::info!(target: "kafkit::reader", "revoking partitions {revoked:?} of {}", cfg.topic);
+        m.revoke(shared, &revoked);
+        if let Err(e) = commit_processed(shared).await {
+            tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit of revoked partitions failed");
         }
-        for t in &resp.topics {
-            for p in &t.partitions {
-                if p.error_code != 0 {
-                    return Err(Error::kafka(
-                        p.error_code,
-                        format!("OffsetFetch {group} {}/{}", cfg.topic, p.partition_index),
-                    ));
-                }
-                if p.committed_offset >= 0 {
-                    starts.insert(p.partition_index, p.committed_offset);
-                }
-            }
-        }
-        for &p in &mine {
-            if let std::collections::hash_map::Entry::Vacant(e) = starts.entry(p) {
-                e.insert(list_offset(&shared.client, &cfg.topic, p, cfg.start_offset).await?);
-            }
-        }
+    }
+    let starts = start_offsets(shared, &conn, group, &added).await?;
+    if !starts.is_empty() {
         tracing::info!(target: "kafkit::reader", "subscribed to partitions: {starts:?}");
     }
-
-    // Fetch and heartbeat until something changes.
-    let epoch = shared.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-    shared.counters.rebalances.fetch_add(1, Ordering::Relaxed);
-    shared.session.lock().expect("session lock").assignment =
-        starts.iter().map(|(p, o)| (*p, *o)).collect();
     {
+        let mut session = shared.session.lock().expect("session lock");
         let mut positions = shared.positions.lock().expect("positions lock");
-        positions.clear();
-        positions.extend(starts.iter().map(|(p, o)| (*p, *o)));
+        for (&p, &o) in &starts {
+            session.assignment.insert(p, o);
+            positions.insert(p, o);
+        }
     }
-    let mut fetchers = JoinSet::new();
     for (&p, &o) in &starts {
-        fetchers.spawn(fetcher(shared.clone(), p, o, epoch));
+        let epoch = shared.new_epoch(p);
+        let h = tokio::spawn(fetcher(shared.clone(), p, o, epoch));
+        m.fetchers.insert(p, h.abort_handle());
     }
+    shared.counters.rebalances.fetch_add(1, Ordering::Relaxed);
+    if cooperative && !revoked.is_empty() {
+        // KIP-429: rejoin so the revoked partitions can go to their new owner.
+        return Ok(Outcome::Rejoin);
+    }
+    let partition_count = shared.client.topic(&cfg.topic).await?.leaders.len();
+
+    // Heartbeat (and commit, and watch the partition count) until something changes.
     tracing::info!(target: "kafkit::reader", "started heartbeat for group, {group} [{:?}]", cfg.heartbeat_interval);
-    let mut tick = tokio::time::interval(cfg.heartbeat_interval);
-    tick.tick().await;
-    let outcome = loop {
+    let mut beat = tokio::time::interval(cfg.heartbeat_interval);
+    beat.tick().await;
+    let commit_every = if cfg.commit_interval.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        cfg.commit_interval
+    };
+    let mut commit_tick = tokio::time::interval(commit_every);
+    commit_tick.tick().await;
+    let mut watch_tick =
+        tokio::time::interval(cfg.partition_watch_interval.max(Duration::from_millis(1)));
+    watch_tick.tick().await;
+    let rebalance = loop {
         tokio::select! {
-            _ = tick.tick() => {}
-            _ = close.changed() => break Ok(Outcome::Closed),
+            _ = beat.tick() => {}
+            _ = commit_tick.tick(), if !cfg.commit_interval.is_zero() => {
+                if let Err(e) = commit_processed(shared).await {
+                    tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "periodic commit failed");
+                }
+                continue;
+            }
+            _ = watch_tick.tick(), if cfg.watch_partition_changes => {
+                let _ = shared.client.refresh(std::slice::from_ref(&cfg.topic)).await;
+                match shared.client.topic(&cfg.topic).await {
+                    Ok(t) if t.leaders.len() != partition_count => {
+                        tracing::info!(target: "kafkit::reader", "{} now has {} partitions (was {partition_count}); rejoining", cfg.topic, t.leaders.len());
+                        break true;
+                    }
+                    _ => continue,
+                }
+            }
+            _ = close.changed() => return Ok(Outcome::Closed),
         }
         let req = HeartbeatRequest::default()
             .with_group_id(GroupId(str_bytes(group)))
             .with_generation_id(generation_id)
-            .with_member_id(str_bytes(member_id));
-        match conn.send(&req).await {
-            Ok((_, r)) => match r.error_code {
-                0 => {}
-                27 => {
-                    tracing::info!(target: "kafkit::reader", "group {group} is rebalancing; rejoining");
-                    break Ok(Outcome::Rejoin);
-                }
-                22 => break Ok(Outcome::Rejoin),
-                25 => {
-                    member_id.clear();
-                    break Ok(Outcome::Rejoin);
-                }
-                code => break Err(Error::kafka(code, format!("Heartbeat {group}"))),
-            },
-            Err(e) => break Err(e),
+            .with_member_id(str_bytes(&m.member_id))
+            .with_group_instance_id(if conn.version_for::<HeartbeatRequest>()? >= 3 {
+                instance.clone()
+            } else {
+                None
+            });
+        let (_, r) = conn.send(&req).await?;
+        match r.error_code {
+            0 => {}
+            27 => {
+                tracing::info!(target: "kafkit::reader", "group {group} is rebalancing; rejoining");
+                break true;
+            }
+            22 => {
+                m.revoke_all(shared);
+                return Ok(Outcome::Rejoin);
+            }
+            25 => {
+                m.member_id.clear();
+                m.revoke_all(shared);
+                return Ok(Outcome::Rejoin);
+            }
+            code => return Err(Error::kafka(code, format!("Heartbeat {group}"))),
         }
     };
-    // Revoke: nothing from this assignment is delivered after this point.
-    shared.epoch.fetch_add(1, Ordering::AcqRel);
-    shared
-        .session
-        .lock()
-        .expect("session lock")
-        .assignment
-        .clear();
-    fetchers.abort_all();
-    while fetchers.join_next().await.is_some() {}
-    if !matches!(outcome, Ok(Outcome::Closed)) {
-        if let Err(e) = commit_processed(shared).await {
-            tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit before rejoining failed");
-        }
+    debug_assert!(rebalance);
+    if !cooperative {
+        // Eager: revoke everything before rejoining; the commit below still counts for this
+        // generation (brokers accept commits while the group prepares the rebalance).
+        m.revoke_all(shared);
     }
-    outcome
+    if let Err(e) = commit_processed(shared).await {
+        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit before rejoining failed");
+    }
+    Ok(Outcome::Rejoin)
 }
