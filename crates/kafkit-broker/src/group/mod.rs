@@ -8,9 +8,10 @@
 //! without sleeping.
 //!
 //! States follow Kafka's `GroupCoordinator`: Empty → PreparingRebalance → CompletingRebalance →
-//! Stable. Not implemented yet: static membership (`group.instance.id` is recorded but not
-//! used to skip rebalances), `MEMBER_ID_REQUIRED` (members get their id in the first response),
-//! the new consumer protocol (KIP-848).
+//! Stable. Static membership (KIP-345): a member with a `group.instance.id` that comes back
+//! (within its session timeout) takes over its old membership; in a stable group it gets its
+//! assignment back without a rebalance. Not implemented: `MEMBER_ID_REQUIRED` (members get
+//! their id in the first response), the new consumer protocol (KIP-848).
 
 pub mod offsets;
 
@@ -36,6 +37,8 @@ pub mod codes {
     pub const INVALID_SESSION_TIMEOUT: i16 = 26;
     /// REBALANCE_IN_PROGRESS
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    /// FENCED_INSTANCE_ID
+    pub const FENCED_INSTANCE_ID: i16 = 82;
     /// NON_EMPTY_GROUP
     pub const NON_EMPTY_GROUP: i16 = 68;
     /// GROUP_ID_NOT_FOUND
@@ -250,7 +253,7 @@ impl Coordinator {
 
     /// Handles a JoinGroup. The answer arrives as an [`Action::Join`] with `token`, possibly in
     /// the returned actions, possibly from a later call.
-    pub fn join(&mut self, now: Instant, token: Token, req: JoinRequest) -> Vec<Action> {
+    pub fn join(&mut self, now: Instant, token: Token, mut req: JoinRequest) -> Vec<Action> {
         if req.session_timeout < Duration::from_millis(1) || req.protocols.is_empty() {
             let code = if req.protocols.is_empty() {
                 codes::INCONSISTENT_GROUP_PROTOCOL
@@ -288,6 +291,57 @@ impl Coordinator {
                 )];
             }
         }
+        let mut actions = Vec::new();
+        // Static membership (KIP-345): a known group.instance.id coming back without a member
+        // id takes over its old membership under a new id (the old id is fenced). In a stable
+        // group with unchanged protocols it gets its assignment back without a rebalance.
+        if let (true, Some(instance)) = (req.member_id.is_empty(), req.group_instance_id.clone()) {
+            let old = group
+                .members
+                .iter()
+                .find(|(_, m)| m.group_instance_id.as_deref() == Some(instance.as_str()))
+                .map(|(id, _)| id.clone());
+            if let Some(old_id) = old {
+                let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+                let mut member = group.members.remove(&old_id).expect("found above");
+                if let Some(t) = member.pending_join.take() {
+                    actions.push(Action::Join(
+                        t,
+                        JoinResult::error(codes::FENCED_INSTANCE_ID, &old_id),
+                    ));
+                }
+                let names =
+                    |ps: &[(String, Bytes)]| ps.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+                let same_protocols = names(&member.protocols) == names(&req.protocols);
+                member.last_seen = now;
+                member.session_timeout = req.session_timeout;
+                member.rebalance_timeout = req.rebalance_timeout;
+                member.client_id = req.client_id.clone();
+                member.client_host = req.client_host.clone();
+                member.protocols = req.protocols.clone();
+                if group.leader.as_deref() == Some(old_id.as_str()) {
+                    group.leader = Some(new_id.clone());
+                }
+                group.members.insert(new_id.clone(), member);
+                if group.state == GroupState::Stable && same_protocols {
+                    actions.push(Action::Join(
+                        token,
+                        JoinResult {
+                            error: codes::NONE,
+                            generation: group.generation,
+                            protocol_type: group.protocol_type.clone(),
+                            protocol_name: group.protocol.clone(),
+                            leader: group.leader.clone().unwrap_or_default(),
+                            member_id: new_id,
+                            // No member list: the assignment stays as it is.
+                            members: Vec::new(),
+                        },
+                    ));
+                    return actions;
+                }
+                req.member_id = new_id;
+            }
+        }
         let member_id = if req.member_id.is_empty() {
             format!("{}-{}", req.client_id, uuid::Uuid::new_v4())
         } else if !group.members.contains_key(&req.member_id) {
@@ -298,7 +352,6 @@ impl Coordinator {
         } else {
             req.member_id.clone()
         };
-        let mut actions = Vec::new();
         // A member re-sending JoinGroup replaces its earlier pending request.
         if let Some(old) = group
             .members

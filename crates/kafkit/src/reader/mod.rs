@@ -68,7 +68,11 @@ struct Fetched {
 
 #[derive(Default)]
 struct Session {
+    /// Connection to the coordinator for JoinGroup, SyncGroup, Heartbeat.
     conn: Option<Arc<Connection>>,
+    /// A second connection for commits: a broker answers a connection's requests in order, so
+    /// a commit sent behind a JoinGroup that waits for the other members would wait as long.
+    commit_conn: Option<Arc<Connection>>,
     generation: i32,
     member_id: String,
     /// Partitions being fetched, with the offset fetching started at.
@@ -413,6 +417,26 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
             27,
             format!("commit for group {group}: not a member right now"),
         ));
+    };
+    let current = shared
+        .session
+        .lock()
+        .expect("session lock")
+        .commit_conn
+        .clone();
+    let conn = match current.filter(|c| c.is_alive() && c.addr() == conn.addr()) {
+        Some(c) => c,
+        None => match shared.client.dedicated(conn.addr()).await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                shared.session.lock().expect("session lock").commit_conn = Some(c.clone());
+                c
+            }
+            Err(e) => {
+                restore(shared, &offsets);
+                return Err(e);
+            }
+        },
     };
     let topic = &shared.config.topic;
     let req = OffsetCommitRequest::default()
@@ -1037,7 +1061,9 @@ async fn generation(
     let generation_id = join.generation_id;
     tracing::info!(target: "kafkit::reader", "joined group {group} as member {} in generation {generation_id}", m.member_id);
 
-    let assignments = if join.leader == join.member_id {
+    // A static member rejoining a stable group is answered without the member list: the
+    // assignment stays as it is (KIP-345), nothing to compute.
+    let assignments = if join.leader == join.member_id && !join.members.is_empty() {
         leader_assign(shared, group, chosen, &join).await?
     } else {
         Vec::new()
