@@ -392,6 +392,86 @@ def confluent_idempotent_failover(c):
     print(f"ok   confluent-kafka idempotent producer across broker {victim} down/up: {total} records, exactly once")
 
 
+def mixed_group_kafka_python_and_kafkit(c):
+    """A kafka-python consumer and a kafkit Reader (`kafkit consume -G`) share one group: the
+    range assignor splits the partitions between them and together they read every record
+    once."""
+    import threading
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=10000)
+    admin.create_topics([NewTopic("mixed", num_partitions=4, replication_factor=3)])
+    admin.close()
+    group = "mixed-group"
+    kafkit = subprocess.Popen(
+        [KAFKIT, "consume", "-b", c.bootstrap, "-t", "mixed", "-G", group, "-f", "%p %s\\n"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
+    )
+    kafkit_got = []
+
+    def kafkit_reader():
+        for line in kafkit.stdout:
+            p, v = line.rstrip("\n").split(" ", 1)
+            kafkit_got.append((int(p), v))
+
+    threading.Thread(target=kafkit_reader, daemon=True).start()
+    py_got, py_parts, stop = [], [set()], threading.Event()
+
+    def python_member():
+        consumer = KafkaConsumer(
+            "mixed", bootstrap_servers=c.bootstrap, group_id=group,
+            auto_offset_reset="earliest", enable_auto_commit=False,
+            partition_assignment_strategy=[RangePartitionAssignor],
+            heartbeat_interval_ms=500, session_timeout_ms=10000,
+        )
+        while not stop.is_set():
+            for tp, msgs in consumer.poll(timeout_ms=200).items():
+                py_got.extend((tp.partition, m.value.decode()) for m in msgs)
+            if py_got:
+                consumer.commit()
+            py_parts[0] = {tp.partition for tp in consumer.assignment()}
+        consumer.close()
+
+    t = threading.Thread(target=python_member, daemon=True)
+    t.start()
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            d = subprocess.run([KAFKIT, "groups", "-b", c.bootstrap, "describe", group],
+                               capture_output=True, text=True)
+            members = d.stdout.count("  member ")
+            if members == 2 and "state Stable" in d.stdout and len(py_parts[0]) == 2:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the group did not settle with 2 members: {d.stdout}{d.stderr}")
+        producer = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all")
+        sent = [f"mixed {i}" for i in range(1000)]
+        for i, v in enumerate(sent):
+            producer.send("mixed", key=f"k{i}".encode(), value=v.encode())
+        producer.flush(timeout=30)
+        producer.close()
+        deadline = time.time() + 40
+        while len(py_got) + len(kafkit_got) < len(sent) and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        kafkit.send_signal(signal.SIGTERM)
+        kafkit.wait(timeout=30)
+        t.join(timeout=30)
+    kafkit_parts = {p for p, _ in kafkit_got}
+    python_parts = {p for p, _ in py_got}
+    print(f"     kafkit read partitions {sorted(kafkit_parts)} ({len(kafkit_got)} records), "
+          f"kafka-python {sorted(python_parts)} ({len(py_got)} records)")
+    if kafkit_parts & python_parts or len(kafkit_parts) != 2 or len(python_parts) != 2:
+        failures.append(f"mixed group: partitions not split: kafkit {kafkit_parts}, python {python_parts}")
+    check("kafkit Reader + kafka-python consumer in one group (range)", sent,
+          [v for _, v in kafkit_got] + [v for _, v in py_got])
+
+
 def run_all():
     shared = Cluster()
     tests = [
@@ -400,6 +480,7 @@ def run_all():
         (kafka_python_old_protocols, shared),
         (confluent, shared),
         (kafka_python_group_rebalance_and_restart, Cluster()),
+        (mixed_group_kafka_python_and_kafkit, shared),
         (confluent_idempotent_failover, Cluster()),
     ]
     failed = 0

@@ -144,7 +144,19 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
     for td in &req.topic_data {
         let topic = td.name.0.to_string();
         for pd in &td.partition_data {
-            let a = if valid_acks {
+            let batches = pd
+                .records
+                .as_ref()
+                .and_then(|r| batch::split_batches(r).ok())
+                .map_or(0, |s| s.batches.len());
+            let a = if !valid_acks {
+                Appended::error(err::INVALID_REQUIRED_ACKS)
+            } else if batches > 1 {
+                // As Kafka: "Produce requests with version 3+ are only allowed to contain
+                // exactly one record batch per partition" (clients that send more would see
+                // only the first one stored by some brokers).
+                Appended::error(err::INVALID_RECORD)
+            } else if valid_acks {
                 append(ctx, &topic, pd.index, pd.records.as_ref(), acks)
             } else {
                 Appended::error(err::INVALID_REQUIRED_ACKS)

@@ -47,8 +47,10 @@ use balancer::Partitioner;
 
 struct Item {
     messages: Vec<Message>,
-    /// Bytes of the messages (key + value + headers).
+    /// Estimated encoded size of the messages (payload plus record overhead).
     bytes: usize,
+    /// Key + value + header bytes.
+    payload: usize,
     /// When the write was queued: linger is measured from the first item of a batch.
     queued_at: tokio::time::Instant,
     sync: bool,
@@ -60,6 +62,10 @@ struct Item {
 /// What a queued message costs beyond its key, value and headers (the `Message` itself and its
 /// share of the bookkeeping), charged against `buffer_memory` so the bound is on real memory.
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 32;
+
+/// A generous estimate of a record's encoding beyond its key, value and headers (length,
+/// attributes, deltas, header count as varints), used to keep batches within `batch_bytes`.
+const RECORD_OVERHEAD: usize = 32;
 
 /// Where a partition's share of a write learns its outcome: message indexes and the channel.
 type PendingWrite = (Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>);
@@ -362,11 +368,29 @@ impl Writer {
             e.1.push(m);
         }
         let mut waits = Vec::new();
+        // Each partition's share is cut into pieces that fit one record batch (batch_size,
+        // batch_bytes): Kafka takes exactly one batch per partition in a Produce request, so a
+        // batch is the unit that is sent, retried and acknowledged.
+        let cfg = &self.shared.config;
+        let mut pieces: Vec<(i32, Vec<usize>, Vec<Message>)> = Vec::new();
         for (p, (idx, msgs)) in by_partition.into_iter().enumerate() {
-            if msgs.is_empty() {
-                continue;
+            let (mut ci, mut cm, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+            for (i, m) in idx.into_iter().zip(msgs) {
+                let size = m.size() + RECORD_OVERHEAD;
+                if !cm.is_empty() && (cm.len() >= cfg.batch_size || bytes + size > cfg.batch_bytes)
+                {
+                    pieces.push((p as i32, std::mem::take(&mut ci), std::mem::take(&mut cm)));
+                    bytes = 0;
+                }
+                bytes += size;
+                ci.push(i);
+                cm.push(m);
             }
-            let p = p as i32;
+            if !cm.is_empty() {
+                pieces.push((p as i32, ci, cm));
+            }
+        }
+        for (p, idx, msgs) in pieces {
             let (tx, rx) = oneshot::channel();
             // Wait for room in buffer_memory (a single write larger than all of it takes all of it).
             let size = msgs
@@ -381,11 +405,13 @@ impl Writer {
                 .acquire_many_owned(size as u32)
                 .await
                 .map_err(|_| Error::Closed)?;
-            let bytes = msgs.iter().map(|m| m.size()).sum();
+            let bytes = msgs.iter().map(|m| m.size() + RECORD_OVERHEAD).sum();
+            let payload = msgs.iter().map(|m| m.size()).sum();
             self.sender(p)
                 .send(Item {
                     messages: msgs,
                     bytes,
+                    payload,
                     queued_at: tokio::time::Instant::now(),
                     sync,
                     done: Some(tx),
@@ -491,7 +517,7 @@ struct Batch {
 impl Batch {
     fn new(items: Vec<Item>, n: usize, backoff: Duration) -> Self {
         Self {
-            bytes: items.iter().map(|i| i.bytes).sum(),
+            bytes: items.iter().map(|i| i.payload).sum(),
             encoded: None,
             items,
             n,
@@ -668,6 +694,8 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
     let mut seq = Sequence::default();
     let mut forming: Vec<Item> = Vec::new();
     let (mut forming_n, mut forming_bytes) = (0usize, 0usize);
+    // An item that did not fit the forming batch: it starts the next one.
+    let mut carry: Option<Item> = None;
     let mut deadline = tokio::time::Instant::now();
     let mut queue: VecDeque<Batch> = VecDeque::new();
     let mut inflight: VecDeque<Batch> = VecDeque::new();
@@ -680,6 +708,7 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
                 || forming_n >= cfg.batch_size
                 || forming_bytes >= cfg.batch_bytes
                 || forming.iter().any(|i| i.sync)
+                || carry.is_some()
                 || now >= deadline)
         {
             queue.push_back(Batch::new(
@@ -688,6 +717,15 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
                 cfg.retry_backoff,
             ));
             (forming_n, forming_bytes) = (0, 0);
+        }
+        if forming.is_empty() {
+            if let Some(i) = carry.take() {
+                deadline = i.queued_at + cfg.batch_timeout.saturating_sub(Duration::from_millis(1));
+                forming_n += i.messages.len();
+                forming_bytes += i.bytes;
+                forming.push(i);
+                continue; // it may be ready at once (sync, or full)
+            }
         }
         while inflight.len() < cfg.max_in_flight {
             if queue
@@ -708,7 +746,10 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
             break;
         }
         let retry_at = queue.front().and_then(|b| b.not_before);
-        let can_take = !closed && forming_n < cfg.batch_size && forming_bytes < cfg.batch_bytes;
+        let can_take = !closed
+            && carry.is_none()
+            && forming_n < cfg.batch_size
+            && forming_bytes < cfg.batch_bytes;
         tokio::select! {
             biased;
             r = async { replies.front_mut().expect("reply").await }, if !replies.is_empty() => {
@@ -719,23 +760,26 @@ async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Recei
             }
             item = rx.recv(), if can_take => match item {
                 Some(i) => {
-                    if forming.is_empty() {
-                        // tokio's timers fire on the first 1 ms tick at or after their
-                        // deadline; aiming 1 ms early keeps the wait within batch_timeout.
-                        deadline = i.queued_at
-                            + cfg.batch_timeout.saturating_sub(Duration::from_millis(1));
-                    }
-                    forming_n += i.messages.len();
-                    forming_bytes += i.bytes;
-                    forming.push(i);
-                    while forming_n < cfg.batch_size && forming_bytes < cfg.batch_bytes {
-                        match rx.try_recv() {
-                            Ok(i) => {
-                                forming_n += i.messages.len();
-                                forming_bytes += i.bytes;
-                                forming.push(i);
-                            }
-                            Err(_) => break,
+                    let mut next = Some(i);
+                    while let Some(i) = next.take() {
+                        let fits = forming.is_empty()
+                            || (forming_n + i.messages.len() <= cfg.batch_size
+                                && forming_bytes + i.bytes <= cfg.batch_bytes);
+                        if !fits {
+                            carry = Some(i);
+                            break;
+                        }
+                        if forming.is_empty() {
+                            // tokio's timers fire on the first 1 ms tick at or after their
+                            // deadline; aiming 1 ms early keeps the wait within batch_timeout.
+                            deadline = i.queued_at
+                                + cfg.batch_timeout.saturating_sub(Duration::from_millis(1));
+                        }
+                        forming_n += i.messages.len();
+                        forming_bytes += i.bytes;
+                        forming.push(i);
+                        if forming_n < cfg.batch_size && forming_bytes < cfg.batch_bytes {
+                            next = rx.try_recv().ok();
                         }
                     }
                 }
@@ -804,16 +848,49 @@ async fn submit(
         b.encoded = Some((records.clone(), identity, b.first_seq));
         tracing::info!(target: "kafkit::writer", "writing {} messages to {} (partition: {partition})", b.n, cfg.topic);
         let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
+        // Kafka takes exactly one record batch per partition in a Produce request (v3+): a
+        // batch that was split (batch_size, batch_bytes) goes out as consecutive requests, in
+        // order, and succeeds when every part does.
+        let split = kafkit_protocol::batch::split_batches(&records)?;
+        let sender = shared.broker_sender(&addr);
+        let mut parts = Vec::with_capacity(split.batches.len());
+        for range in split.batches {
+            let (tx, rx) = oneshot::channel();
+            sender
+                .send(Entry {
+                    partition,
+                    records: records.slice(range),
+                    reply: tx,
+                })
+                .await
+                .map_err(|_| Error::Closed)?;
+            parts.push(rx);
+        }
+        if parts.len() == 1 {
+            return Ok(parts.pop().expect("one part"));
+        }
         let (tx, rx) = oneshot::channel();
-        shared
-            .broker_sender(&addr)
-            .send(Entry {
-                partition,
-                records,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| Error::Closed)?;
+        tokio::spawn(async move {
+            let (mut base, mut error) = (None, None);
+            for part in parts {
+                match part.await.unwrap_or(Err(Error::Closed)) {
+                    Ok(b) => {
+                        base.get_or_insert(b);
+                    }
+                    // A resent part the broker already has (idempotence).
+                    Err(e) if e.kafka_code() == Some(46) => {
+                        base.get_or_insert(-1);
+                    }
+                    Err(e) => {
+                        error.get_or_insert(e);
+                    }
+                }
+            }
+            let _ = tx.send(match error {
+                Some(e) => Err(e),
+                None => Ok(base.unwrap_or(-1)),
+            });
+        });
         Ok(rx)
     }
     .await;
@@ -960,7 +1037,7 @@ fn build_records(
         Ok(())
     };
     for m in items.iter().flat_map(|i| &i.messages) {
-        let size = m.size() + 32;
+        let size = m.size() + RECORD_OVERHEAD;
         if !current.is_empty()
             && (current.len() >= cfg.batch_size || bytes + size > cfg.batch_bytes)
         {
