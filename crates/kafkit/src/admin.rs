@@ -469,7 +469,9 @@ impl Admin {
     }
 }
 
-async fn list_one(
+/// ListOffsets for one partition on its leader's connection: -2 earliest, -1 latest, or a
+/// timestamp (ms; -1 in the answer when no record is that new).
+pub(crate) async fn list_one(
     conn: &crate::conn::Connection,
     topic: &str,
     partition: i32,

@@ -7,15 +7,8 @@ use kafkit::Admin;
 /// Options of `kafkit topics`.
 #[derive(Args, Debug)]
 pub struct TopicsArgs {
-    /// Brokers (host:port,...).
-    #[arg(
-        short,
-        long,
-        env = "KAFKA_BROKERS",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:9093"
-    )]
-    pub brokers: Vec<String>,
+    #[command(flatten)]
+    pub brokers: super::Brokers,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -49,7 +42,7 @@ pub enum Action {
 }
 
 pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
-    let admin = Admin::new(a.brokers)?;
+    let admin = Admin::new(a.brokers.brokers)?;
     match a.action {
         Action::List => {
             for t in admin.list_topics().await.context("listing topics")? {

@@ -43,7 +43,6 @@ use kafkit_protocol::batch::decode_records;
 use kafkit_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafkit_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafkit_protocol::messages::leave_group_request::MemberIdentity;
-use kafkit_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafkit_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -501,36 +500,18 @@ async fn list_offset(
     };
     let addr = client.leader_addr(topic, partition).await?;
     let conn = client.conn(&addr).await?;
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(ts)])]);
-    let (_, resp) = conn.send(&req).await?;
-    let p = resp
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .ok_or_else(|| {
-            Error::kafka(
-                -1,
-                format!("empty ListOffsets answer for {topic}/{partition}"),
-            )
-        })?;
-    if p.error_code != 0 {
-        client.invalidate(topic);
-        return Err(Error::kafka(
-            p.error_code,
-            format!("ListOffsets {topic}/{partition}"),
-        ));
-    }
-    if p.offset < 0 && matches!(start, StartOffset::Timestamp(_)) {
+    let offset = match crate::admin::list_one(&conn, topic, partition, ts).await {
+        Ok(o) => o,
+        Err(e) => {
+            client.invalidate(topic);
+            return Err(e);
+        }
+    };
+    if offset < 0 && matches!(start, StartOffset::Timestamp(_)) {
         // Every message is older than the timestamp: start at the end.
         return Box::pin(list_offset(client, topic, partition, StartOffset::Last)).await;
     }
-    Ok(p.offset)
+    Ok(offset)
 }
 
 /// Fetches one partition from `offset` into the queue, tagging messages with `epoch`, until

@@ -43,10 +43,54 @@ pub async fn run(_o: CompareOpts) -> anyhow::Result<()> {
     )
 }
 
+/// The settings both clients get: linger, batches of 10,000 records / 1 MB, 5 in flight, 16 MiB
+/// of buffer, idempotence with acks=all, no compression.
+#[cfg(feature = "rdkafka")]
+fn same_settings(
+    record_size: usize,
+    acks: kafkit::RequiredAcks,
+    linger: Duration,
+) -> super::ProducerOpts {
+    super::ProducerOpts {
+        record_size,
+        acks,
+        compression: kafkit::Compression::None,
+        batch_size: 10_000,
+        batch_bytes: 1_000_000,
+        linger,
+        no_idempotence: false,
+        compression_level: None,
+        max_in_flight: 5,
+        buffer_memory: 16 * 1024 * 1024,
+    }
+}
+
+#[cfg(feature = "rdkafka")]
+fn produce_opts(
+    producer: &super::ProducerOpts,
+    partitions: i32,
+    num_records: u64,
+    throughput: i64,
+) -> super::ProduceOpts {
+    super::ProduceOpts {
+        target: super::TargetOpts {
+            brokers: Vec::new(),
+            topic: None,
+            partitions,
+            replication_factor: -1,
+            json: false,
+            plot: None,
+        },
+        producer: producer.clone(),
+        num_records,
+        throughput,
+    }
+}
+
 #[cfg(feature = "rdkafka")]
 pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
     use super::report::Report;
-    use super::{load, rdk, ProduceOpts, ProducerOpts, Target, TargetOpts};
+    use super::{load, rdk, Target};
     use kafkit::RequiredAcks;
 
     let t = Target::open(&o.brokers).await?;
@@ -127,35 +171,12 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
                 } else {
                     o.num_records
                 };
-                let producer = ProducerOpts {
-                    record_size: size,
-                    acks,
-                    compression: kafkit::Compression::None,
-                    batch_size: 10_000,
-                    batch_bytes: 1_000_000,
-                    linger: o.linger,
-                    no_idempotence: false,
-                    compression_level: None,
-                    max_in_flight: 5,
-                    buffer_memory: 16 * 1024 * 1024,
-                };
+                let producer = same_settings(size, acks, o.linger);
                 let (mut k, mut r) = (None, None);
                 for _ in 0..o.repeat {
                     let (topic, p) = fresh_topic(parts);
                     t.topic(&topic, p, -1).await?;
-                    let opts = ProduceOpts {
-                        target: TargetOpts {
-                            brokers: Vec::new(),
-                            topic: None,
-                            partitions: p,
-                            replication_factor: -1,
-                            json: false,
-                            plot: None,
-                        },
-                        producer: producer.clone(),
-                        num_records: n,
-                        throughput: -1,
-                    };
+                    let opts = produce_opts(&producer, p, n, -1);
                     let kr = load::produce(&t.brokers, &topic, &opts, true).await?;
                     let _ = admin.delete_topic(&topic).await;
                     let (topic, p) = fresh_topic(parts);
@@ -188,35 +209,12 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
             continue;
         }
         let n = (o.latency_rate as f64 * o.latency_duration.as_secs_f64()) as u64;
-        let producer = ProducerOpts {
-            record_size: 100,
-            acks,
-            compression: kafkit::Compression::None,
-            batch_size: 10_000,
-            batch_bytes: 1_000_000,
-            linger: o.linger,
-            no_idempotence: false,
-            compression_level: None,
-            max_in_flight: 5,
-            buffer_memory: 16 * 1024 * 1024,
-        };
+        let producer = same_settings(100, acks, o.linger);
         let (mut k, mut r) = (None, None);
         for _ in 0..o.repeat {
             let (topic, p) = fresh_topic(6);
             t.topic(&topic, p, -1).await?;
-            let opts = ProduceOpts {
-                target: TargetOpts {
-                    brokers: Vec::new(),
-                    topic: None,
-                    partitions: p,
-                    replication_factor: -1,
-                    json: false,
-                    plot: None,
-                },
-                producer: producer.clone(),
-                num_records: n,
-                throughput: o.latency_rate,
-            };
+            let opts = produce_opts(&producer, p, n, o.latency_rate);
             let kr = load::produce(&t.brokers, &topic, &opts, true).await?;
             let rr = rdk::produce(
                 t.brokers.clone(),

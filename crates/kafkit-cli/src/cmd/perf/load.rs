@@ -105,6 +105,7 @@ pub async fn produce(
         latency: (o.producer.acks != RequiredAcks::None).then_some(hist),
         timeline,
         first_record: None,
+        joined: None,
         peak_rss: peak_rss(),
     })
 }
@@ -173,8 +174,20 @@ pub async fn consume(
     let done = Arc::new(AtomicU64::new(0));
     let progress = Progress::start("consume".into(), records, done.clone(), quiet);
     let mut first = None;
+    let mut joined = None;
     let mut bytes = 0u64;
     let mut n = 0u64;
+    while joined.is_none() {
+        if !r.assignment().is_empty() {
+            joined = Some(start.elapsed());
+        } else {
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "no partitions after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
     while n < records {
         let m = tokio::time::timeout(Duration::from_secs(30), r.fetch_message())
             .await
@@ -199,6 +212,7 @@ pub async fn consume(
         latency: None,
         timeline: Vec::new(),
         first_record: first,
+        joined,
         peak_rss: peak_rss(),
     })
 }
@@ -321,6 +335,7 @@ pub async fn e2e(
         latency: Some(hist),
         timeline,
         first_record: None,
+        joined: None,
         peak_rss: peak_rss(),
     })
 }

@@ -141,6 +141,7 @@ fn produce_blocking(
         latency: (p.acks != RequiredAcks::None).then_some(hist),
         timeline,
         first_record: None,
+        joined: None,
         peak_rss: None,
     })
 }
@@ -184,7 +185,11 @@ fn consume_blocking(brokers: &[String], topic: &str, records: u64) -> anyhow::Re
     consumer.subscribe(&[topic])?;
     let (mut n, mut bytes, mut first) = (0u64, 0u64, None);
     let mut idle = Instant::now();
+    let mut joined = None;
     while n < records {
+        if joined.is_none() && consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            joined = Some(start.elapsed());
+        }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 first.get_or_insert_with(|| start.elapsed());
@@ -211,6 +216,7 @@ fn consume_blocking(brokers: &[String], topic: &str, records: u64) -> anyhow::Re
         latency: None,
         timeline: Vec::new(),
         first_record: first,
+        joined,
         peak_rss: None,
     })
 }

@@ -115,6 +115,8 @@ pub struct Report {
     pub timeline: Vec<Window>,
     /// Consume: time until the first record arrived (includes joining the group).
     pub first_record: Option<Duration>,
+    /// Consume: time until the consumer had its partitions (joining the group, the rebalance).
+    pub joined: Option<Duration>,
     /// Peak resident memory of this process, bytes (Linux; includes an embedded cluster).
     pub peak_rss: Option<u64>,
 }
@@ -175,6 +177,13 @@ impl Report {
                 ms(h.value_at_quantile(0.999)),
             );
         }
+        if let Some(j) = self.joined {
+            let _ = write!(
+                s,
+                ", partitions assigned after {:.1} ms",
+                j.as_secs_f64() * 1000.0
+            );
+        }
         if let Some(f) = self.first_record {
             let _ = write!(s, ", first record after {:.1} ms", f.as_secs_f64() * 1000.0);
         }
@@ -208,6 +217,7 @@ impl Report {
                 "p999": q(0.999),
             })),
             "first_record_ms": self.first_record.map(|d| d.as_secs_f64() * 1000.0),
+            "rebalance_ms": self.joined.map(|d| d.as_secs_f64() * 1000.0),
             "peak_rss_bytes": self.peak_rss,
         })
     }
@@ -380,6 +390,7 @@ mod tests {
             latency: Some(h),
             timeline: tl,
             first_record: None,
+            joined: None,
             peak_rss: None,
         };
         let p99 = rep.quantile_ms(0.99).unwrap();
