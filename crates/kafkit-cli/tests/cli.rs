@@ -199,6 +199,15 @@ async fn topics_create_describe_follow_a_leader_change_and_delete() {
         !row0[3].split(',').any(|b| b == leader0.to_string()),
         "ISR still lists the down broker: {out}"
     );
+    let (ok, out, err) = cli(&["add-partitions", "orders", "--count", "3"])
+        .await
+        .unwrap();
+    assert!(ok && out.contains("now has 3 partitions"), "{out}{err}");
+    let (ok, out, _) = cli(&["describe", "orders"]).await.unwrap();
+    assert!(
+        ok && out.lines().count() == 4,
+        "header and 3 partitions: {out}"
+    );
     let (ok, _, err) = cli(&["create", "orders"]).await.unwrap();
     assert!(!ok && err.contains("TopicAlreadyExists"), "{err}");
     let (ok, out, _) = cli(&["delete", "orders"]).await.unwrap();

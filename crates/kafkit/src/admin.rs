@@ -186,6 +186,33 @@ impl Admin {
         }
     }
 
+    /// Grows `topic` to `count` partitions (partitions can only be added).
+    pub async fn create_partitions(&self, topic: &str, count: i32) -> Result<()> {
+        use kafkit_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        let conn = self.client.any_conn().await?;
+        let req = kafkit_protocol::messages::CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(count)
+                .with_assignments(None)])
+            .with_timeout_ms(30_000);
+        let (_, resp) = conn.send(&req).await?;
+        match resp.results.first() {
+            Some(r) if r.error_code == 0 => {
+                self.client.invalidate(topic);
+                Ok(())
+            }
+            Some(r) => Err(Error::kafka(
+                r.error_code,
+                format!("create partitions for {topic}"),
+            )),
+            None => Err(Error::kafka(
+                -1,
+                format!("create partitions for {topic}: empty answer"),
+            )),
+        }
+    }
+
     /// Offset of each partition of `topic` for a ListOffsets timestamp: -2 earliest, -1 latest,
     /// or milliseconds since the epoch (the first offset at or after it; the end when none).
     pub async fn list_offsets(&self, topic: &str, timestamp: i64) -> Result<BTreeMap<i32, i64>> {

@@ -578,3 +578,53 @@ async fn roundrobin_is_chosen_when_every_member_offers_it_and_stream_reads() {
     b.close().await.unwrap();
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_picks_up_partitions_added_to_its_topic() {
+    let c = cluster().await;
+    c.create_topic("grow", 2).unwrap();
+    let r = Reader::new(ReaderConfig {
+        partition_watch_interval: Duration::from_millis(200),
+        ..reader_config(&c, "grow", Some("ggrow"))
+    })
+    .unwrap();
+    within(20, "assigned", async {
+        while r.assignment().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    kafkit::Admin::new(c.addrs())
+        .unwrap()
+        .create_partitions("grow", 4)
+        .await
+        .unwrap();
+    within(20, "the new partitions are assigned", async {
+        while r.assignment().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let w = Writer::new(WriterConfig {
+        balancer: Balancer::RoundRobin,
+        ..writer_config(&c, "grow")
+    })
+    .unwrap();
+    write_range(&w, 0..40).await;
+    let mut parts = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        parts.insert(
+            within(20, "read", r.read_message())
+                .await
+                .unwrap()
+                .partition,
+        );
+    }
+    assert_eq!(
+        parts.len(),
+        4,
+        "records from all four partitions: {parts:?}"
+    );
+    r.close().await.unwrap();
+    c.shutdown().await;
+}

@@ -29,6 +29,14 @@ pub enum Action {
         #[arg(short, long, default_value_t = -1, allow_hyphen_values = true)]
         replication_factor: i16,
     },
+    /// Grow a topic to more partitions.
+    AddPartitions {
+        /// Topic name.
+        topic: String,
+        /// The new partition count.
+        #[arg(short, long)]
+        count: i32,
+    },
     /// Delete a topic.
     Delete {
         /// Topic name.
@@ -59,6 +67,13 @@ pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("creating {topic}"))?;
             println!("created {topic}");
+        }
+        Action::AddPartitions { topic, count } => {
+            admin
+                .create_partitions(&topic, count)
+                .await
+                .with_context(|| format!("adding partitions to {topic}"))?;
+            println!("{topic} now has {count} partitions");
         }
         Action::Delete { topic } => {
             admin
