@@ -339,8 +339,11 @@ pub enum OffsetOutOfRange {
 pub struct ReaderConfig {
     /// Bootstrap brokers, `host:port`. Required.
     pub brokers: Vec<String>,
-    /// Topic read from. Required.
+    /// Topic read from. Required unless `group_topics` is set.
     pub topic: String,
+    /// Several topics for one group member (kafka-go's `GroupTopics`); needs `group_id`, and
+    /// `topic` must then be empty. Messages carry their topic. Default empty.
+    pub group_topics: Vec<String>,
     /// Consumer group. `None` reads `partition` without a group.
     pub group_id: Option<String>,
     /// Partition read when there is no group. Default 0.
@@ -392,6 +395,7 @@ impl Default for ReaderConfig {
         Self {
             brokers: Vec::new(),
             topic: String::new(),
+            group_topics: Vec::new(),
             group_id: None,
             partition: 0,
             min_bytes: 1,
@@ -419,7 +423,31 @@ impl ReaderConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
         validate_brokers(&self.brokers)?;
-        validate_topic(&self.topic)?;
+        if self.group_topics.is_empty() {
+            validate_topic(&self.topic)?;
+        } else {
+            if self.group_id.is_none() {
+                return Err(Error::config(
+                    "group_topics",
+                    "several topics need a group_id (without a group, read one partition of `topic`)",
+                ));
+            }
+            if !self.topic.is_empty() {
+                return Err(Error::config(
+                    "group_topics",
+                    "set either topic or group_topics, not both",
+                ));
+            }
+            for t in &self.group_topics {
+                validate_topic(t)?;
+            }
+            let mut sorted = self.group_topics.clone();
+            sorted.sort();
+            sorted.dedup();
+            if sorted.len() != self.group_topics.len() {
+                return Err(Error::config("group_topics", "lists a topic twice"));
+            }
+        }
         if self.group_id.as_deref() == Some("") {
             return Err(Error::config(
                 "group_id",

@@ -628,3 +628,93 @@ async fn a_group_picks_up_partitions_added_to_its_topic() {
     r.close().await.unwrap();
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_group_reads_several_topics() {
+    let c = cluster().await;
+    c.create_topic("orders", 2).unwrap();
+    c.create_topic("payments", 3).unwrap();
+    for (topic, n) in [("orders", 0..50), ("payments", 50..120)] {
+        let w = Writer::new(WriterConfig {
+            balancer: Balancer::RoundRobin,
+            ..writer_config(&c, topic)
+        })
+        .unwrap();
+        write_range(&w, n).await;
+    }
+    let cfg = || ReaderConfig {
+        topic: String::new(),
+        group_topics: vec!["orders".into(), "payments".into()],
+        ..reader_config(&c, "unused", Some("gmulti"))
+    };
+    let a = Reader::new(cfg()).unwrap();
+    let b = Reader::new(cfg()).unwrap();
+    within(20, "both topics split", async {
+        while a.assignments().len() + b.assignments().len() < 5
+            || a.assignments().is_empty()
+            || b.assignments().is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Range per topic: orders 1+1, payments 2+1.
+    let topics_of = |r: &Reader| {
+        r.assignments()
+            .keys()
+            .map(|(t, _)| t.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(topics_of(&a).len(), 2, "{:?}", a.assignments());
+    assert_eq!(topics_of(&b).len(), 2, "{:?}", b.assignments());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let read = |r: Reader, seen: Arc<Mutex<Vec<(String, usize)>>>| async move {
+        while let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), r.read_message()).await {
+            assert!(r
+                .assignments()
+                .contains_key(&(m.topic.clone(), m.partition)));
+            seen.lock().unwrap().push((m.topic.clone(), index(&m)));
+        }
+        r.close().await.unwrap();
+    };
+    let (ra, rb) = tokio::join!(read(a, seen.clone()), read(b, seen.clone()));
+    let _ = (ra, rb);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|(_, i)| *i);
+    assert_eq!(seen.len(), 120, "every record once");
+    for (t, i) in &seen {
+        assert_eq!(t, if *i < 50 { "orders" } else { "payments" });
+    }
+    assert_eq!(c.committed_offset("gmulti", "payments", 0), Some(24));
+    let bad = kafkit::Reader::new(ReaderConfig {
+        group_id: None,
+        ..cfg()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            bad,
+            kafkit::Error::Config {
+                field: "group_topics",
+                ..
+            }
+        ),
+        "{bad}"
+    );
+    let bad = kafkit::Reader::new(ReaderConfig {
+        topic: "orders".into(),
+        ..cfg()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            bad,
+            kafkit::Error::Config {
+                field: "group_topics",
+                ..
+            }
+        ),
+        "{bad}"
+    );
+    c.shutdown().await;
+}

@@ -58,9 +58,12 @@ use crate::conn::{ConnConfig, Connection};
 use crate::error::{Error, Result};
 use crate::message::{Header, Message};
 
+/// A topic-partition: the topic's index in the reader's topic list, and the partition.
+type Tp = (usize, i32);
+
 /// A prefetched message (or a fetcher's fatal error) with the fetch epoch it belongs to.
 struct Fetched {
-    partition: i32,
+    tp: Tp,
     epoch: u64,
     item: Result<Message>,
 }
@@ -75,44 +78,47 @@ struct Session {
     generation: i32,
     member_id: String,
     /// Partitions being fetched, with the offset fetching started at.
-    assignment: BTreeMap<i32, i64>,
+    assignment: BTreeMap<Tp, i64>,
 }
 
 struct Shared {
     config: ReaderConfig,
+    /// The topics read: `group_topics`, or `topic` alone.
+    topics: Vec<String>,
     client: ClusterClient,
     next_epoch: AtomicU64,
     /// Fetch epoch of every partition being read; messages of other epochs are dropped.
-    epochs: Mutex<HashMap<i32, u64>>,
+    epochs: Mutex<HashMap<Tp, u64>>,
     session: Mutex<Session>,
     /// Processed but not yet committed: partition → next offset.
-    processed: Mutex<BTreeMap<i32, i64>>,
+    processed: Mutex<BTreeMap<Tp, i64>>,
     /// Next offset the application gets, per partition (for `lag`).
-    positions: Mutex<BTreeMap<i32, i64>>,
+    positions: Mutex<BTreeMap<Tp, i64>>,
     /// High watermark from the latest fetch response, per partition.
-    high_watermarks: Mutex<BTreeMap<i32, i64>>,
+    high_watermarks: Mutex<BTreeMap<Tp, i64>>,
     counters: Counters,
     tx: mpsc::Sender<Fetched>,
 }
 
 impl Shared {
     /// Starts a new fetch epoch for `partition`: messages fetched under older ones are dropped.
-    fn new_epoch(&self, partition: i32) -> u64 {
+    fn new_epoch(&self, tp: Tp) -> u64 {
         let e = self.next_epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        self.epochs
-            .lock()
-            .expect("epochs lock")
-            .insert(partition, e);
+        self.epochs.lock().expect("epochs lock").insert(tp, e);
         e
     }
 
-    /// Nothing fetched for `partition` so far is delivered any more.
-    fn retire(&self, partition: i32) {
-        self.epochs.lock().expect("epochs lock").remove(&partition);
+    /// Nothing fetched for `tp` so far is delivered any more.
+    fn retire(&self, tp: Tp) {
+        self.epochs.lock().expect("epochs lock").remove(&tp);
     }
 
-    fn is_current(&self, partition: i32, epoch: u64) -> bool {
-        self.epochs.lock().expect("epochs lock").get(&partition) == Some(&epoch)
+    fn is_current(&self, tp: Tp, epoch: u64) -> bool {
+        self.epochs.lock().expect("epochs lock").get(&tp) == Some(&epoch)
+    }
+
+    fn topic_index(&self, topic: &str) -> Option<usize> {
+        self.topics.iter().position(|t| t == topic)
     }
 }
 
@@ -174,7 +180,7 @@ pub struct Reader {
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("topic", &self.shared.config.topic)
+            .field("topics", &self.shared.topics)
             .field("group_id", &self.shared.config.group_id)
             .finish()
     }
@@ -202,7 +208,13 @@ impl Reader {
             true,
         );
         let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let topics = if config.group_topics.is_empty() {
+            vec![config.topic.clone()]
+        } else {
+            config.group_topics.clone()
+        };
         let shared = Arc::new(Shared {
+            topics,
             config,
             client,
             next_epoch: AtomicU64::new(0),
@@ -254,7 +266,7 @@ impl Reader {
         let mut rx = self.rx.lock().await;
         loop {
             let f = rx.recv().await.ok_or(Error::Closed)?;
-            if !self.shared.is_current(f.partition, f.epoch) {
+            if !self.shared.is_current(f.tp, f.epoch) {
                 continue; // fetched before a revocation or a seek
             }
             let m = f.item?;
@@ -265,7 +277,7 @@ impl Reader {
                 .positions
                 .lock()
                 .expect("positions lock")
-                .insert(m.partition, m.offset + 1);
+                .insert(f.tp, m.offset + 1);
             return Ok(m);
         }
     }
@@ -282,20 +294,39 @@ impl Reader {
     }
 
     fn mark(&self, m: &Message) {
+        let Some(t) = self.shared.topic_index(&m.topic) else {
+            return; // not a message of this reader
+        };
         let mut p = self.shared.processed.lock().expect("processed lock");
-        let e = p.entry(m.partition).or_insert(m.offset + 1);
+        let e = p.entry((t, m.partition)).or_insert(m.offset + 1);
         *e = (*e).max(m.offset + 1);
     }
 
-    /// Partitions currently assigned to this reader and the offsets their fetchers started at
-    /// (empty while joining).
+    /// Partitions of the first topic (`topic`, or the first of `group_topics`) assigned to
+    /// this reader, with the offsets their fetchers started at (empty while joining). See
+    /// [`assignments`](Self::assignments) for all topics.
     pub fn assignment(&self) -> BTreeMap<i32, i64> {
         self.shared
             .session
             .lock()
             .expect("session lock")
             .assignment
-            .clone()
+            .iter()
+            .filter(|((t, _), _)| *t == 0)
+            .map(|((_, p), o)| (*p, *o))
+            .collect()
+    }
+
+    /// Every assigned (topic, partition) with the offset its fetcher started at.
+    pub fn assignments(&self) -> BTreeMap<(String, i32), i64> {
+        self.shared
+            .session
+            .lock()
+            .expect("session lock")
+            .assignment
+            .iter()
+            .map(|((t, p), o)| ((self.shared.topics[*t].clone(), *p), *o))
+            .collect()
     }
 
     /// Without a group: continue reading `partition` from `offset` (kafka-go's `SetOffset`).
@@ -315,23 +346,38 @@ impl Reader {
         }
         // A new epoch now, not in the background task: a read right after this call must not
         // return a message prefetched from the old position.
-        self.shared.new_epoch(self.shared.config.partition);
+        self.shared.new_epoch((0, self.shared.config.partition));
         self.seek_tx.send_replace(Some(offset));
         Ok(())
     }
 
     /// Messages between the application's position and the high watermark, per assigned
-    /// partition (known once a fetch of that partition was answered).
+    /// partition of the first topic (known once a fetch of that partition was answered).
     pub fn lag(&self) -> BTreeMap<i32, i64> {
-        let assignment = self.assignment();
+        self.lags()
+            .into_iter()
+            .filter(|((t, _), _)| *t == self.shared.topics[0])
+            .map(|((_, p), l)| (p, l))
+            .collect()
+    }
+
+    /// [`lag`](Self::lag) for every assigned (topic, partition).
+    pub fn lags(&self) -> BTreeMap<(String, i32), i64> {
+        let assignment = self
+            .shared
+            .session
+            .lock()
+            .expect("session lock")
+            .assignment
+            .clone();
         let positions = self.shared.positions.lock().expect("positions lock");
         let hws = self.shared.high_watermarks.lock().expect("hw lock");
         assignment
             .iter()
-            .filter_map(|(p, start)| {
-                let hw = *hws.get(p)?;
-                let pos = positions.get(p).copied().unwrap_or(*start).max(*start);
-                Some((*p, (hw - pos).max(0)))
+            .filter_map(|(tp, start)| {
+                let hw = *hws.get(tp)?;
+                let pos = positions.get(tp).copied().unwrap_or(*start).max(*start);
+                Some(((self.shared.topics[tp.0].clone(), tp.1), (hw - pos).max(0)))
             })
             .collect()
     }
@@ -346,7 +392,7 @@ impl Reader {
             fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
             rebalances: c.rebalances.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
-            lag: self.lag().values().sum(),
+            lag: self.lags().values().sum(),
         }
     }
 
@@ -394,7 +440,7 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
     let Some(group) = shared.config.group_id.clone() else {
         return Ok(());
     };
-    let offsets: BTreeMap<i32, i64> =
+    let offsets: BTreeMap<Tp, i64> =
         std::mem::take(&mut *shared.processed.lock().expect("processed lock"));
     if offsets.is_empty() {
         return Ok(());
@@ -403,7 +449,7 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
         let s = shared.session.lock().expect("session lock");
         (s.conn.clone(), s.generation, s.member_id.clone())
     };
-    let restore = |shared: &Shared, offsets: &BTreeMap<i32, i64>| {
+    let restore = |shared: &Shared, offsets: &BTreeMap<Tp, i64>| {
         let mut p = shared.processed.lock().expect("processed lock");
         for (k, v) in offsets {
             let e = p.entry(*k).or_insert(*v);
@@ -437,24 +483,29 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
             }
         },
     };
-    let topic = &shared.config.topic;
+    let mut by_topic: BTreeMap<usize, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for ((t, p), o) in &offsets {
+        by_topic.entry(*t).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*p)
+                .with_committed_offset(*o)
+                .with_committed_metadata(Some(str_bytes(""))),
+        );
+    }
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(str_bytes(&group)))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(str_bytes(&member_id))
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(
-                offsets
-                    .iter()
-                    .map(|(p, o)| {
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(*o)
-                            .with_committed_metadata(Some(str_bytes("")))
-                    })
-                    .collect(),
-            )]);
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, parts)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(&shared.topics[t]))
+                        .with_partitions(parts)
+                })
+                .collect(),
+        );
     let resp = match conn.send(&req).await {
         Ok((_, r)) => r,
         Err(e) => {
@@ -467,7 +518,11 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
             if p.error_code != 0 {
                 let e = Error::kafka(
                     p.error_code,
-                    format!("commit {topic}/{} for group {group}", p.partition_index),
+                    format!(
+                        "commit {}/{} for group {group}",
+                        t.name.as_str(),
+                        p.partition_index
+                    ),
                 );
                 if e.is_retriable() {
                     restore(shared, &offsets);
@@ -478,10 +533,10 @@ async fn commit_processed(shared: &Shared) -> Result<()> {
     }
     let list: Vec<String> = offsets
         .iter()
-        .map(|(p, o)| format!("partition {p}: {o}"))
+        .map(|((t, p), o)| format!("topic: {} partition {p}: {o}", shared.topics[*t]))
         .collect();
     shared.counters.commits.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(target: "kafkit::reader", "committed offsets for group {group}: topic: {topic} {}", list.join(", "));
+    tracing::info!(target: "kafkit::reader", "committed offsets for group {group}: {}", list.join(", "));
     Ok(())
 }
 
@@ -516,9 +571,10 @@ async fn list_offset(
 
 /// Fetches one partition from `offset` into the queue, tagging messages with `epoch`, until
 /// aborted or its epoch is retired.
-async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u64) {
+async fn fetcher(shared: Arc<Shared>, tp: Tp, mut offset: i64, epoch: u64) {
     let cfg = &shared.config;
-    let topic = &cfg.topic;
+    let topic = &shared.topics[tp.0];
+    let partition = tp.1;
     let mut conn: Option<Connection> = None;
     let mut backoff = Duration::from_millis(50);
     let isolation = match cfg.isolation_level {
@@ -526,7 +582,7 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
         IsolationLevel::ReadCommitted => 1,
     };
     tracing::info!(target: "kafkit::reader", "initializing kafka reader for partition {partition} of {topic} starting at offset {offset}");
-    while shared.is_current(partition, epoch) {
+    while shared.is_current(tp, epoch) {
         let addr = match shared.client.leader_addr(topic, partition).await {
             Ok(a) => a,
             Err(e) => {
@@ -593,7 +649,7 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                 .high_watermarks
                 .lock()
                 .expect("hw lock")
-                .insert(partition, pd.high_watermark);
+                .insert(tp, pd.high_watermark);
         }
         match pd.error_code {
             0 => backoff = Duration::from_millis(50),
@@ -607,7 +663,7 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                         let _ = shared
                             .tx
                             .send(Fetched {
-                                partition,
+                                tp,
                                 epoch,
                                 item: Err(Error::kafka(
                                     1,
@@ -667,7 +723,7 @@ async fn fetcher(shared: Arc<Shared>, partition: i32, mut offset: i64, epoch: u6
                 time: now_ms_to_time(r.timestamp),
             };
             let f = Fetched {
-                partition,
+                tp,
                 epoch,
                 item: Ok(msg),
             };
@@ -686,6 +742,7 @@ async fn partition_loop(
 ) {
     let cfg = &shared.config;
     let p = cfg.partition;
+    let tp: Tp = (0, p);
     let mut start = loop {
         if let Some(o) = *seek.borrow_and_update() {
             break o;
@@ -704,14 +761,14 @@ async fn partition_loop(
     };
     loop {
         // A fresh epoch per (re)start: whatever an earlier fetcher queued is dropped.
-        let epoch = shared.new_epoch(p);
-        shared.session.lock().expect("session lock").assignment = BTreeMap::from([(p, start)]);
+        let epoch = shared.new_epoch(tp);
+        shared.session.lock().expect("session lock").assignment = BTreeMap::from([(tp, start)]);
         shared
             .positions
             .lock()
             .expect("positions lock")
-            .insert(p, start);
-        let fetch = fetcher(shared.clone(), p, start, epoch);
+            .insert(tp, start);
+        let fetch = fetcher(shared.clone(), tp, start, epoch);
         tokio::pin!(fetch);
         let mut fetching = true;
         loop {
@@ -745,12 +802,12 @@ struct Membership {
     /// The protocol the group chose at the last join.
     protocol: Option<GroupBalancer>,
     /// Fetchers of the partitions this member owns.
-    fetchers: BTreeMap<i32, tokio::task::AbortHandle>,
+    fetchers: BTreeMap<Tp, tokio::task::AbortHandle>,
 }
 
 impl Membership {
     /// Stops fetching `partitions` and drops what was prefetched from them.
-    fn revoke(&mut self, shared: &Shared, partitions: &[i32]) {
+    fn revoke(&mut self, shared: &Shared, partitions: &[Tp]) {
         let mut session = shared.session.lock().expect("session lock");
         for p in partitions {
             shared.retire(*p);
@@ -762,9 +819,9 @@ impl Membership {
     }
 
     fn revoke_all(&mut self, shared: &Shared) {
-        let all: Vec<i32> = self.fetchers.keys().copied().collect();
+        let all: Vec<Tp> = self.fetchers.keys().copied().collect();
         if !all.is_empty() {
-            tracing::info!(target: "kafkit::reader", "revoking partitions {all:?} of {}", shared.config.topic);
+            tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, &all));
         }
         self.revoke(shared, &all);
     }
@@ -773,6 +830,18 @@ impl Membership {
 enum Outcome {
     Rejoin,
     Closed,
+}
+
+/// "topic [partitions], ..." for logs.
+fn describe<'a>(shared: &Shared, tps: impl IntoIterator<Item = &'a Tp>) -> String {
+    let mut by: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in tps {
+        by.entry(&shared.topics[*t]).or_default().push(*p);
+    }
+    by.iter()
+        .map(|(t, ps)| format!("{t} {ps:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
@@ -912,18 +981,29 @@ async fn start_offsets(
     shared: &Shared,
     conn: &Connection,
     group: &str,
-    partitions: &[i32],
-) -> Result<BTreeMap<i32, i64>> {
+    partitions: &[Tp],
+) -> Result<BTreeMap<Tp, i64>> {
     let cfg = &shared.config;
     let mut starts = BTreeMap::new();
     if partitions.is_empty() {
         return Ok(starts);
     }
+    let mut by_topic: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(*t).or_default().push(*p);
+    }
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(str_bytes(group)))
-        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-            .with_name(topic_name(&cfg.topic))
-            .with_partition_indexes(partitions.to_vec())]));
+        .with_topics(Some(
+            by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic_name(&shared.topics[*t]))
+                        .with_partition_indexes(ps.clone())
+                })
+                .collect(),
+        ));
     let (_, resp) = conn.send(&req).await?;
     if resp.error_code != 0 {
         return Err(Error::kafka(
@@ -932,21 +1012,31 @@ async fn start_offsets(
         ));
     }
     for t in &resp.topics {
+        let Some(ti) = shared.topic_index(t.name.as_str()) else {
+            continue;
+        };
         for p in &t.partitions {
             if p.error_code != 0 {
                 return Err(Error::kafka(
                     p.error_code,
-                    format!("OffsetFetch {group} {}/{}", cfg.topic, p.partition_index),
+                    format!(
+                        "OffsetFetch {group} {}/{}",
+                        t.name.as_str(),
+                        p.partition_index
+                    ),
                 ));
             }
-            if p.committed_offset >= 0 && partitions.contains(&p.partition_index) {
-                starts.insert(p.partition_index, p.committed_offset);
+            let tp = (ti, p.partition_index);
+            if p.committed_offset >= 0 && partitions.contains(&tp) {
+                starts.insert(tp, p.committed_offset);
             }
         }
     }
-    for &p in partitions {
-        if let std::collections::btree_map::Entry::Vacant(e) = starts.entry(p) {
-            e.insert(list_offset(&shared.client, &cfg.topic, p, cfg.start_offset).await?);
+    for &tp in partitions {
+        if let std::collections::btree_map::Entry::Vacant(e) = starts.entry(tp) {
+            e.insert(
+                list_offset(&shared.client, &shared.topics[tp.0], tp.1, cfg.start_offset).await?,
+            );
         }
     }
     Ok(starts)
@@ -964,12 +1054,11 @@ async fn generation(
         return Ok(Outcome::Closed);
     };
     let conn = conn?;
-    let topics = vec![cfg.topic.clone()];
-    let owned: BTreeMap<String, Vec<i32>> = if m.fetchers.is_empty() {
-        BTreeMap::new()
-    } else {
-        BTreeMap::from([(cfg.topic.clone(), m.fetchers.keys().copied().collect())])
-    };
+    let topics = shared.topics.clone();
+    let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (t, p) in m.fetchers.keys() {
+        owned.entry(topics[*t].clone()).or_default().push(*p);
+    }
     let protocols: Vec<JoinGroupRequestProtocol> = cfg
         .group_balancers
         .iter()
@@ -1082,13 +1171,12 @@ async fn generation(
     }
     let assigned = assign::decode_assignment(sync.assignment.clone())
         .ok_or_else(|| Error::kafka(-1, format!("undecodable assignment for group {group}")))?;
-    let mine: BTreeSet<i32> = assigned
-        .get(&cfg.topic)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
+    let mine: BTreeSet<Tp> = assigned
+        .iter()
+        .filter_map(|(t, ps)| shared.topic_index(t).map(|ti| (ti, ps)))
+        .flat_map(|(ti, ps)| ps.iter().map(move |p| (ti, *p)))
         .collect();
-    tracing::info!(target: "kafkit::reader", "sync group finished for group, {group}: assigned {}/{mine:?}", cfg.topic);
+    tracing::info!(target: "kafkit::reader", "sync group finished for group, {group}: assigned {}", describe(shared, &mine));
     {
         let mut s = shared.session.lock().expect("session lock");
         s.generation = generation_id;
@@ -1096,19 +1184,19 @@ async fn generation(
     }
 
     // Apply: revoke what was taken away, start what is new, keep the rest running.
-    let revoked: Vec<i32> = m
+    let revoked: Vec<Tp> = m
         .fetchers
         .keys()
         .filter(|p| !mine.contains(p))
         .copied()
         .collect();
-    let added: Vec<i32> = mine
+    let added: Vec<Tp> = mine
         .iter()
         .filter(|p| !m.fetchers.contains_key(p))
         .copied()
         .collect();
     if !revoked.is_empty() {
-        tracing::info!(target: "kafkit::reader", "revoking partitions {revoked:?} of {}", cfg.topic);
+        tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, &revoked));
         m.revoke(shared, &revoked);
         if let Err(e) = commit_processed(shared).await {
             tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit of revoked partitions failed");
@@ -1116,7 +1204,11 @@ async fn generation(
     }
     let starts = start_offsets(shared, &conn, group, &added).await?;
     if !starts.is_empty() {
-        tracing::info!(target: "kafkit::reader", "subscribed to partitions: {starts:?}");
+        let list: Vec<String> = starts
+            .iter()
+            .map(|((t, p), o)| format!("{}/{p}: {o}", shared.topics[*t]))
+            .collect();
+        tracing::info!(target: "kafkit::reader", "subscribed to partitions: {}", list.join(", "));
     }
     {
         let mut session = shared.session.lock().expect("session lock");
@@ -1136,7 +1228,10 @@ async fn generation(
         // KIP-429: rejoin so the revoked partitions can go to their new owner.
         return Ok(Outcome::Rejoin);
     }
-    let partition_count = shared.client.topic(&cfg.topic).await?.leaders.len();
+    let mut partition_counts = Vec::with_capacity(shared.topics.len());
+    for t in &shared.topics {
+        partition_counts.push(shared.client.topic(t).await.map_or(0, |m| m.leaders.len()));
+    }
 
     // Heartbeat (and commit, and watch the partition count) until something changes.
     tracing::info!(target: "kafkit::reader", "started heartbeat for group, {group} [{:?}]", cfg.heartbeat_interval);
@@ -1162,14 +1257,20 @@ async fn generation(
                 continue;
             }
             _ = watch_tick.tick(), if cfg.watch_partition_changes => {
-                let _ = shared.client.refresh(std::slice::from_ref(&cfg.topic)).await;
-                match shared.client.topic(&cfg.topic).await {
-                    Ok(t) if t.leaders.len() != partition_count => {
-                        tracing::info!(target: "kafkit::reader", "{} now has {} partitions (was {partition_count}); rejoining", cfg.topic, t.leaders.len());
-                        break true;
+                let _ = shared.client.refresh(&shared.topics).await;
+                let mut grown = false;
+                for (t, before) in shared.topics.iter().zip(&partition_counts) {
+                    if let Ok(meta) = shared.client.topic(t).await {
+                        if meta.leaders.len() != *before {
+                            tracing::info!(target: "kafkit::reader", "{t} now has {} partitions (was {before}); rejoining", meta.leaders.len());
+                            grown = true;
+                        }
                     }
-                    _ => continue,
                 }
+                if grown {
+                    break true;
+                }
+                continue;
             }
             _ = close.changed() => return Ok(Outcome::Closed),
         }
