@@ -269,6 +269,14 @@ async fn kafkit_and_librdkafka_consumers_share_a_group() {
             consumer.unsubscribe();
         })
     };
+    // librdkafka first (it owns all four), then kafkit joins: one rebalance, not two racing
+    // first joins.
+    within(60, "librdkafka owns the topic", async {
+        while their_parts.lock().unwrap().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     let r = Reader::new(ReaderConfig {
         brokers: bootstrap.split(',').map(str::to_owned).collect(),
         topic: "shared".into(),
