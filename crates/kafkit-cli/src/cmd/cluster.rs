@@ -26,6 +26,10 @@ pub struct ClusterArgs {
     /// Replication factor of auto-created topics (default: 3, or fewer brokers).
     #[arg(long)]
     pub replication_factor: Option<i16>,
+    /// When logs reach the disk: "interval:1s" (the default: fsync every second), "every-write"
+    /// (fsync before acknowledging), "never" (leave it to the OS).
+    #[arg(long, default_value = "interval:1s", value_parser = parse_sync)]
+    pub sync: kafkit_broker::log::SyncPolicy,
     /// Read fault-injection commands from standard input, one per line, answering "ok" or
     /// "error: ..." on standard output: `down B`, `up B`, `move TOPIC PARTITION B`,
     /// `error API_KEY CODE COUNT [B]`, `drop API_KEY COUNT [B]`, `delay MS [API_KEY]`,
@@ -43,6 +47,10 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         .port_base(a.port_base)
         .data_dir(&dir)
         .default_partitions(a.partitions);
+    builder = builder.log_config(kafkit_broker::log::LogConfig {
+        sync: a.sync,
+        ..Default::default()
+    });
     if let Some(rf) = a.replication_factor {
         builder = builder.default_replication_factor(rf);
     }
@@ -168,4 +176,35 @@ fn execute(c: &Control, line: &str) -> anyhow::Result<String> {
         None => bail!("empty command"),
     }
     Ok(String::new())
+}
+
+fn parse_sync(s: &str) -> Result<kafkit_broker::log::SyncPolicy, String> {
+    use kafkit_broker::log::SyncPolicy;
+    match s {
+        "never" => Ok(SyncPolicy::Never),
+        "every-write" => Ok(SyncPolicy::EveryWrite),
+        _ => match s.strip_prefix("interval:") {
+            Some(d) => Ok(SyncPolicy::Interval(super::parse_duration(d)?)),
+            None => Err(format!(
+                "{s:?}: use interval:<duration>, every-write or never"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafkit_broker::log::SyncPolicy;
+
+    #[test]
+    fn sync_policies_parse() {
+        assert_eq!(parse_sync("never"), Ok(SyncPolicy::Never));
+        assert_eq!(parse_sync("every-write"), Ok(SyncPolicy::EveryWrite));
+        assert_eq!(
+            parse_sync("interval:250ms"),
+            Ok(SyncPolicy::Interval(std::time::Duration::from_millis(250)))
+        );
+        assert!(parse_sync("sometimes").is_err());
+    }
 }
