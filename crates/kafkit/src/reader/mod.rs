@@ -818,6 +818,15 @@ impl Membership {
         }
     }
 
+    /// The coordinator no longer knows this member's generation (ILLEGAL_GENERATION, 22) or the
+    /// member itself (UNKNOWN_MEMBER_ID, 25): its partitions are lost.
+    fn lost(&mut self, shared: &Shared, code: i16) {
+        if code == 25 {
+            self.member_id.clear();
+        }
+        self.revoke_all(shared);
+    }
+
     fn revoke_all(&mut self, shared: &Shared) {
         let all: Vec<Tp> = self.fetchers.keys().copied().collect();
         if !all.is_empty() {
@@ -1158,13 +1167,8 @@ async fn generation(
     match sync.error_code {
         0 => {}
         27 => return Ok(Outcome::Rejoin),
-        22 => {
-            m.revoke_all(shared);
-            return Ok(Outcome::Rejoin);
-        }
-        25 => {
-            m.member_id.clear();
-            m.revoke_all(shared);
+        code @ (22 | 25) => {
+            m.lost(shared, code);
             return Ok(Outcome::Rejoin);
         }
         code => return Err(Error::kafka(code, format!("SyncGroup {group}"))),
@@ -1290,13 +1294,8 @@ async fn generation(
                 tracing::info!(target: "kafkit::reader", "group {group} is rebalancing; rejoining");
                 break true;
             }
-            22 => {
-                m.revoke_all(shared);
-                return Ok(Outcome::Rejoin);
-            }
-            25 => {
-                m.member_id.clear();
-                m.revoke_all(shared);
+            code @ (22 | 25) => {
+                m.lost(shared, code);
                 return Ok(Outcome::Rejoin);
             }
             code => return Err(Error::kafka(code, format!("Heartbeat {group}"))),
