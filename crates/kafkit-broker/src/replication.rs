@@ -3,7 +3,10 @@
 //! high watermark (HW).
 //!
 //! The brokers share one process, so a follower's "fetch" is a read of the leader's log under
-//! the partition lock instead of a Fetch request over TCP; everything else follows Kafka:
+//! the partition lock instead of a Fetch request over TCP. Followers that are up and reachable
+//! copy each append as it happens (inside the produce request, `handler::produce::append`), so
+//! the high watermark moves with the append; the background pass (`run`) catches up followers
+//! that were down or cut off and keeps the ISR. Everything else follows Kafka:
 //! a follower that has not caught up for `replica_lag_time_max` leaves the ISR, rejoins once
 //! caught up; the HW is the lowest log end in the ISR; when a leader goes away the first live
 //! ISR member takes over with a new leader epoch and replicas holding records past its log end
@@ -99,17 +102,26 @@ pub async fn run(state: Arc<ClusterState>, mut shutdown: watch::Receiver<bool>) 
         tokio::pin!(notified);
         notified.as_mut().enable();
         let now = Instant::now();
-        let mut changed = false;
+        let (mut changed, mut isr_changed) = (false, false);
         for (topic, part) in state.all_partitions() {
             if part.replicas.len() < 2 {
                 continue;
             }
             let mut inner = part.lock();
-            changed |=
+            let isr = inner.isr.clone();
+            let moved =
                 replicate_partition(&state, &topic, part.index, &mut inner, &part.replicas, now);
+            isr_changed |= inner.isr != isr;
+            drop(inner);
+            if moved {
+                part.data.notify_waiters();
+            }
+            changed |= moved;
+        }
+        if isr_changed {
+            state.changed.notify_waiters();
         }
         if changed {
-            state.changed.notify_waiters();
             continue;
         }
         tokio::select! {

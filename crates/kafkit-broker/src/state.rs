@@ -134,6 +134,10 @@ pub struct PartitionState {
     pub replicas: Vec<i32>,
     /// Leadership, ISR and logs.
     pub inner: Mutex<PartitionInner>,
+    /// Woken when records are appended or the high watermark moves: the partition's long-poll
+    /// fetches and acks=-1 writers wait on it (cluster-wide events use `ClusterState::changed`),
+    /// so an append wakes only those who wait for this partition.
+    pub data: Notify,
 }
 
 impl PartitionState {
@@ -418,6 +422,7 @@ impl ClusterState {
                 index: p,
                 replicas,
                 inner: Mutex::new(inner),
+                data: Notify::new(),
             }));
         }
         Ok(parts)

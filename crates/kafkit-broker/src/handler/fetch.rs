@@ -8,12 +8,15 @@
 //! fetches), follower fetching over the wire (followers replicate in-process), topic ids (v13+),
 //! isolation levels (no transactions yet, so both read up to the high watermark).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafkit_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafkit_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::{err, Ctx};
+use crate::state::PartitionState;
 
 /// (bytes available within limits, whether some partition has an error to report).
 fn poll(ctx: &Ctx, req: &FetchRequest) -> (u64, bool) {
@@ -108,17 +111,52 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, _version: i16) -> FetchRespons
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as u64;
+    // Woken by appends to the requested partitions (each partition's own `data`), and by
+    // cluster-wide changes (leadership, faults, topics).
+    let parts: Vec<Arc<PartitionState>> = req
+        .topics
+        .iter()
+        .filter_map(|t| ctx.cluster.topic(&t.topic.0).map(|topic| (t, topic)))
+        .flat_map(|(t, topic)| {
+            t.partitions
+                .iter()
+                .filter_map(|p| {
+                    usize::try_from(p.partition)
+                        .ok()
+                        .and_then(|i| topic.partitions.get(i).cloned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     loop {
         // Register for wake-ups before checking, so an append between the check and the wait
         // is not missed.
         let notified = ctx.cluster.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let mut appended: Vec<_> = parts.iter().map(|p| Box::pin(p.data.notified())).collect();
+        for n in &mut appended {
+            n.as_mut().enable();
+        }
         let (available, errors) = poll(ctx, &req);
         if errors || available >= min_bytes {
             break;
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        let any_appended = std::future::poll_fn(|cx| {
+            for n in &mut appended {
+                if n.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        });
+        let woken = async {
+            tokio::select! {
+                _ = notified => {}
+                _ = any_appended => {}
+            }
+        };
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
             break;
         }
     }

@@ -93,7 +93,6 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
         }
         results.push((topic.clone(), out));
     }
-    ctx.cluster.changed.notify_waiters();
     let mut topics = Vec::new();
     for (topic, parts) in results {
         let mut out = Vec::new();

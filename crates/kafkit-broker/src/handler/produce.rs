@@ -90,7 +90,26 @@ pub(super) fn append(
         Ok(base) => {
             let end = log.next_offset();
             let log_start = log.log_start_offset();
+            // Followers that are up and reachable copy the append now, under the same lock,
+            // so the high watermark moves with it: a consumer (or an acks=-1 writer) does not
+            // wait for the background pass, which is left to catch up followers that were
+            // down or cut off (see `replication`).
+            let isr = inner.isr.clone();
+            crate::replication::replicate_partition(
+                &ctx.cluster,
+                topic,
+                partition,
+                &mut inner,
+                &p.replicas,
+                std::time::Instant::now(),
+            );
             inner.update_high_watermark();
+            let isr_changed = inner.isr != isr;
+            drop(inner);
+            p.data.notify_waiters();
+            if isr_changed {
+                ctx.cluster.changed.notify_waiters();
+            }
             Appended {
                 code: err::NONE,
                 base,
@@ -117,6 +136,9 @@ pub(super) async fn wait_replicated(
         let notified = ctx.cluster.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let moved = p.data.notified();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
         {
             let inner = p.lock();
             if inner.leader != ctx.broker_id {
@@ -129,7 +151,13 @@ pub(super) async fn wait_replicated(
                 return err::NONE;
             }
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+        let either = async {
+            tokio::select! {
+                _ = notified => {}
+                _ = moved => {}
+            }
+        };
+        if tokio::time::timeout_at(deadline, either).await.is_err() {
             return err::REQUEST_TIMED_OUT;
         }
     }
@@ -163,9 +191,6 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
             };
             results.push(a);
         }
-    }
-    if results.iter().any(|a| a.wait.is_some()) {
-        ctx.cluster.changed.notify_waiters();
     }
     if acks == -1 {
         for a in &mut results {
