@@ -65,7 +65,14 @@ async fn main() -> std::process::ExitCode {
         Command::Produce(a) => cmd::produce::run(a).await,
         Command::Consume(a) => cmd::consume::run(a).await,
         Command::Groups(a) => cmd::groups::run(a).await,
-        Command::Perf(a) => cmd::perf::run(a).await,
+        // perf runs as a task on the runtime's workers, as an application's code would, not on
+        // the main thread (block_on), where each timer and each woken task needs a thread
+        // wake-up.
+        Command::Perf(a) => match tokio::spawn(cmd::perf::run(a)).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("perf task: {e}")),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -34,6 +34,9 @@ pub struct CompareOpts {
     /// Print rows as JSON objects.
     #[arg(long)]
     pub json: bool,
+    /// Where kafkit's client runs (see `perf produce --help`).
+    #[arg(long, value_enum, default_value_t = super::load::ClientRuntime::CurrentThread)]
+    pub client_runtime: super::load::ClientRuntime,
 }
 
 #[cfg(not(feature = "rdkafka"))]
@@ -80,6 +83,7 @@ fn produce_opts(
             replication_factor: -1,
             json: false,
             plot: None,
+            client_runtime: Default::default(),
         },
         producer: producer.clone(),
         num_records,
@@ -177,7 +181,8 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
                     let (topic, p) = fresh_topic(parts);
                     t.topic(&topic, p, -1).await?;
                     let opts = produce_opts(&producer, p, n, -1);
-                    let kr = load::produce(&t.brokers, &topic, &opts, true).await?;
+                    let kr =
+                        load::produce(o.client_runtime, &t.brokers, &topic, &opts, true).await?;
                     let _ = admin.delete_topic(&topic).await;
                     let (topic, p) = fresh_topic(parts);
                     t.topic(&topic, p, -1).await?;
@@ -215,7 +220,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
             let (topic, p) = fresh_topic(6);
             t.topic(&topic, p, -1).await?;
             let opts = produce_opts(&producer, p, n, o.latency_rate);
-            let kr = load::produce(&t.brokers, &topic, &opts, true).await?;
+            let kr = load::produce(o.client_runtime, &t.brokers, &topic, &opts, true).await?;
             let rr = rdk::produce(
                 t.brokers.clone(),
                 topic.clone(),
@@ -243,7 +248,14 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
         load::fill(&t.brokers, &topic, o.consume_records, 100).await?;
         let (mut k, mut r) = (None, None);
         for _ in 0..o.repeat {
-            let kr = load::consume(&t.brokers, &topic, o.consume_records, true).await?;
+            let kr = load::consume(
+                o.client_runtime,
+                &t.brokers,
+                &topic,
+                o.consume_records,
+                true,
+            )
+            .await?;
             let rr = rdk::consume(t.brokers.clone(), topic.clone(), o.consume_records).await?;
             k = Some(best(k, kr, false));
             r = Some(best(r, rr, false));

@@ -36,9 +36,63 @@ pub fn writer_config(brokers: &[String], topic: &str, p: &ProducerOpts) -> Write
     }
 }
 
+/// Where kafkit's side of a load runs (`--client-runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ClientRuntime {
+    /// Its own thread with a single-threaded tokio runtime: the client's tasks (sender,
+    /// request builder, connections, the application loop) hand work to each other without
+    /// waking another thread.
+    #[default]
+    CurrentThread,
+    /// The command's multi-threaded runtime (one worker per core): a hand-off between tasks may
+    /// wake an idle worker, which costs from tens of microseconds to milliseconds on a VM.
+    MultiThread,
+}
+
+/// Runs `f` where `rt` says and returns its result.
+async fn on_runtime<T, F, Fut>(rt: ClientRuntime, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match rt {
+        ClientRuntime::MultiThread => f().await,
+        ClientRuntime::CurrentThread => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("kafkit-client".into())
+                .spawn(move || {
+                    let r = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|rt| rt.block_on(f()));
+                    let _ = tx.send(r);
+                })
+                .context("starting the client thread")?;
+            rx.await.context("the client thread stopped")?
+        }
+    }
+}
+
 /// Sends `num_records` (at `throughput`/s unless -1) and records each acknowledgement's latency
 /// from the moment the record was handed to the writer.
 pub async fn produce(
+    rt: ClientRuntime,
+    brokers: &[String],
+    topic: &str,
+    o: &ProduceOpts,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let (brokers, topic, o) = (brokers.to_vec(), topic.to_owned(), o.clone());
+    on_runtime(rt, move || async move {
+        produce_here(&brokers, &topic, &o, quiet).await
+    })
+    .await
+}
+
+async fn produce_here(
     brokers: &[String],
     topic: &str,
     o: &ProduceOpts,
@@ -154,6 +208,20 @@ pub async fn fill(
 
 /// Reads `records` records as a new group from the beginning (nothing committed).
 pub async fn consume(
+    rt: ClientRuntime,
+    brokers: &[String],
+    topic: &str,
+    records: u64,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let (brokers, topic) = (brokers.to_vec(), topic.to_owned());
+    on_runtime(rt, move || async move {
+        consume_here(&brokers, &topic, records, quiet).await
+    })
+    .await
+}
+
+async fn consume_here(
     brokers: &[String],
     topic: &str,
     records: u64,
@@ -228,6 +296,20 @@ pub fn uuid_ish() -> String {
 /// Writes at a fixed rate and measures, in the same process, the time from handing a record to
 /// the writer until `read_message` returns it. The send time travels in the record's value.
 pub async fn e2e(
+    rt: ClientRuntime,
+    brokers: &[String],
+    topic: &str,
+    o: &E2eOpts,
+    quiet: bool,
+) -> anyhow::Result<Report> {
+    let (brokers, topic, o) = (brokers.to_vec(), topic.to_owned(), o.clone());
+    on_runtime(rt, move || async move {
+        e2e_here(&brokers, &topic, &o, quiet).await
+    })
+    .await
+}
+
+async fn e2e_here(
     brokers: &[String],
     topic: &str,
     o: &E2eOpts,

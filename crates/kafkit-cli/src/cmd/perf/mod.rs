@@ -61,6 +61,10 @@ pub struct TargetOpts {
     /// Write a latency histogram and timeline to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Where kafkit's client runs: its own thread with a single-threaded tokio runtime, or the
+    /// command's multi-threaded runtime (see docs/BENCHMARKS.md for what each costs).
+    #[arg(long, value_enum, default_value_t = load::ClientRuntime::CurrentThread)]
+    pub client_runtime: load::ClientRuntime,
 }
 
 /// Producer settings shared by `produce`, `e2e` and `compare`.
@@ -328,7 +332,14 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
             let topic = o.target.topic.clone().unwrap_or("kafkit-perf".into());
             t.topic(&topic, o.target.partitions, o.target.replication_factor)
                 .await?;
-            let r = load::produce(&t.brokers, &topic, &o, o.target.json).await?;
+            let r = load::produce(
+                o.target.client_runtime,
+                &t.brokers,
+                &topic,
+                &o,
+                o.target.json,
+            )
+            .await?;
             emit(&r, &o.target)?;
             t.shutdown().await;
             if r.errors > 0 {
@@ -341,7 +352,14 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
             t.topic(&topic, o.target.partitions, o.target.replication_factor)
                 .await?;
             load::fill(&t.brokers, &topic, o.num_records, o.record_size).await?;
-            let r = load::consume(&t.brokers, &topic, o.num_records, o.target.json).await?;
+            let r = load::consume(
+                o.target.client_runtime,
+                &t.brokers,
+                &topic,
+                o.num_records,
+                o.target.json,
+            )
+            .await?;
             emit(&r, &o.target)?;
             t.shutdown().await;
         }
@@ -354,7 +372,14 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
                 .unwrap_or(format!("kafkit-e2e-{}", std::process::id()));
             t.topic(&topic, o.target.partitions, o.target.replication_factor)
                 .await?;
-            let r = load::e2e(&t.brokers, &topic, &o, o.target.json).await?;
+            let r = load::e2e(
+                o.target.client_runtime,
+                &t.brokers,
+                &topic,
+                &o,
+                o.target.json,
+            )
+            .await?;
             emit(&r, &o.target)?;
             t.shutdown().await;
         }
