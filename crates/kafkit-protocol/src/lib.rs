@@ -17,6 +17,7 @@ pub mod codec;
 pub mod error;
 pub mod frame;
 pub mod legacy;
+pub mod produce;
 pub mod versions;
 
 pub use error::ProtocolError;

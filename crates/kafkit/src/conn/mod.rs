@@ -63,7 +63,7 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
 type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 
 struct Outgoing {
-    bytes: BytesMut,
+    bytes: Frame,
     correlation_id: i32,
     reply: Option<oneshot::Sender<Result<Bytes>>>,
 }
@@ -301,12 +301,54 @@ impl Connection {
         codec::encode_request(&mut bytes, id, Some(&self.config.client_id), v, req)?;
         self.tx
             .send(Outgoing {
-                bytes,
+                bytes: Frame::from(bytes.freeze()),
                 correlation_id: id,
                 reply: None,
             })
             .await
             .map_err(|_| lost(&self.addr, "connection closed"))
+    }
+
+    /// Like [`submit`](Self::submit) for a request the caller encodes itself, as segments
+    /// written with one vectored write (the writer's Produce requests: record batches are
+    /// sent without being copied into a request buffer). `encode` gets the correlation id,
+    /// the negotiated version and the client id. With `expect_reply` false (Produce with
+    /// acks=0) nothing is awaited and the returned `Reply` is `None`.
+    pub async fn submit_encoded<R: Request>(
+        &self,
+        timeout: Duration,
+        expect_reply: bool,
+        encode: impl FnOnce(i32, i16, &str) -> Result<Vec<Bytes>>,
+    ) -> Result<Option<Reply<R>>> {
+        if !self.is_alive() {
+            return Err(lost(&self.addr, "connection closed"));
+        }
+        let version = self.version_for::<R>()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let segments = encode(id, version, &self.config.client_id)?;
+        let (reply, rx) = if expect_reply {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        self.tx
+            .send(Outgoing {
+                bytes: Frame::new(segments),
+                correlation_id: id,
+                reply,
+            })
+            .await
+            .map_err(|_| lost(&self.addr, "connection closed"))?;
+        Ok(rx.map(|rx| Reply {
+            rx,
+            id,
+            version,
+            timeout,
+            addr: self.addr.clone(),
+            pending: self.pending.clone(),
+            _r: std::marker::PhantomData,
+        }))
     }
 
     async fn send_at<R: Request>(
@@ -345,7 +387,7 @@ impl Connection {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Outgoing {
-                bytes,
+                bytes: Frame::from(bytes.freeze()),
                 correlation_id: id,
                 reply: Some(reply),
             })
@@ -360,6 +402,65 @@ impl Connection {
             pending: self.pending.clone(),
             _r: std::marker::PhantomData,
         })
+    }
+}
+
+/// A request frame as the pieces it is written from (one vectored write; see
+/// [`Connection::submit_encoded`]).
+struct Frame {
+    segments: std::collections::VecDeque<Bytes>,
+    remaining: usize,
+}
+
+impl Frame {
+    fn new(segments: Vec<Bytes>) -> Self {
+        let segments: std::collections::VecDeque<Bytes> =
+            segments.into_iter().filter(|s| !s.is_empty()).collect();
+        let remaining = segments.iter().map(Bytes::len).sum();
+        Self {
+            segments,
+            remaining,
+        }
+    }
+}
+
+impl From<Bytes> for Frame {
+    fn from(b: Bytes) -> Self {
+        Self::new(vec![b])
+    }
+}
+
+impl bytes::Buf for Frame {
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.segments.front().map_or(&[], |s| &s[..])
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(cnt <= self.remaining, "advance past the end of a frame");
+        self.remaining -= cnt;
+        while cnt > 0 {
+            let front = self.segments.front_mut().expect("remaining bytes");
+            if cnt >= front.len() {
+                cnt -= front.len();
+                self.segments.pop_front();
+            } else {
+                bytes::Buf::advance(front, cnt);
+                cnt = 0;
+            }
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, s) in dst.iter_mut().zip(&self.segments) {
+            *slot = std::io::IoSlice::new(s);
+            n += 1;
+        }
+        n
     }
 }
 
@@ -390,5 +491,36 @@ impl<R: Request> Reply<R> {
         };
         let (_, resp) = codec::decode_response::<R>(frame, self.version)?;
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::Frame;
+    use bytes::{Buf, Bytes};
+
+    #[test]
+    fn a_frame_reads_its_segments_in_order_across_partial_advances() {
+        let mut f = Frame::new(vec![
+            Bytes::from_static(b"head"),
+            Bytes::new(),
+            Bytes::from_static(b"records"),
+            Bytes::from_static(b"!"),
+        ]);
+        assert_eq!(f.remaining(), 12);
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        assert_eq!(f.chunks_vectored(&mut slices), 3, "empty segments are dropped");
+        f.advance(2);
+        assert_eq!(f.chunk(), b"ad");
+        f.advance(5); // the rest of "head" and "rec"
+        assert_eq!(f.chunk(), b"ords");
+        assert_eq!(f.remaining(), 5);
+        let mut out = Vec::new();
+        while f.has_remaining() {
+            let c = f.chunk().to_vec();
+            f.advance(c.len());
+            out.extend(c);
+        }
+        assert_eq!(out, b"ords!");
     }
 }

@@ -32,10 +32,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use kafkit_protocol::batch::{encode_records_level, new_record};
 use kafkit_protocol::indexmap::IndexMap;
-use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId};
+use kafkit_protocol::produce::{encode_produce_request, ProducePartition};
 use kafkit_protocol::records::{Compression, Record};
-use kafkit_protocol::{str_bytes, topic_name};
+use kafkit_protocol::str_bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::ClusterClient;
@@ -609,35 +609,44 @@ async fn broker_task(weak: std::sync::Weak<Shared>, addr: String, mut rx: mpsc::
                 continue;
             }
         };
-        let req = ProduceRequest::default()
-            .with_acks(cfg.required_acks.as_i16())
-            .with_timeout_ms(cfg.write_timeout.as_millis() as i32)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(&cfg.topic))
-                .with_partition_data(
-                    entries
-                        .iter()
-                        .map(|e| {
-                            PartitionProduceData::default()
-                                .with_index(e.partition)
-                                .with_records(Some(e.records.clone()))
-                        })
-                        .collect(),
-                )]);
-        if cfg.required_acks == RequiredAcks::None {
-            match conn.send_no_response(&req).await {
-                Ok(()) => entries.into_iter().for_each(|e| {
+        // The request is written as segments that share the record batches (no copy into a
+        // request buffer; see `kafkit_protocol::produce`).
+        let parts: Vec<ProducePartition> = entries
+            .iter()
+            .map(|e| ProducePartition {
+                index: e.partition,
+                records: e.records.clone(),
+            })
+            .collect();
+        let acks = cfg.required_acks.as_i16();
+        let timeout_ms = cfg.write_timeout.as_millis() as i32;
+        let submitted = conn
+            .submit_encoded::<ProduceRequest>(
+                cfg.write_timeout + Duration::from_secs(5),
+                cfg.required_acks != RequiredAcks::None,
+                |id, version, client_id| {
+                    Ok(encode_produce_request(
+                        id,
+                        Some(client_id),
+                        version,
+                        acks,
+                        timeout_ms,
+                        &cfg.topic,
+                        &parts,
+                    )?)
+                },
+            )
+            .await;
+        drop(parts);
+        let reply = match submitted {
+            Ok(Some(r)) => r,
+            // acks=0: no answer comes; written is all there is to know.
+            Ok(None) => {
+                entries.into_iter().for_each(|e| {
                     let _ = e.reply.send(Ok(-1));
-                }),
-                Err(e) => fail(entries, e),
+                });
+                continue;
             }
-            continue;
-        }
-        let reply = match conn
-            .submit(&req, cfg.write_timeout + Duration::from_secs(5))
-            .await
-        {
-            Ok(r) => r,
             Err(e) => {
                 fail(entries, e);
                 continue;
