@@ -38,6 +38,8 @@ pub fn replicate_partition(
     }
     let leader_end = inner.log_end();
     let mut changed = false;
+    // Followers usually stand at the same offset: one read of the leader's log serves them all.
+    let mut last_read: Option<(i64, bytes::Bytes)> = None;
     for &f in replicas {
         if f == leader || !state.is_alive(f) || state.is_cut(leader, f) {
             continue;
@@ -48,8 +50,18 @@ pub fn replicate_partition(
             if from >= leader_end || copied >= MAX_COPY_PER_PASS {
                 break;
             }
-            let data = match inner.logs[&leader].read(from, 1024 * 1024, true, leader_end) {
-                Ok(d) if !d.is_empty() => d,
+            let cached = last_read
+                .as_ref()
+                .filter(|(at, _)| *at == from)
+                .map(|(_, d)| d.clone());
+            let data = match cached.map_or_else(
+                || inner.logs[&leader].read(from, 1024 * 1024, true, leader_end),
+                Ok,
+            ) {
+                Ok(d) if !d.is_empty() => {
+                    last_read = Some((from, d.clone()));
+                    d
+                }
                 Ok(_) => break,
                 Err(e) => {
                     tracing::error!(target: "kafkit::broker", topic, partition = p, error = %e, "replication read failed");

@@ -509,7 +509,11 @@ mod frame_tests {
         ]);
         assert_eq!(f.remaining(), 12);
         let mut slices = [std::io::IoSlice::new(&[]); 8];
-        assert_eq!(f.chunks_vectored(&mut slices), 3, "empty segments are dropped");
+        assert_eq!(
+            f.chunks_vectored(&mut slices),
+            3,
+            "empty segments are dropped"
+        );
         f.advance(2);
         assert_eq!(f.chunk(), b"ad");
         f.advance(5); // the rest of "head" and "rec"
