@@ -327,3 +327,39 @@ async fn nowait_reports_each_write_when_awaited() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn sticky_balancer_fills_one_partition_per_batch() {
+    let c = cluster().await;
+    c.create_topic("sticky", 3).unwrap();
+    let w = Writer::new(WriterConfig {
+        balancer: kafkit::Balancer::Sticky,
+        batch_size: 10,
+        batch_timeout: Duration::from_secs(60),
+        ..writer_config(&c, "sticky")
+    })
+    .unwrap();
+    // 25 unkeyed records: 10 to one partition, the next 10 to the next, 5 to the third;
+    // a keyed record goes where murmur2 says.
+    w.write_messages((0..25).map(|i| Message::value(format!("v-{i}"))).collect())
+        .await
+        .unwrap();
+    let admin = kafkit::Admin::new(c.addrs()).unwrap();
+    let mut ends: Vec<i64> = admin
+        .list_offsets("sticky", -1)
+        .await
+        .unwrap()
+        .into_values()
+        .collect();
+    ends.sort();
+    assert_eq!(ends, vec![5, 10, 10]);
+    w.write_messages(vec![Message::new("21", "keyed")])
+        .await
+        .unwrap();
+    let after = admin.list_offsets("sticky", -1).await.unwrap();
+    let murmur = ((-973932308i32 as u32 & 0x7fff_ffff) % 3) as i32;
+    let before = [(0, 10), (1, 10), (2, 5)];
+    assert_eq!(after[&murmur], before[murmur as usize].1 + 1, "{after:?}");
+    w.close().await.unwrap();
+    c.shutdown().await;
+}

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::Message;
 
@@ -26,6 +27,12 @@ pub enum Balancer {
     LeastBytes,
     /// Every message round robin, key or not.
     RoundRobin,
+    /// Keyed messages as [`Murmur2`](Self::Murmur2); unkeyed messages stick to one partition
+    /// until a batch's worth (`batch_size` records or `batch_bytes`) has gone to it or twice
+    /// `batch_timeout` has passed, then move to the next partition — the Java client's default
+    /// for unkeyed records (KIP-480/KIP-794) and librdkafka's (`sticky.partitioning.linger.ms`,
+    /// twice `linger.ms` by default). Fewer, fuller batches than round robin.
+    Sticky,
     /// A user function: `(message, partition count) -> partition`.
     Custom(PartitionFn),
 }
@@ -38,17 +45,48 @@ impl std::fmt::Debug for Balancer {
             Balancer::Crc32 => f.write_str("Crc32"),
             Balancer::LeastBytes => f.write_str("LeastBytes"),
             Balancer::RoundRobin => f.write_str("RoundRobin"),
+            Balancer::Sticky => f.write_str("Sticky"),
             Balancer::Custom(_) => f.write_str("Custom(..)"),
         }
     }
 }
 
-/// Balancer plus its state (round-robin counter, bytes per partition for LeastBytes).
+/// Where unkeyed messages of a [`Balancer::Sticky`] writer go now.
+#[derive(Debug)]
+struct StickyState {
+    partition: usize,
+    since: Instant,
+    records: usize,
+    bytes: usize,
+}
+
+/// When a sticky partition is left: a batch's worth or a time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StickyLimits {
+    pub(crate) records: usize,
+    pub(crate) bytes: usize,
+    pub(crate) time: Duration,
+}
+
+impl Default for StickyLimits {
+    fn default() -> Self {
+        Self {
+            records: 10_000,
+            bytes: 1 << 20,
+            time: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Balancer plus its state (round-robin counter, bytes per partition for LeastBytes, the
+/// current sticky partition).
 #[derive(Debug, Default)]
 pub(crate) struct Partitioner {
     balancer: Balancer,
     counter: AtomicUsize,
     bytes: std::sync::Mutex<Vec<u64>>,
+    sticky: std::sync::Mutex<Option<StickyState>>,
+    limits: StickyLimits,
 }
 
 impl Partitioner {
@@ -57,7 +95,39 @@ impl Partitioner {
             balancer,
             counter: AtomicUsize::new(0),
             bytes: Default::default(),
+            sticky: Default::default(),
+            limits: StickyLimits::default(),
         }
+    }
+
+    /// When [`Balancer::Sticky`] moves on (the writer's batch size and linger).
+    pub(crate) fn with_sticky_limits(mut self, limits: StickyLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn sticky(&self, msg: &Message, partitions: usize) -> usize {
+        let mut s = self.sticky.lock().expect("sticky lock");
+        let now = Instant::now();
+        let l = self.limits;
+        let moved_on = s.as_ref().is_none_or(|s| {
+            s.partition >= partitions
+                || s.records >= l.records
+                || s.bytes >= l.bytes
+                || now.duration_since(s.since) >= l.time
+        });
+        if moved_on {
+            *s = Some(StickyState {
+                partition: self.counter.fetch_add(1, Ordering::Relaxed) % partitions,
+                since: now,
+                records: 0,
+                bytes: 0,
+            });
+        }
+        let s = s.as_mut().expect("set above");
+        s.records += 1;
+        s.bytes += msg.size();
+        s.partition
     }
 
     pub(crate) fn partition(&self, msg: &Message, partitions: usize) -> usize {
@@ -84,6 +154,10 @@ impl Partitioner {
                 p
             }
             Balancer::RoundRobin => rr(),
+            Balancer::Sticky => match &msg.key {
+                Some(k) => (murmur2(k) & 0x7fff_ffff) as usize % partitions,
+                None => self.sticky(msg, partitions),
+            },
             Balancer::Custom(f) => f(msg, partitions) % partitions,
         }
     }
@@ -190,6 +264,40 @@ mod tests {
         assert_eq!(p.partition(&Message::value("x".repeat(10)), 3), 1);
         assert_eq!(p.partition(&Message::value("x".repeat(10)), 3), 2);
         assert_eq!(p.partition(&Message::value("x"), 3), 1);
+    }
+
+    #[test]
+    fn sticky_keeps_a_partition_for_a_batch_then_moves_on_and_hashes_keys() {
+        let p = Partitioner::new(Balancer::Sticky).with_sticky_limits(StickyLimits {
+            records: 3,
+            bytes: 1 << 20,
+            time: Duration::from_secs(3600),
+        });
+        let v = Message::value("v");
+        let seen: Vec<usize> = (0..9).map(|_| p.partition(&v, 3)).collect();
+        assert_eq!(seen, vec![0, 0, 0, 1, 1, 1, 2, 2, 2]);
+        // Keys go where murmur2 says, whatever the sticky partition.
+        let k = Message::new("21", "v");
+        assert_eq!(
+            p.partition(&k, 3),
+            ((-973932308i32 as u32 & 0x7fff_ffff) % 3) as usize
+        );
+        // By bytes, and by time.
+        let p = Partitioner::new(Balancer::Sticky).with_sticky_limits(StickyLimits {
+            records: 1000,
+            bytes: 250,
+            time: Duration::from_secs(3600),
+        });
+        let big = Message::value("x".repeat(100));
+        let seen: Vec<usize> = (0..4).map(|_| p.partition(&big, 2)).collect();
+        assert_eq!(seen, vec![0, 0, 0, 1]);
+        let p = Partitioner::new(Balancer::Sticky).with_sticky_limits(StickyLimits {
+            records: 1000,
+            bytes: 1 << 20,
+            time: Duration::ZERO,
+        });
+        let seen: Vec<usize> = (0..3).map(|_| p.partition(&v, 3)).collect();
+        assert_eq!(seen, vec![0, 1, 2], "no time to stick: round robin");
     }
 
     #[test]

@@ -43,7 +43,7 @@ use crate::config::{RequiredAcks, WriterConfig};
 use crate::conn::ConnConfig;
 use crate::error::{Error, Result};
 use crate::Message;
-use balancer::Partitioner;
+use balancer::{Partitioner, StickyLimits};
 
 struct Item {
     messages: Vec<Message>,
@@ -297,7 +297,12 @@ impl Writer {
             },
             config.allow_auto_topic_creation,
         );
-        let partitioner = Partitioner::new(config.balancer.clone());
+        let partitioner =
+            Partitioner::new(config.balancer.clone()).with_sticky_limits(StickyLimits {
+                records: config.batch_size,
+                bytes: config.batch_bytes,
+                time: config.batch_timeout * 2,
+            });
         let memory = Arc::new(tokio::sync::Semaphore::new(config.buffer_memory));
         Ok(Self {
             shared: Arc::new_cyclic(|me| Shared {

@@ -21,7 +21,8 @@ pub fn writer_config(brokers: &[String], topic: &str, p: &ProducerOpts) -> Write
     WriterConfig {
         brokers: brokers.to_vec(),
         topic: topic.into(),
-        balancer: Balancer::RoundRobin,
+        // Sticky, as librdkafka's default partitioner for unkeyed records.
+        balancer: Balancer::Sticky,
         batch_size: p.batch_size,
         batch_bytes: p.batch_bytes,
         batch_timeout: p.linger,
