@@ -101,6 +101,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Any other setting of [`ClusterConfig`](crate::ClusterConfig) (limits, timeouts, ...).
+    pub fn configure(mut self, f: impl FnOnce(&mut crate::ClusterConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
     /// Binds every broker's listener, opens the data directory and starts serving.
     pub async fn start(self) -> Result<Cluster, BrokerError> {
         if self.brokers == 0 {

@@ -26,6 +26,7 @@ pub mod control;
 mod error;
 pub mod group;
 mod handler;
+pub mod limits;
 pub mod log;
 pub mod replication;
 pub mod server;

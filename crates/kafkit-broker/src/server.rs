@@ -5,6 +5,11 @@
 //! Fetch holds the connection; clients use separate connections for fetches and coordination).
 //! A malformed or oversized frame, an unknown API key or an unsupported version closes that
 //! connection with a log line; other connections are unaffected.
+//!
+//! Limits (see `ClusterConfig` and docs/LIMITS.md): `max.connections` per broker (excess
+//! connections are closed at once), `connections.max.idle.ms` (no request for that long),
+//! a read timeout for a request whose first bytes arrived, and `queued.max.request.bytes` (a
+//! frame's bytes are taken from the broker's budget before its body is read).
 
 use std::sync::Arc;
 
@@ -15,8 +20,9 @@ use kafkit_protocol::messages::{ApiKey, ResponseKind};
 use kafkit_protocol::protocol::Decodable;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::handler::{self, Ctx};
 use crate::state::ClusterState;
@@ -31,10 +37,6 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(cluster.config.max_connections));
     let mut conns = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => break,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => break,
@@ -44,6 +46,13 @@ pub async fn run(
         match accepted {
             Ok((stream, _)) if !cluster.is_alive(broker_id) => drop(stream), // taken down
             Ok((stream, peer)) => {
+                // Over `max.connections`: refused at once (closed), not left waiting in the
+                // backlog; idle connections are reaped after `connections.max.idle.ms`.
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    tracing::warn!(target: "kafkit::broker", broker = broker_id, %peer, max_connections = cluster.config.max_connections, "refusing connection: max.connections reached");
+                    drop(stream);
+                    continue;
+                };
                 let ctx = Ctx {
                     broker_id,
                     cluster: cluster.clone(),
@@ -69,6 +78,12 @@ pub async fn run(
     while conns.join_next().await.is_some() {}
 }
 
+/// `at + d`, or a year from `at` when that overflows (`Duration::MAX` means "never").
+fn after(at: Instant, d: std::time::Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + std::time::Duration::from_secs(365 * 86_400))
+}
+
 /// Serves requests on one connection. `Err` carries the reason the connection is closed.
 async fn serve(
     stream: TcpStream,
@@ -81,17 +96,71 @@ async fn serve(
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(64 * 1024);
     let max = ctx.cluster.config.max_frame_bytes;
+    let idle = ctx.cluster.config.connections_max_idle;
+    let read_timeout = ctx.cluster.config.request_read_timeout;
+    let budget = ctx.cluster.limits.request_bytes[(ctx.broker_id - 1) as usize].clone();
+    // Bytes of the request being read and served, taken from the broker's
+    // `queued.max.request.bytes` budget once its size is known, given back before the next one.
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let mut first_byte_at = Instant::now();
     loop {
+        drop(permit.take());
+        if !buf.is_empty() {
+            first_byte_at = Instant::now();
+        }
         let frame = loop {
+            if buf.len() >= 4 && permit.is_none() {
+                let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                if size < 0 || size as usize > max {
+                    return Err(format!(
+                        "frame of {size} bytes exceeds the limit of {max} bytes"
+                    ));
+                }
+                let want = (size as usize + 4).min(u32::MAX as usize) as u32;
+                if want as usize > ctx.cluster.config.queued_max_request_bytes {
+                    return Err(format!(
+                        "frame of {size} bytes exceeds queued.max.request.bytes"
+                    ));
+                }
+                tokio::select! {
+                    p = budget.clone().acquire_many_owned(want) => {
+                        permit = Some(p.map_err(|_| "request budget closed".to_string())?);
+                    }
+                    _ = tokio::time::sleep_until(after(first_byte_at, read_timeout)) => {
+                        return Err(format!("waited {read_timeout:?} for {size} bytes of queued.max.request.bytes"));
+                    }
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = down.wait_for(|d| *d) => return Ok(()),
+                }
+            }
             if let Some(f) = frame::decode_frame(&mut buf, max).map_err(|e| e.to_string())? {
                 break f;
             }
+            let (deadline, why) = if buf.is_empty() {
+                (
+                    after(Instant::now(), idle),
+                    "idle for connections.max.idle.ms",
+                )
+            } else {
+                (
+                    after(first_byte_at, read_timeout),
+                    "request not complete within the read timeout",
+                )
+            };
+            let was_empty = buf.is_empty();
             tokio::select! {
                 n = rd.read_buf(&mut buf) => match n {
                     Ok(0) => return Ok(()),
-                    Ok(_) => {}
+                    Ok(_) => {
+                        if was_empty {
+                            first_byte_at = Instant::now();
+                        }
+                    }
                     Err(e) => return Err(e.to_string()),
                 },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("{why} ({} of a request read)", buf.len()));
+                }
                 _ = shutdown.changed() => return Ok(()),
                 _ = down.wait_for(|d| *d) => return Ok(()),
             }

@@ -33,7 +33,8 @@ pub struct ClusterConfig {
     /// Wait for more members when a group forms (Kafka's `group.initial.rebalance.delay.ms`;
     /// default 0 here, 3 s in Kafka).
     pub group_initial_rebalance_delay: Duration,
-    /// Most connections served at once per broker (default 1024).
+    /// Most connections served at once per broker (Kafka's `max.connections`; default 1024).
+    /// Connections beyond it are accepted and closed at once, with a log line.
     pub max_connections: usize,
     /// Replication factor of auto-created topics and of `-1` in CreateTopics (default: 3, or
     /// the number of brokers if fewer).
@@ -46,6 +47,31 @@ pub struct ClusterConfig {
     pub replica_lag_time_max: Duration,
     /// Segments, retention and sync policy of partition logs.
     pub log: crate::log::LogConfig,
+    /// A connection that has sent nothing for this long is closed (Kafka's
+    /// `connections.max.idle.ms`, default 10 minutes).
+    pub connections_max_idle: Duration,
+    /// A request whose first bytes arrived must be complete within this time, or its
+    /// connection is closed (kafkit's own; default 30 s). Stops half-sent frames from holding
+    /// memory and a connection slot.
+    pub request_read_timeout: Duration,
+    /// Bytes of requests being read or served at once, per broker (Kafka's
+    /// `queued.max.request.bytes`; default 200 MiB, twice the largest frame). Readers of
+    /// further frames wait (the broker stops reading their sockets) until bytes are freed.
+    pub queued_max_request_bytes: usize,
+    /// Most bytes one compressed batch (or legacy message set) may decompress to (kafkit's
+    /// own; Kafka has none; default 64 MiB). Beyond it Produce answers MESSAGE_TOO_LARGE.
+    pub max_decompressed_batch_bytes: usize,
+    /// Decompressions running at once on blocking threads (default 2).
+    pub max_concurrent_decompressions: usize,
+    /// Partitions auto-creation may create per second, across the cluster (a token bucket; the
+    /// rate of Kafka's KIP-599 controller mutation quota; default 1,000). Topics over the
+    /// budget are answered LEADER_NOT_AVAILABLE (retriable) and created on a later request.
+    pub auto_create_partitions_per_sec: u32,
+    /// Most partition replicas the cluster holds (KIP-578's `max.partitions`, never merged
+    /// into Kafka; default 10,000). Every replica keeps its active segment open, so this also
+    /// bounds the file descriptors logs take. CreateTopics/CreatePartitions beyond it answer
+    /// POLICY_VIOLATION.
+    pub max_partitions: usize,
 }
 
 impl Default for ClusterConfig {
@@ -62,6 +88,13 @@ impl Default for ClusterConfig {
             min_insync_replicas: 1,
             replica_lag_time_max: Duration::from_secs(10),
             log: crate::log::LogConfig::default(),
+            connections_max_idle: crate::limits::DEFAULT_CONNECTIONS_MAX_IDLE,
+            request_read_timeout: Duration::from_secs(30),
+            queued_max_request_bytes: 2 * kafkit_protocol::frame::DEFAULT_MAX_FRAME,
+            max_decompressed_batch_bytes: kafkit_protocol::batch::DEFAULT_MAX_DECOMPRESSED,
+            max_concurrent_decompressions: 2,
+            auto_create_partitions_per_sec: 1_000,
+            max_partitions: 10_000,
         }
     }
 }
@@ -228,6 +261,8 @@ pub struct ClusterState {
     pub next_token: AtomicU64,
     /// Next idempotent producer id (persisted in `<data_dir>/producer_ids`).
     pub next_producer_id: Mutex<i64>,
+    /// Run-time state of the resource limits.
+    pub limits: crate::limits::Limits,
 }
 
 /// Why a topic could not be created.
@@ -243,6 +278,10 @@ pub enum CreateTopicError {
     InvalidReplicationFactor,
     /// KAFKA_STORAGE_ERROR (56)
     Storage,
+    /// POLICY_VIOLATION (44): the cluster would hold more than `max_partitions` replicas.
+    TooManyPartitions,
+    /// LEADER_NOT_AVAILABLE (5, retriable): the auto-creation budget is spent for now.
+    Throttled,
 }
 
 impl CreateTopicError {
@@ -254,6 +293,8 @@ impl CreateTopicError {
             Self::InvalidPartitions => 37,
             Self::InvalidReplicationFactor => 38,
             Self::Storage => 56,
+            Self::TooManyPartitions => 44,
+            Self::Throttled => 5,
         }
     }
 }
@@ -302,6 +343,7 @@ impl ClusterState {
         }
         let offsets = OffsetStore::open(&data_dir.join("__consumer_offsets"))?;
         let state = Self {
+            limits: crate::limits::Limits::new(&config, brokers.len()),
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),
@@ -349,6 +391,70 @@ impl ClusterState {
         self.data_dir
             .join(format!("broker-{leader}"))
             .join(format!("{topic}-{p}"))
+    }
+
+    /// Checks a topic to create and resolves -1 (defaults): `(partitions, replication factor)`.
+    pub fn plan_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+    ) -> Result<(i32, i16), CreateTopicError> {
+        if !valid_topic_name(name) {
+            return Err(CreateTopicError::InvalidName);
+        }
+        let partitions = if partitions == -1 {
+            self.config.default_partitions
+        } else {
+            partitions
+        };
+        let rf = if rf == -1 {
+            self.default_replication_factor()
+        } else {
+            rf
+        };
+        if !(1..=100_000).contains(&partitions) {
+            return Err(CreateTopicError::InvalidPartitions);
+        }
+        if rf < 1 || rf as usize > self.brokers.len() {
+            return Err(CreateTopicError::InvalidReplicationFactor);
+        }
+        if partitions as usize * rf as usize > self.config.max_partitions {
+            return Err(CreateTopicError::TooManyPartitions);
+        }
+        if self.topics.read().expect("topics lock").contains_key(name) {
+            return Err(CreateTopicError::AlreadyExists);
+        }
+        Ok((partitions, rf))
+    }
+
+    /// Refuses `more` replicas when the cluster would then hold over `max_partitions`.
+    fn check_partition_budget(
+        &self,
+        topics: &BTreeMap<String, Arc<TopicState>>,
+        more: usize,
+    ) -> Result<(), CreateTopicError> {
+        let have: usize = topics
+            .values()
+            .map(|t| t.partitions.len() * t.replication_factor.max(1) as usize)
+            .sum();
+        if have + more > self.config.max_partitions {
+            tracing::warn!(target: "kafkit::broker", have, more, max_partitions = self.config.max_partitions, "refusing partitions: max.partitions reached");
+            return Err(CreateTopicError::TooManyPartitions);
+        }
+        Ok(())
+    }
+
+    /// Removes what a failed create left on disk.
+    fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>, rf: i16) {
+        let n = self.brokers.len() as i32;
+        let start = (java_string_hash(name) & 0x7fff_ffff) % n;
+        for p in range {
+            for k in 0..rf as i32 {
+                let r = self.brokers[((start + p + k) % n) as usize].id;
+                let _ = std::fs::remove_dir_all(self.partition_dir(r, name, p));
+            }
+        }
     }
 
     fn build_topic(
@@ -457,37 +563,27 @@ impl ClusterState {
         rf: i16,
         validate_only: bool,
     ) -> Result<Arc<TopicState>, CreateTopicError> {
-        if !valid_topic_name(name) {
-            return Err(CreateTopicError::InvalidName);
-        }
-        let partitions = if partitions == -1 {
-            self.config.default_partitions
-        } else {
-            partitions
-        };
-        let rf = if rf == -1 {
-            self.default_replication_factor()
-        } else {
-            rf
-        };
-        if !(1..=100_000).contains(&partitions) {
-            return Err(CreateTopicError::InvalidPartitions);
-        }
-        if rf < 1 || rf as usize > self.brokers.len() {
-            return Err(CreateTopicError::InvalidReplicationFactor);
+        let (partitions, rf) = self.plan_topic(name, partitions, rf)?;
+        if validate_only {
+            // Nothing touches the disk: a description of what would be created.
+            return Ok(Arc::new(TopicState {
+                name: name.to_owned(),
+                id: uuid::Uuid::nil(),
+                replication_factor: rf,
+                partitions: Vec::new(),
+            }));
         }
         let mut topics = self.topics.write().expect("topics lock");
         if topics.contains_key(name) {
             return Err(CreateTopicError::AlreadyExists);
         }
+        self.check_partition_budget(&topics, partitions as usize * rf as usize)?;
         let topic = self.build_topic(name, partitions, rf, uuid::Uuid::new_v4()).map_err(|e| {
             tracing::error!(target: "kafkit::broker", topic = name, error = %e, "creating topic failed");
+            self.remove_partition_dirs(name, 0..partitions, rf);
             CreateTopicError::Storage
         })?;
         let topic = Arc::new(topic);
-        if validate_only {
-            return Ok(topic);
-        }
         topics.insert(name.to_owned(), topic.clone());
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
@@ -535,11 +631,17 @@ impl ClusterState {
         if count <= have || count > 100_000 {
             return Err(CreateTopicError::InvalidPartitions.code());
         }
+        self.check_partition_budget(
+            &topics,
+            (count - have) as usize * old.replication_factor.max(1) as usize,
+        )
+        .map_err(CreateTopicError::code)?;
         if validate_only {
             return Ok(());
         }
         let added = self.build_partitions(name, have..count, old.replication_factor).map_err(|e| {
             tracing::error!(target: "kafkit::broker", topic = name, error = %e, "adding partitions failed");
+            self.remove_partition_dirs(name, have..count, old.replication_factor);
             CreateTopicError::Storage.code()
         })?;
         let mut partitions = old.partitions.clone();
@@ -561,17 +663,28 @@ impl ClusterState {
     }
 
     /// Gets a topic, creating it with defaults when auto-creation is on and `allow` is set.
-    pub fn topic_or_create(&self, name: &str, allow: bool) -> Option<Arc<TopicState>> {
+    pub fn topic_or_create(&self, name: &str, allow: bool) -> Result<Arc<TopicState>, i16> {
         if let Some(t) = self.topic(name) {
-            return Some(t);
+            return Ok(t);
         }
         if !(allow && self.config.auto_create_topics) {
-            return None;
+            return Err(3); // UNKNOWN_TOPIC_OR_PARTITION
         }
-        match self.create_topic(name, -1, -1, false) {
-            Ok(t) => Some(t),
-            Err(CreateTopicError::AlreadyExists) => self.topic(name),
-            Err(_) => None,
+        let (partitions, rf) = match self.plan_topic(name, -1, -1) {
+            Ok(plan) => plan,
+            Err(CreateTopicError::AlreadyExists) => {
+                return self.topic(name).ok_or(3);
+            }
+            Err(e) => return Err(e.code()),
+        };
+        if !self.limits.take_auto_create(partitions as u32) {
+            tracing::debug!(target: "kafkit::broker", topic = name, "auto-creation budget spent; answering LEADER_NOT_AVAILABLE");
+            return Err(CreateTopicError::Throttled.code());
+        }
+        match self.create_topic(name, partitions, rf, false) {
+            Ok(t) => Ok(t),
+            Err(CreateTopicError::AlreadyExists) => self.topic(name).ok_or(3),
+            Err(e) => Err(e.code()),
         }
     }
 

@@ -308,34 +308,39 @@ pub fn encode_records_level(
     Ok(buf.freeze())
 }
 
-/// Checks that a compressed batch decompresses to the records its header announces (what a
-/// broker does before accepting it). Uncompressed batches only need their CRC.
+/// Checks that a batch is one a broker may store (see [`crate::validate::validate_batch`]),
+/// decompressing at most [`DEFAULT_MAX_DECOMPRESSED`] bytes.
 pub fn validate_records(batch: &Bytes) -> Result<(), ProtocolError> {
-    let h = BatchHeader::parse(batch)?;
-    if h.compression() == 0 {
-        return Ok(());
-    }
-    let set = RecordBatchDecoder::decode(&mut batch.clone())
-        .map_err(|e| ProtocolError::CorruptBatch(e.to_string()))?;
-    if set.records.len() != h.record_count as usize {
-        return Err(ProtocolError::CorruptBatch(format!(
-            "header says {} records, {} decompressed",
-            h.record_count,
-            set.records.len()
-        )));
-    }
-    Ok(())
+    crate::validate::validate_batch(batch, DEFAULT_MAX_DECOMPRESSED)
+        .map(drop)
+        .map_err(|e| ProtocolError::CorruptBatch(e.to_string()))
 }
 
+/// Most bytes one batch may decompress to when decoded with [`decode_records`] (64 MiB): a
+/// peer's "compression bomb" fails with an error instead of taking the process's memory.
+pub const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
+
 /// Decodes every complete batch in `data` into records (control records dropped, truncated tail
-/// ignored). Batches are CRC-checked by the decoder.
+/// ignored). Batches are CRC-checked by the decoder; each decompresses to at most
+/// [`DEFAULT_MAX_DECOMPRESSED`] bytes.
 pub fn decode_records(data: &Bytes) -> Result<Vec<Record>, ProtocolError> {
+    decode_records_capped(data, DEFAULT_MAX_DECOMPRESSED)
+}
+
+/// [`decode_records`] with a cap on each batch's decompressed size.
+pub fn decode_records_capped(data: &Bytes, cap: usize) -> Result<Vec<Record>, ProtocolError> {
     let split = split_batches(data)?;
     let mut out = Vec::new();
+    let decompress = |b: &mut Bytes, c: Compression| -> anyhow::Result<Bytes> {
+        match c {
+            Compression::None => Ok(b.clone()),
+            c => Ok(crate::validate::decompress_capped(c as i16, b, cap)?),
+        }
+    };
     for range in split.batches {
         let mut batch = data.slice(range);
-        let set = RecordBatchDecoder::decode(&mut batch)
-            .map_err(|e| ProtocolError::CorruptBatch(e.to_string()))?;
+        let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(&decompress))
+            .map_err(|e| ProtocolError::CorruptBatch(format!("{e:#}")))?;
         out.extend(set.records.into_iter().filter(|r| !r.control));
     }
     Ok(out)

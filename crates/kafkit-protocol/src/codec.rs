@@ -21,7 +21,8 @@ fn decode_err(
         what,
         api_key,
         version,
-        message: e.to_string(),
+        // `{:#}` keeps anyhow's cause chain ("... body: Array length N exceeds ...").
+        message: format!("{e:#}"),
     }
 }
 

@@ -47,6 +47,9 @@ pub enum ProtocolError {
         /// Details from the encoder.
         message: String,
     },
+    /// A compression codec this format does not have (or we do not decode).
+    #[error("{0}")]
+    UnsupportedCompression(String),
     /// A record batch is malformed (bad length, magic, or CRC).
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),

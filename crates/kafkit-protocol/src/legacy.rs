@@ -12,7 +12,6 @@
 //! INT32-length bytes.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy};
 use kafka_protocol::records::IEEE;
 
 use crate::ProtocolError;
@@ -116,34 +115,167 @@ pub struct LegacyRecord {
     pub value: Option<Bytes>,
 }
 
-fn decompress(codec: i8, magic: i8, data: Bytes) -> Result<Bytes, ProtocolError> {
-    let err = |e: anyhow::Error| {
-        ProtocolError::CorruptBatch(format!("decompressing a legacy message: {e}"))
-    };
-    let mut data = data;
-    let take = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    match codec {
-        1 => Gzip::decompress(&mut data, take).map_err(err),
-        2 => Snappy::decompress(&mut data, take).map_err(err),
-        3 if magic == 1 => Lz4::decompress(&mut data, take).map_err(err),
-        _ => Err(ProtocolError::CorruptBatch(format!(
+fn decompress(
+    codec: i8,
+    magic: i8,
+    data: &[u8],
+    budget: &mut usize,
+) -> Result<Bytes, ProtocolError> {
+    if !(1..=2).contains(&codec) && !(codec == 3 && magic == 1) {
+        return Err(ProtocolError::UnsupportedCompression(format!(
             "legacy message compression {codec} (magic {magic}) is not supported"
-        ))),
+        )));
     }
+    let out = crate::validate::decompress_capped(codec as i16, data, *budget)
+        .map_err(|e| ProtocolError::CorruptBatch(format!("decompressing a legacy message: {e}")))?;
+    *budget -= out.len();
+    Ok(out)
 }
 
 /// Decodes a message set (magic 0/1), unwrapping compressed messages. A truncated last message
-/// is ignored, as consumers of message sets must do.
+/// is ignored, as consumers of message sets must do. Wrappers decompress to at most
+/// [`crate::batch::DEFAULT_MAX_DECOMPRESSED`] bytes in all.
 pub fn decode_message_set(data: &Bytes) -> Result<Vec<LegacyRecord>, ProtocolError> {
     let mut out = Vec::new();
-    decode_into(data.clone(), &mut out, 0)?;
+    let mut budget = crate::batch::DEFAULT_MAX_DECOMPRESSED;
+    decode_into(data.clone(), 0, &mut budget, &mut |r| {
+        out.push(r);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Converts a message set (magic 0/1, compressed or not) into one uncompressed v2 record batch
+/// (base offset 0, no producer id), as Kafka 3 stores records from old producers. Messages go
+/// straight from the (decompressed) set into the batch, so memory is bounded by `max_decompressed`
+/// (the most all wrappers may decompress to) plus the batch itself. Messages without a timestamp
+/// (magic 0, or -1) get `now_ms`. An empty set is an error.
+pub fn message_set_to_batch(
+    data: &Bytes,
+    max_decompressed: usize,
+    now_ms: i64,
+) -> Result<Bytes, ProtocolError> {
+    let mut b = BytesMut::with_capacity(crate::batch::BATCH_HEADER_LEN + data.len());
+    b.put_bytes(0, crate::batch::BATCH_HEADER_LEN);
+    let mut count: i64 = 0;
+    let (mut base_ts, mut max_ts) = (0i64, i64::MIN);
+    let mut budget = max_decompressed;
+    decode_into(data.clone(), 0, &mut budget, &mut |r| {
+        let ts = if r.timestamp >= 0 {
+            r.timestamp
+        } else {
+            now_ms
+        };
+        if count == 0 {
+            base_ts = ts;
+        }
+        if count >= i32::MAX as i64 {
+            return Err(ProtocolError::CorruptBatch(
+                "too many legacy messages".into(),
+            ));
+        }
+        max_ts = max_ts.max(ts);
+        put_v2_record(
+            &mut b,
+            ts - base_ts,
+            count as i32,
+            r.key.as_deref(),
+            r.value.as_deref(),
+        );
+        count += 1;
+        Ok(())
+    })?;
+    if count == 0 {
+        return Err(ProtocolError::CorruptBatch(
+            "empty legacy message set".into(),
+        ));
+    }
+    let batch_length = (b.len() - crate::batch::LOG_OVERHEAD) as i32;
+    let mut h = &mut b[..crate::batch::BATCH_HEADER_LEN];
+    h.put_i64(0); // base offset
+    h.put_i32(batch_length);
+    h.put_i32(-1); // partition leader epoch
+    h.put_i8(2); // magic
+    h.put_u32(0); // crc, below
+    h.put_i16(0); // attributes: no compression, create time
+    h.put_i32(count as i32 - 1); // last offset delta
+    h.put_i64(base_ts);
+    h.put_i64(max_ts);
+    h.put_i64(-1); // producer id
+    h.put_i16(-1); // producer epoch
+    h.put_i32(-1); // base sequence
+    h.put_i32(count as i32);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(b.freeze())
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn put_varint(b: &mut BytesMut, v: i64) {
+    let mut z = zigzag(v);
+    while z >= 0x80 {
+        b.put_u8((z as u8) | 0x80);
+        z >>= 7;
+    }
+    b.put_u8(z as u8);
+}
+
+fn varint_len(v: i64) -> usize {
+    let z = zigzag(v);
+    ((64 - z.leading_zeros() as usize).max(1)).div_ceil(7)
+}
+
+/// One v2 record (no headers, attributes 0).
+fn put_v2_record(
+    b: &mut BytesMut,
+    ts_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let field =
+        |v: Option<&[u8]>| v.map_or(varint_len(-1), |v| varint_len(v.len() as i64) + v.len());
+    let len =
+        1 + varint_len(ts_delta) + varint_len(offset_delta as i64) + field(key) + field(value) + 1;
+    put_varint(b, len as i64);
+    b.put_u8(0);
+    put_varint(b, ts_delta);
+    put_varint(b, offset_delta as i64);
+    for v in [key, value] {
+        match v {
+            Some(v) => {
+                put_varint(b, v.len() as i64);
+                b.put_slice(v);
+            }
+            None => put_varint(b, -1),
+        }
+    }
+    put_varint(b, 0); // headers
+}
+
+/// The offset of the last complete message in a set, read from message headers only.
+fn last_offset(mut data: &[u8]) -> Option<i64> {
+    let mut last = None;
+    while data.len() >= 12 {
+        let offset = i64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+        let size = i32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
+        if size < 0 || data.len() - 12 < size as usize {
+            break;
+        }
+        last = Some(offset);
+        data = &data[12 + size as usize..];
+    }
+    last
 }
 
 fn decode_into(
     mut data: Bytes,
-    out: &mut Vec<LegacyRecord>,
     depth: u8,
+    budget: &mut usize,
+    emit: &mut dyn FnMut(LegacyRecord) -> Result<(), ProtocolError>,
 ) -> Result<(), ProtocolError> {
     while data.remaining() >= 12 {
         let offset = data.get_i64();
@@ -176,12 +308,12 @@ fn decode_into(
         let value = r.bytes()?;
         let codec = attributes & 0x07;
         if codec == 0 {
-            out.push(LegacyRecord {
+            emit(LegacyRecord {
                 offset,
                 timestamp,
                 key,
                 value,
-            });
+            })?;
             continue;
         }
         if depth > 0 {
@@ -189,18 +321,19 @@ fn decode_into(
                 "nested compressed legacy messages".into(),
             ));
         }
-        let inner = decompress(codec, magic, value.unwrap_or_default())?;
-        let start = out.len();
-        decode_into(inner, out, depth + 1)?;
+        let inner = decompress(codec, magic, value.as_deref().unwrap_or_default(), budget)?;
         if magic == 1 {
-            // Inner offsets are relative; the wrapper carries the last absolute offset.
-            let n = (out.len() - start) as i64;
-            for (i, rec) in out[start..].iter_mut().enumerate() {
-                rec.offset = offset - n + 1 + i as i64;
+            // Inner offsets are relative; the wrapper carries the last one's absolute offset.
+            let shift = offset - last_offset(&inner).unwrap_or(0);
+            decode_into(inner, depth + 1, budget, &mut |mut rec| {
+                rec.offset += shift;
                 if rec.timestamp < 0 {
                     rec.timestamp = timestamp;
                 }
-            }
+                emit(rec)
+            })?;
+        } else {
+            decode_into(inner, depth + 1, budget, emit)?;
         }
     }
     Ok(())
@@ -487,6 +620,80 @@ mod tests {
             vec![0, 1]
         );
         assert_eq!(back[1].value.as_deref(), Some(&b"y"[..]));
+    }
+
+    #[test]
+    fn message_sets_become_valid_v2_batches() {
+        let recs = vec![
+            rec(5, "a"),
+            LegacyRecord {
+                timestamp: -1,
+                key: None,
+                ..rec(6, "bb")
+            },
+        ];
+        for magic in [0, 1] {
+            let set = encode_message_set(&recs, magic);
+            let batch = message_set_to_batch(&set, 1 << 20, 1_700_000_000_000).unwrap();
+            let h = crate::validate::validate_batch(&batch, 1 << 20).unwrap();
+            assert_eq!((h.record_count, h.last_offset_delta), (2, 1));
+            let back = crate::batch::decode_records(&batch).unwrap();
+            assert_eq!(back[0].value.as_deref(), Some(&b"a"[..]));
+            assert_eq!(back[1].key, None);
+            assert_eq!(back[1].timestamp, 1_700_000_000_000);
+            let ts0 = if magic == 1 {
+                1_600_000_000_000
+            } else {
+                1_700_000_000_000
+            };
+            assert_eq!(back[0].timestamp, ts0);
+        }
+        assert!(message_set_to_batch(&Bytes::new(), 1 << 20, 0).is_err());
+    }
+
+    /// Issue 11: 4 M tiny messages in one 252 KB gzip wrapper took the broker to 1 GB. The
+    /// decompressed bytes are capped, and nothing is kept per message.
+    #[test]
+    fn a_gzip_bomb_of_tiny_messages_is_capped() {
+        use std::io::Write;
+        let one = encode_message_set(
+            &[LegacyRecord {
+                offset: 0,
+                timestamp: 1,
+                key: None,
+                value: None,
+            }],
+            1,
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for _ in 0..200_000 {
+            gz.write_all(&one).unwrap();
+        }
+        let compressed = Bytes::from(gz.finish().unwrap());
+        let mut m = BytesMut::new();
+        m.put_i8(1);
+        m.put_i8(1);
+        m.put_i64(1);
+        put_bytes(&mut m, None);
+        put_bytes(&mut m, Some(&compressed));
+        let mut set = BytesMut::new();
+        set.put_i64(199_999);
+        set.put_i32(4 + m.len() as i32);
+        set.put_u32(IEEE.checksum(&m));
+        set.put_slice(&m);
+        let set = set.freeze();
+        let err = message_set_to_batch(&set, 1 << 20, 0).unwrap_err();
+        assert!(
+            err.to_string().contains("decompresses to more than"),
+            "{err}"
+        );
+        let batch = message_set_to_batch(&set, 64 << 20, 0).unwrap();
+        assert_eq!(
+            crate::batch::BatchHeader::parse(&batch)
+                .unwrap()
+                .record_count,
+            200_000
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! * [`versions`]: version negotiation from an `ApiVersions` response;
 //! * [`batch`]: a zero-copy view of v2 record batch headers (offset assignment, CRC validation,
 //!   splitting a buffer into batches with a possibly truncated tail), and record encoding/decoding.
+//! * [`validate`]: what a broker checks before it stores a produced batch (Kafka's
+//!   `LogValidator`), and decompression under a cap.
 //!
 //! Nothing here does I/O or reads a clock.
 
@@ -18,6 +20,7 @@ pub mod error;
 pub mod frame;
 pub mod legacy;
 pub mod produce;
+pub mod validate;
 pub mod versions;
 
 pub use error::ProtocolError;

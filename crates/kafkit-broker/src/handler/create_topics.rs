@@ -1,5 +1,6 @@
-//! CreateTopics (key 19) v2-v7. Not implemented: manual replica assignments and topic configs
-//! (accepted and ignored).
+//! CreateTopics (key 19) v2-v7. `validate_only` checks and creates nothing; a create that fails
+//! part-way removes what it wrote. Not implemented: manual replica assignments and topic
+//! configs (accepted and ignored).
 
 use kafkit_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafkit_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -14,19 +15,30 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopics
         .map(|t| {
             let name = t.name.0.to_string();
             let mut r = CreatableTopicResult::default().with_name(t.name);
-            match ctx.cluster.create_topic(
-                &name,
-                t.num_partitions,
-                t.replication_factor,
-                req.validate_only,
-            ) {
-                Ok(topic) => {
+            let made = if req.validate_only {
+                // Checked, nothing created (on disk or in memory).
+                ctx.cluster
+                    .plan_topic(&name, t.num_partitions, t.replication_factor)
+                    .map(|(p, rf)| (p, rf, uuid::Uuid::nil()))
+            } else {
+                ctx.cluster
+                    .create_topic(&name, t.num_partitions, t.replication_factor, false)
+                    .map(|topic| {
+                        (
+                            topic.partitions.len() as i32,
+                            topic.replication_factor,
+                            topic.id,
+                        )
+                    })
+            };
+            match made {
+                Ok((partitions, rf, id)) => {
                     if version >= 5 {
-                        r.num_partitions = topic.partitions.len() as i32;
-                        r.replication_factor = topic.replication_factor;
+                        r.num_partitions = partitions;
+                        r.replication_factor = rf;
                     }
                     if version >= 7 {
-                        r.topic_id = topic.id;
+                        r.topic_id = id;
                     }
                 }
                 Err(e) => {

@@ -6,12 +6,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use kafkit_protocol::batch::{decode_records, encode_records, new_record};
+use kafkit_protocol::batch::decode_records_capped;
 use kafkit_protocol::legacy::{self, FetchPartition, LegacyRecord, ProducePartition};
 use kafkit_protocol::messages::fetch_request::{FetchPartition as FetchReqPartition, FetchTopic};
 use kafkit_protocol::messages::{ApiKey, BrokerId, FetchRequest};
-use kafkit_protocol::records::{Compression, Record};
 use kafkit_protocol::topic_name;
+use kafkit_protocol::ProtocolError;
 
 use super::{err, fetch, produce, Ctx};
 
@@ -44,33 +44,35 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Converts a message set into one v2 batch, or a Kafka error code.
-fn to_batch(set: &Bytes) -> Result<Bytes, i16> {
-    let msgs = legacy::decode_message_set(set).map_err(|e| {
-        tracing::warn!(target: "kafkit::broker", error = %e, "refusing legacy message set");
-        if e.to_string().contains("not supported") {
-            err::UNSUPPORTED_COMPRESSION_TYPE
-        } else {
-            err::CORRUPT_MESSAGE
-        }
-    })?;
-    if msgs.is_empty() {
-        return Err(err::CORRUPT_MESSAGE);
-    }
+/// Converts a message set into one v2 batch, or a Kafka error code: on a blocking thread, a few
+/// at a time, decompressing at most `max_decompressed_batch_bytes` (issue 11: 4 M tiny messages
+/// in 252 KB of gzip took the broker to 1 GB).
+async fn to_batch(ctx: &Ctx, set: &Bytes) -> Result<Bytes, i16> {
+    let cap = ctx.cluster.config.max_decompressed_batch_bytes;
+    let _permit = ctx
+        .cluster
+        .limits
+        .decompressions
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| err::KAFKA_STORAGE_ERROR)?;
+    let set = set.clone();
     let now = now_ms();
-    let records: Vec<Record> = msgs
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            new_record(
-                i as i64,
-                if m.timestamp >= 0 { m.timestamp } else { now },
-                m.key,
-                m.value,
-            )
-        })
-        .collect();
-    encode_records(&records, Compression::None).map_err(|_| err::CORRUPT_MESSAGE)
+    let converted =
+        tokio::task::spawn_blocking(move || legacy::message_set_to_batch(&set, cap, now))
+            .await
+            .map_err(|_| err::CORRUPT_MESSAGE)?;
+    converted.map_err(|e| {
+        tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, error = %e, "refusing legacy message set");
+        match e {
+            ProtocolError::UnsupportedCompression(_) => err::UNSUPPORTED_COMPRESSION_TYPE,
+            ProtocolError::CorruptBatch(m) if m.contains("decompresses to more than") => {
+                err::MESSAGE_TOO_LARGE
+            }
+            _ => err::CORRUPT_MESSAGE,
+        }
+    })
 }
 
 async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<BytesMut>, String> {
@@ -84,7 +86,13 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
             let a = if !matches!(req.acks, -1..=1) {
                 produce::Appended::error(err::INVALID_REQUIRED_ACKS)
             } else {
-                match to_batch(set) {
+                let batch = match to_batch(ctx, set).await {
+                    Ok(batch) => produce::check_records(ctx, Some(&batch))
+                        .await
+                        .map(|()| batch),
+                    Err(code) => Err(code),
+                };
+                match batch {
                     Ok(batch) => produce::append(ctx, topic, *partition, Some(&batch), req.acks),
                     Err(code) => produce::Appended::error(code),
                 }
@@ -142,6 +150,28 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Stri
         );
     let resp = fetch::handle(ctx, modern, 4).await;
     let magic = if version >= 2 { 1 } else { 0 };
+    // Down-conversion decompresses stored batches: on a blocking thread, a few at a time, each
+    // batch under `max_decompressed_batch_bytes` (a batch that exceeds it is left out).
+    let cap = ctx.cluster.config.max_decompressed_batch_bytes;
+    let _permit = ctx
+        .cluster
+        .limits
+        .decompressions
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || down_convert(resp, version, magic, cap))
+        .await
+        .map_err(|e| format!("down-converting a fetch response: {e}"))
+}
+
+fn down_convert(
+    resp: kafkit_protocol::messages::FetchResponse,
+    version: i16,
+    magic: i8,
+    cap: usize,
+) -> BytesMut {
     let topics: Vec<(String, Vec<FetchPartition>)> = resp
         .responses
         .into_iter()
@@ -153,7 +183,7 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Stri
                     let records = p
                         .records
                         .as_ref()
-                        .and_then(|data| decode_records(data).ok())
+                        .and_then(|data| decode_records_capped(data, cap).ok())
                         .map(|recs| {
                             let legacy: Vec<LegacyRecord> = recs
                                 .into_iter()
@@ -178,7 +208,7 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Stri
             (t.topic.0.to_string(), parts)
         })
         .collect();
-    Ok(legacy::encode_fetch_response(version, &topics))
+    legacy::encode_fetch_response(version, &topics)
 }
 
 fn list_offsets_v0(ctx: &Ctx, body: Bytes) -> Result<BytesMut, String> {

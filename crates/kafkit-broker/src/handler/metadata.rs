@@ -91,10 +91,10 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
                         .with_error_code(err::INVALID_TOPIC_EXCEPTION);
                 }
                 match cluster.topic_or_create(name, allow_create) {
-                    Some(t) => describe(ctx, &t, version),
-                    None => MetadataResponseTopic::default()
+                    Ok(t) => describe(ctx, &t, version),
+                    Err(code) => MetadataResponseTopic::default()
                         .with_name(Some(topic_name(name)))
-                        .with_error_code(err::UNKNOWN_TOPIC_OR_PARTITION),
+                        .with_error_code(code),
                 }
             })
             .collect(),

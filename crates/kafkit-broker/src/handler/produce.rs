@@ -1,6 +1,7 @@
-//! Produce (key 0) v3-v11 (v0-v2 in `legacy.rs`). Every batch is checked (v2 format, length,
-//! CRC-32C, codec id; a compressed batch must decompress to the records its header announces) before anything is
-//! appended; a partition's batches are appended together or not at all, and stored as sent.
+//! Produce (key 0) v3-v11 (v0-v2 in `legacy.rs`). Every batch is validated before anything is
+//! appended (`check_records`: one v2 batch per partition, length, CRC-32C, codec, base offset 0,
+//! record count and offset deltas, every record parsed; compressed batches decompressed as a
+//! stream under a cap on a blocking thread), and stored as sent.
 //!
 //! acks=0: no response. acks=1: answered once the leader has appended. acks=-1: answered once
 //! every in-sync replica has the records (the high watermark passed them); NOT_ENOUGH_REPLICAS
@@ -9,14 +10,15 @@
 //! `timeout_ms`, NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile.
 //!
 //! Idempotent batches are checked against the producer's sequence in the partition log (see
-//! `PartitionLog::append`). Not implemented yet: v0-v2 with legacy message sets, transactions.
+//! `PartitionLog::append`). Not implemented: transactions.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafkit_protocol::batch;
+use bytes::Bytes;
 use kafkit_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafkit_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafkit_protocol::{batch, validate};
 
 use super::{err, Ctx};
 use crate::log::AppendError;
@@ -47,8 +49,9 @@ pub(super) fn append(
     records: Option<&bytes::Bytes>,
     acks: i16,
 ) -> Appended {
-    let Some(t) = ctx.cluster.topic_or_create(topic, true) else {
-        return Appended::error(err::UNKNOWN_TOPIC_OR_PARTITION);
+    let t = match ctx.cluster.topic_or_create(topic, true) {
+        Ok(t) => t,
+        Err(code) => return Appended::error(code),
     };
     let Some(p) = usize::try_from(partition)
         .ok()
@@ -58,24 +61,11 @@ pub(super) fn append(
     };
     let empty = bytes::Bytes::new();
     let data = records.unwrap_or(&empty);
-    let split = match batch::split_batches(data) {
-        Ok(s) if s.trailing == 0 && !s.batches.is_empty() => s,
-        _ => return Appended::error(err::CORRUPT_MESSAGE),
+    // `check_records` validated the batch (CRC included); only its bounds are needed here.
+    let Ok(split) = batch::split_batches(data) else {
+        return Appended::error(err::CORRUPT_MESSAGE);
     };
-    let mut slices = Vec::with_capacity(split.batches.len());
-    for range in split.batches {
-        let b = &data[range];
-        if b.len() > ctx.cluster.config.message_max_bytes {
-            return Appended::error(err::MESSAGE_TOO_LARGE);
-        }
-        match batch::verify_crc(b) {
-            Ok(h) if h.compression() > 4 => {
-                return Appended::error(err::UNSUPPORTED_COMPRESSION_TYPE)
-            }
-            Ok(_) => slices.push(b),
-            Err(_) => return Appended::error(err::CORRUPT_MESSAGE),
-        }
-    }
+    let slices: Vec<&[u8]> = split.batches.into_iter().map(|r| &data[r]).collect();
     let mut inner = p.lock();
     if inner.leader != ctx.broker_id {
         return Appended::error(err::NOT_LEADER_OR_FOLLOWER);
@@ -125,6 +115,51 @@ pub(super) fn append(
     }
 }
 
+/// Validates one partition's records before anything is appended (Kafka's `LogValidator`, see
+/// `kafkit_protocol::validate`): exactly one batch, within `message.max.bytes`, records that
+/// parse and match the header. Uncompressed batches are checked here; compressed ones are
+/// decompressed as a stream on a blocking thread, a few at a time, under
+/// `max_decompressed_batch_bytes`.
+pub(super) async fn check_records(ctx: &Ctx, records: Option<&Bytes>) -> Result<(), i16> {
+    let Some(data) = records else {
+        return Err(err::CORRUPT_MESSAGE);
+    };
+    let split = batch::split_batches(data).map_err(|_| err::CORRUPT_MESSAGE)?;
+    match split.batches.len() {
+        _ if split.trailing != 0 => return Err(err::CORRUPT_MESSAGE),
+        0 => return Err(err::CORRUPT_MESSAGE),
+        1 => {}
+        // As Kafka: "Produce requests with version 3+ are only allowed to contain exactly one
+        // record batch per partition".
+        _ => return Err(err::INVALID_RECORD),
+    }
+    if data.len() > ctx.cluster.config.message_max_bytes {
+        return Err(err::MESSAGE_TOO_LARGE);
+    }
+    let cap = ctx.cluster.config.max_decompressed_batch_bytes;
+    let compressed = batch::BatchHeader::parse(data).is_ok_and(|h| h.compression() != 0);
+    let checked = if compressed {
+        let _permit = ctx
+            .cluster
+            .limits
+            .decompressions
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| err::KAFKA_STORAGE_ERROR)?;
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || validate::validate_batch(&data, cap))
+            .await
+            .map_err(|_| err::CORRUPT_MESSAGE)?
+    } else {
+        validate::validate_batch(data, cap)
+    };
+    checked.map(drop).map_err(|e| {
+        tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, error = %e, "refusing a produced batch");
+        e.code().code()
+    })
+}
+
 /// Waits until every in-sync replica has the records below `end`.
 pub(super) async fn wait_replicated(
     ctx: &Ctx,
@@ -172,22 +207,13 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
     for td in &req.topic_data {
         let topic = td.name.0.to_string();
         for pd in &td.partition_data {
-            let batches = pd
-                .records
-                .as_ref()
-                .and_then(|r| batch::split_batches(r).ok())
-                .map_or(0, |s| s.batches.len());
             let a = if !valid_acks {
                 Appended::error(err::INVALID_REQUIRED_ACKS)
-            } else if batches > 1 {
-                // As Kafka: "Produce requests with version 3+ are only allowed to contain
-                // exactly one record batch per partition" (clients that send more would see
-                // only the first one stored by some brokers).
-                Appended::error(err::INVALID_RECORD)
-            } else if valid_acks {
-                append(ctx, &topic, pd.index, pd.records.as_ref(), acks)
             } else {
-                Appended::error(err::INVALID_REQUIRED_ACKS)
+                match check_records(ctx, pd.records.as_ref()).await {
+                    Ok(()) => append(ctx, &topic, pd.index, pd.records.as_ref(), acks),
+                    Err(code) => Appended::error(code),
+                }
             };
             results.push(a);
         }

@@ -1,0 +1,433 @@
+//! Checking a produced v2 record batch before a broker stores it, as Kafka's `LogValidator`
+//! (and `DefaultRecordBatch.ensureValid`) do, and decompressing under a cap.
+//!
+//! A batch is accepted only when:
+//! * its length and CRC-32C hold and its magic is 2;
+//! * it comes from a client: base offset 0, not a control batch;
+//! * `recordCount > 0` and `lastOffsetDelta == recordCount - 1`;
+//! * a producer id implies a producer epoch and a base sequence that are not negative;
+//! * the records parse: each record's length varint matches the bytes its fields take,
+//!   offset deltas run 0, 1, 2, ..., timestamps do not overflow, key/value/header lengths are
+//!   not below -1 (header keys not below 0), and the count of records matches the header with
+//!   no bytes left over;
+//! * a compressed batch is decompressed **as a stream**: records are checked as they come out of
+//!   the decoder, never all held in memory, and decoding stops with an error once more than
+//!   `max_decompressed` bytes came out (a "bomb"). The zstd window is capped too
+//!   ([`ZSTD_WINDOW_LOG_MAX`]).
+//!
+//! The error says which Kafka code a broker answers ([`InvalidBatch::code`]): framing, CRC and
+//! parse failures are `CORRUPT_MESSAGE` (2), semantic ones `INVALID_RECORD` (87), an unknown
+//! codec `UNSUPPORTED_COMPRESSION_TYPE` (76), and a bomb `MESSAGE_TOO_LARGE` (10).
+//!
+//! Written by hand (not with `kafka_protocol::records`) because that decoder materialises every
+//! record of a batch, and decompresses the whole batch into memory first.
+
+use std::io::{BufRead, BufReader, Read};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
+use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+
+/// Largest zstd window (log2 bytes) a decoder accepts: 32 MiB. zstd's own default is 2^27; a
+/// frame may ask for that much memory before it produces a byte.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 25;
+
+/// Why a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidBatch {
+    /// Framing, CRC or record encoding is broken.
+    #[error("corrupt record batch: {0}")]
+    Corrupt(String),
+    /// Well-formed, but not something a client may write.
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    /// Compression codec id 5-7.
+    #[error("unsupported compression codec {0}")]
+    UnsupportedCompression(i16),
+    /// Decompressed to more than the cap.
+    #[error("batch decompresses to more than {limit} bytes")]
+    TooLarge {
+        /// The cap, in decompressed bytes.
+        limit: usize,
+    },
+}
+
+impl InvalidBatch {
+    /// The Kafka error a broker answers with.
+    pub fn code(&self) -> ResponseError {
+        match self {
+            InvalidBatch::Corrupt(_) => ResponseError::CorruptMessage,
+            InvalidBatch::InvalidRecord(_) => ResponseError::InvalidRecord,
+            InvalidBatch::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType,
+            InvalidBatch::TooLarge { .. } => ResponseError::MessageTooLarge,
+        }
+    }
+}
+
+fn corrupt(msg: impl Into<String>) -> InvalidBatch {
+    InvalidBatch::Corrupt(msg.into())
+}
+
+fn invalid(msg: impl Into<String>) -> InvalidBatch {
+    InvalidBatch::InvalidRecord(msg.into())
+}
+
+/// Checks one whole produced batch. See the module docs for what is checked.
+pub fn validate_batch(batch: &[u8], max_decompressed: usize) -> Result<BatchHeader, InvalidBatch> {
+    let h = crate::batch::verify_crc(batch).map_err(|e| corrupt(e.to_string()))?;
+    if h.compression() > 4 {
+        return Err(InvalidBatch::UnsupportedCompression(h.compression()));
+    }
+    if h.base_offset != 0 {
+        return Err(invalid(format!(
+            "base offset {} (a produced batch starts at 0)",
+            h.base_offset
+        )));
+    }
+    if h.is_control() {
+        return Err(invalid("clients may not write control batches"));
+    }
+    if h.record_count <= 0 {
+        return Err(invalid(format!("record count {}", h.record_count)));
+    }
+    if h.last_offset_delta != h.record_count - 1 {
+        return Err(invalid(format!(
+            "last offset delta {} does not match {} records",
+            h.last_offset_delta, h.record_count
+        )));
+    }
+    if h.producer_id >= 0 && (h.producer_epoch < 0 || h.base_sequence < 0) {
+        return Err(invalid(format!(
+            "producer id {} with epoch {} and base sequence {}",
+            h.producer_id, h.producer_epoch, h.base_sequence
+        )));
+    }
+    let payload = &batch[BATCH_HEADER_LEN..];
+    match h.compression() {
+        0 => check_records(
+            &mut SliceInput {
+                buf: payload,
+                pos: 0,
+            },
+            &h,
+        ),
+        codec => {
+            let reader = decoder(codec, payload)?;
+            let mut input = StreamInput {
+                inner: BufReader::with_capacity(16 * 1024, reader),
+                consumed: 0,
+                cap: max_decompressed as u64,
+            };
+            check_records(&mut input, &h)
+        }
+    }?;
+    Ok(h)
+}
+
+/// Decompresses a batch payload (or a legacy wrapper message's value) into memory, failing
+/// once more than `cap` bytes came out. `codec`: 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+pub fn decompress_capped(codec: i16, data: &[u8], cap: usize) -> Result<Bytes, InvalidBatch> {
+    if codec == 2 {
+        return snappy_capped(data, cap);
+    }
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(cap).min(1 << 20));
+    decoder(codec, data)?
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(format!("decompressing: {e}")))?;
+    if out.len() > cap {
+        return Err(InvalidBatch::TooLarge { limit: cap });
+    }
+    Ok(Bytes::from(out))
+}
+
+/// A streaming decoder for gzip, lz4 and zstd (and snappy, decoded block by block).
+fn decoder<'a>(codec: i16, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, InvalidBatch> {
+    Ok(match codec {
+        1 => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        2 => Box::new(SnappyReader::new(data)),
+        3 => Box::new(lz4::Decoder::new(data).map_err(|e| corrupt(format!("lz4: {e}")))?),
+        4 => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(data)
+                .map_err(|e| corrupt(format!("zstd: {e}")))?;
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| corrupt(format!("zstd: {e}")))?;
+            Box::new(d)
+        }
+        other => return Err(InvalidBatch::UnsupportedCompression(other)),
+    })
+}
+
+const SNAPPY_XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
+
+/// Snappy as Kafka writes it: xerial framing (16-byte header, then INT32-length blocks), or a
+/// raw snappy block when the header is absent (as Java's `SnappyInputStream` accepts). Each
+/// block's announced length is checked against the cap before it is decoded.
+fn snappy_capped(data: &[u8], cap: usize) -> Result<Bytes, InvalidBatch> {
+    let mut out = Vec::new();
+    let mut r = SnappyReader::new(data);
+    while let Some(block) = r.next_block(cap - out.len().min(cap))? {
+        out.extend_from_slice(&block);
+    }
+    Ok(Bytes::from(out))
+}
+
+struct SnappyReader<'a> {
+    data: &'a [u8],
+    started: bool,
+    xerial: bool,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl<'a> SnappyReader<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            started: false,
+            xerial: false,
+            block: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// The next decoded block, refusing one that would take more than `room` bytes.
+    fn next_block(&mut self, room: usize) -> Result<Option<Vec<u8>>, InvalidBatch> {
+        if !self.started {
+            self.started = true;
+            if self.data.len() >= 16 && &self.data[..8] == SNAPPY_XERIAL_MAGIC {
+                self.xerial = true;
+                self.data = &self.data[16..];
+            } else {
+                let raw = std::mem::take(&mut self.data);
+                return snappy_block(raw, room).map(Some);
+            }
+        }
+        if !self.xerial || self.data.is_empty() {
+            return Ok(None);
+        }
+        if self.data.len() < 4 {
+            return Err(corrupt("snappy: truncated block length"));
+        }
+        let n = u32::from_be_bytes(self.data[..4].try_into().expect("4 bytes")) as usize;
+        if self.data.len() - 4 < n {
+            return Err(corrupt("snappy: truncated block"));
+        }
+        let block = &self.data[4..4 + n];
+        self.data = &self.data[4 + n..];
+        snappy_block(block, room).map(Some)
+    }
+}
+
+fn snappy_block(block: &[u8], room: usize) -> Result<Vec<u8>, InvalidBatch> {
+    let len = snap::raw::decompress_len(block).map_err(|e| corrupt(format!("snappy: {e}")))?;
+    // Snappy expands at most ~21x (a 3-byte copy of 64 bytes): a larger announced length is a
+    // lie, refused before the decoder allocates it.
+    if len > block.len().saturating_mul(24).saturating_add(64) {
+        return Err(corrupt(format!(
+            "snappy: a {}-byte block cannot hold {len} bytes",
+            block.len()
+        )));
+    }
+    if len > room {
+        return Err(InvalidBatch::TooLarge { limit: room });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(block)
+        .map_err(|e| corrupt(format!("snappy: {e}")))
+}
+
+impl Read for SnappyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.block.len() {
+            // A block is at most ~21x its compressed size (checked in `snappy_block`); the
+            // caller's cap bounds the total through `take` or `StreamInput`.
+            match self
+                .next_block(usize::MAX)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
+            {
+                Some(b) => {
+                    self.block = b;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Where record bytes come from: a slice (uncompressed batches) or a decoder stream.
+trait Input {
+    fn byte(&mut self) -> Result<u8, InvalidBatch>;
+    fn skip(&mut self, n: usize) -> Result<(), InvalidBatch>;
+    fn consumed(&self) -> u64;
+    fn at_end(&mut self) -> Result<bool, InvalidBatch>;
+}
+
+struct SliceInput<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Input for SliceInput<'_> {
+    fn byte(&mut self) -> Result<u8, InvalidBatch> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| corrupt("records end inside a record"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+    fn skip(&mut self, n: usize) -> Result<(), InvalidBatch> {
+        if self.buf.len() - self.pos < n {
+            return Err(corrupt("records end inside a record"));
+        }
+        self.pos += n;
+        Ok(())
+    }
+    fn consumed(&self) -> u64 {
+        self.pos as u64
+    }
+    fn at_end(&mut self) -> Result<bool, InvalidBatch> {
+        Ok(self.pos == self.buf.len())
+    }
+}
+
+struct StreamInput<R> {
+    inner: BufReader<R>,
+    consumed: u64,
+    cap: u64,
+}
+
+impl<R: Read> StreamInput<R> {
+    fn fill(&mut self) -> Result<&[u8], InvalidBatch> {
+        let buf = self
+            .inner
+            .fill_buf()
+            .map_err(|e| corrupt(format!("decompressing: {e}")))?;
+        Ok(buf)
+    }
+    fn advance(&mut self, n: usize) -> Result<(), InvalidBatch> {
+        self.inner.consume(n);
+        self.consumed += n as u64;
+        if self.consumed > self.cap {
+            return Err(InvalidBatch::TooLarge {
+                limit: self.cap as usize,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Input for StreamInput<R> {
+    fn byte(&mut self) -> Result<u8, InvalidBatch> {
+        let b = *self
+            .fill()?
+            .first()
+            .ok_or_else(|| corrupt("records end inside a record"))?;
+        self.advance(1)?;
+        Ok(b)
+    }
+    fn skip(&mut self, mut n: usize) -> Result<(), InvalidBatch> {
+        while n > 0 {
+            let have = self.fill()?.len();
+            if have == 0 {
+                return Err(corrupt("records end inside a record"));
+            }
+            let step = have.min(n);
+            self.advance(step)?;
+            n -= step;
+        }
+        Ok(())
+    }
+    fn consumed(&self) -> u64 {
+        self.consumed
+    }
+    fn at_end(&mut self) -> Result<bool, InvalidBatch> {
+        Ok(self.fill()?.is_empty())
+    }
+}
+
+/// Zigzag varint of at most `max_bytes` bytes (5 for int32, 10 for int64).
+fn varint(input: &mut impl Input, max_bytes: u32) -> Result<i64, InvalidBatch> {
+    let mut raw: u64 = 0;
+    for i in 0..max_bytes {
+        let b = input.byte()?;
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    Err(corrupt("varint longer than its type"))
+}
+
+fn varint32(input: &mut impl Input) -> Result<i32, InvalidBatch> {
+    let v = varint(input, 5)?;
+    i32::try_from(v).map_err(|_| corrupt("varint out of int32 range"))
+}
+
+/// Length-prefixed bytes (varint length, -1 = null) skipped; returns the length.
+fn skip_bytes(input: &mut impl Input, what: &str, nullable: bool) -> Result<i32, InvalidBatch> {
+    let n = varint32(input)?;
+    if n < -1 || (n == -1 && !nullable) {
+        return Err(corrupt(format!("{what} length {n}")));
+    }
+    if n > 0 {
+        input.skip(n as usize)?;
+    }
+    Ok(n)
+}
+
+fn check_records(input: &mut impl Input, h: &BatchHeader) -> Result<(), InvalidBatch> {
+    for index in 0..h.record_count {
+        let len = varint32(input)?;
+        // attributes + timestamp delta + offset delta + key len + value len + header count
+        if len < 6 {
+            return Err(corrupt(format!("record {index}: length {len}")));
+        }
+        let start = input.consumed();
+        let _attributes = input.byte()?;
+        let ts_delta = varint(input, 10)?;
+        if h.base_timestamp.checked_add(ts_delta).is_none() {
+            return Err(invalid(format!("record {index}: timestamp overflows")));
+        }
+        let offset_delta = varint32(input)?;
+        if offset_delta != index {
+            return Err(invalid(format!(
+                "record {index}: offset delta {offset_delta} (expected {index})"
+            )));
+        }
+        skip_bytes(input, "key", true)?;
+        skip_bytes(input, "value", true)?;
+        let headers = varint32(input)?;
+        if headers < 0 {
+            return Err(corrupt(format!("record {index}: {headers} headers")));
+        }
+        for _ in 0..headers {
+            skip_bytes(input, "header key", false)?;
+            skip_bytes(input, "header value", true)?;
+            if input.consumed() - start > len as u64 {
+                break;
+            }
+        }
+        let used = input.consumed() - start;
+        if used != len as u64 {
+            return Err(corrupt(format!(
+                "record {index}: length says {len} bytes, its fields take {used}"
+            )));
+        }
+    }
+    if !input.at_end()? {
+        return Err(corrupt(format!(
+            "bytes after the {} records the header announces",
+            h.record_count
+        )));
+    }
+    Ok(())
+}

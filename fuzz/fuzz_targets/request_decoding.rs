@@ -1,0 +1,33 @@
+//! Broker-side request decoding: input = api key (i16), version (i16), then a request frame
+//! body after the header. Every API key and version kafka-protocol knows (the broker serves a
+//! subset), plus the hand-written legacy decoders (Produce v0-v2, Fetch v0-v3, ListOffsets v0).
+//! Any panic or abort is a bug: a count or length read off the wire must be checked first.
+#![no_main]
+
+use bytes::Bytes;
+use kafkit_protocol::codec;
+use kafkit_protocol::legacy;
+use kafkit_protocol::messages::ApiKey;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 4 {
+        return;
+    }
+    let key = i16::from_be_bytes([data[0], data[1]]);
+    let version = i16::from_be_bytes([data[2], data[3]]);
+    let body = Bytes::copy_from_slice(&data[4..]);
+    let _ = codec::peek_request(&body);
+    match (key, version) {
+        (0, 0..=2) => drop(legacy::decode_produce_request(body.clone())),
+        (1, 0..=3) => drop(legacy::decode_fetch_request(version, body.clone())),
+        (2, 0) => drop(legacy::decode_list_offsets_v0(body.clone())),
+        _ => {}
+    }
+    if let Ok(api) = ApiKey::try_from(key) {
+        let r = api.valid_versions();
+        if version >= r.min && version <= r.max {
+            let _ = codec::decode_request(body, api, version);
+        }
+    }
+});
