@@ -1,6 +1,6 @@
 //! Writes seed corpora for the fuzz targets: requests and responses encoded by kafka-protocol at
 //! every version of the APIs the broker serves most (as clients send them), record batches in
-//! every codec, legacy message sets. `cargo run --bin gen_seeds -- corpus`
+//! every codec, legacy message sets. `cargo run --example gen_seeds -- corpus`
 use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};

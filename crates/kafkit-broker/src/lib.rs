@@ -19,7 +19,8 @@
 //!
 //! Partitions are replicated ([`replication`]): acks=-1 waits for the ISR, consumers read up
 //! to the high watermark, and [`control`] takes brokers down and up, moves leaders and injects
-//! errors. Not yet (issue 3): legacy message formats, admin APIs beyond CreateTopics.
+//! errors. Legacy message formats (Produce v0-v2, Fetch v0-v3) are converted to and from v2
+//! batches. Resource limits and request validation: [`limits`], docs/LIMITS.md.
 
 mod cluster;
 pub mod control;

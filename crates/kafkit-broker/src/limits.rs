@@ -33,8 +33,7 @@ impl Limits {
     pub fn new(config: &ClusterConfig, brokers: usize) -> Self {
         let budget = config
             .queued_max_request_bytes
-            .min(Semaphore::MAX_PERMITS)
-            .max(1);
+            .clamp(1, Semaphore::MAX_PERMITS);
         Self {
             request_bytes: (0..brokers)
                 .map(|_| Arc::new(Semaphore::new(budget)))

@@ -121,7 +121,8 @@ fn decompress(
     data: &[u8],
     budget: &mut usize,
 ) -> Result<Bytes, ProtocolError> {
-    if !(1..=2).contains(&codec) && !(codec == 3 && magic == 1) {
+    let supported = matches!((codec, magic), (1 | 2, _) | (3, 1));
+    if !supported {
         return Err(ProtocolError::UnsupportedCompression(format!(
             "legacy message compression {codec} (magic {magic}) is not supported"
         )));
