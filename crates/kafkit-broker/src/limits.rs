@@ -46,6 +46,17 @@ impl Limits {
         }
     }
 
+    /// Runs decompression work `f` on a blocking thread once one of the
+    /// `max_concurrent_decompressions` slots is free. `None` if the task could not run
+    /// (shutdown, or `f` panicked).
+    pub async fn decompress<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.decompressions.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(f).await.ok()
+    }
+
     /// Takes `partitions` from the auto-creation budget; false if it is spent for now.
     pub fn take_auto_create(&self, partitions: u32) -> bool {
         self.auto_create

@@ -49,20 +49,14 @@ fn now_ms() -> i64 {
 /// in 252 KB of gzip took the broker to 1 GB).
 async fn to_batch(ctx: &Ctx, set: &Bytes) -> Result<Bytes, i16> {
     let cap = ctx.cluster.config.max_decompressed_batch_bytes;
-    let _permit = ctx
-        .cluster
-        .limits
-        .decompressions
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| err::KAFKA_STORAGE_ERROR)?;
     let set = set.clone();
     let now = now_ms();
-    let converted =
-        tokio::task::spawn_blocking(move || legacy::message_set_to_batch(&set, cap, now))
-            .await
-            .map_err(|_| err::CORRUPT_MESSAGE)?;
+    let converted = ctx
+        .cluster
+        .limits
+        .decompress(move || legacy::message_set_to_batch(&set, cap, now))
+        .await
+        .ok_or(err::CORRUPT_MESSAGE)?;
     converted.map_err(|e| {
         tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, error = %e, "refusing legacy message set");
         match e {
@@ -153,17 +147,11 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Stri
     // Down-conversion decompresses stored batches: on a blocking thread, a few at a time, each
     // batch under `max_decompressed_batch_bytes` (a batch that exceeds it is left out).
     let cap = ctx.cluster.config.max_decompressed_batch_bytes;
-    let _permit = ctx
-        .cluster
+    ctx.cluster
         .limits
-        .decompressions
-        .clone()
-        .acquire_owned()
+        .decompress(move || down_convert(resp, version, magic, cap))
         .await
-        .map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || down_convert(resp, version, magic, cap))
-        .await
-        .map_err(|e| format!("down-converting a fetch response: {e}"))
+        .ok_or_else(|| "down-converting a fetch response failed".to_string())
 }
 
 fn down_convert(

@@ -139,18 +139,12 @@ pub(super) async fn check_records(ctx: &Ctx, records: Option<&Bytes>) -> Result<
     let cap = ctx.cluster.config.max_decompressed_batch_bytes;
     let compressed = batch::BatchHeader::parse(data).is_ok_and(|h| h.compression() != 0);
     let checked = if compressed {
-        let _permit = ctx
-            .cluster
-            .limits
-            .decompressions
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| err::KAFKA_STORAGE_ERROR)?;
         let data = data.clone();
-        tokio::task::spawn_blocking(move || validate::validate_batch(&data, cap))
+        ctx.cluster
+            .limits
+            .decompress(move || validate::validate_batch(&data, cap))
             .await
-            .map_err(|_| err::CORRUPT_MESSAGE)?
+            .ok_or(err::CORRUPT_MESSAGE)?
     } else {
         validate::validate_batch(data, cap)
     };
