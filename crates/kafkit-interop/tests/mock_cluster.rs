@@ -287,7 +287,7 @@ async fn kafkit_and_librdkafka_consumers_share_a_group() {
         ..Default::default()
     })
     .expect("reader");
-    within(60, "the group settles with two members", async {
+    within(150, "the group settles with two members", async {
         loop {
             let (ours, theirs) = (r.assignment().len(), their_parts.lock().unwrap().len());
             if ours == 2 && theirs == 2 {
