@@ -95,22 +95,25 @@ fn main() {
     ]));
     request(&rq, ApiKey::Heartbeat, &HeartbeatRequest::default());
     request(&rq, ApiKey::DescribeGroups, &DescribeGroupsRequest::default().with_groups(vec![GroupId(kafkit_protocol::str_bytes("g"))]));
-    // Legacy Produce v0-v2 / Fetch v0-v3 bodies (after the header).
-    let set = encode_message_set(&[LegacyRecord { offset: 0, timestamp: 1, key: None, value: Some(Bytes::from_static(b"v")) }], 1);
-    let mut p = BytesMut::new();
-    p.put_i16(1);
-    p.put_i32(1000);
-    p.put_i32(1);
-    p.put_i16(6);
-    p.put_slice(b"orders");
-    p.put_i32(1);
-    p.put_i32(0);
-    p.put_i32(set.len() as i32);
-    p.put_slice(&set);
+    // A legacy Produce v2 body (after the header), as kafka-python 0.10 sends it.
+    let set = encode_message_set(
+        &[LegacyRecord {
+            offset: 0,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+        }],
+        1,
+    );
+    let body = kafkit_protocol::legacy::encode_produce_request(&kafkit_protocol::legacy::ProduceRequest {
+        acks: 1,
+        timeout_ms: 1000,
+        topics: vec![("orders".into(), vec![(0, set)])],
+    });
     let mut legacy = BytesMut::new();
     legacy.put_i16(0);
     legacy.put_i16(2);
-    legacy.put_slice(&p);
+    legacy.put_slice(&body);
     put(&rq, "legacy-produce-v2", &legacy);
 
     let rs = out.join("response_decoding");
@@ -151,20 +154,14 @@ fn main() {
     put(&ls, "magic1", &encode_message_set(&legacy_recs, 1));
     // A magic-1 gzip wrapper, as kafka-python writes it.
     let inner = encode_message_set(&legacy_recs, 1);
-    let gz = gzip(&inner);
-    let mut m = BytesMut::new();
-    m.put_i8(1);
-    m.put_i8(1);
-    m.put_i64(1_600_000_000_000);
-    m.put_i32(-1);
-    m.put_i32(gz.len() as i32);
-    m.put_slice(&gz);
-    let crc = crc32_ieee(&m);
     let mut wrapper = BytesMut::new();
-    wrapper.put_i64(2);
-    wrapper.put_i32(4 + m.len() as i32);
-    wrapper.put_u32(crc);
-    wrapper.put_slice(&m);
+    let outer = LegacyRecord {
+        offset: 2,
+        timestamp: 1_600_000_000_000,
+        key: None,
+        value: Some(Bytes::from(gzip(&inner))),
+    };
+    kafkit_protocol::legacy::put_message(&mut wrapper, &outer, 1, 1);
     put(&ls, "magic1-gzip", &wrapper);
 }
 
@@ -174,15 +171,4 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).unwrap();
     e.finish().unwrap()
-}
-
-fn crc32_ieee(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }

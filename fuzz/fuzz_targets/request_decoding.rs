@@ -4,19 +4,18 @@
 //! Any panic or abort is a bug: a count or length read off the wire must be checked first.
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use bytes::Bytes;
-use kafkit_protocol::codec;
-use kafkit_protocol::legacy;
-use kafkit_protocol::messages::ApiKey;
+use kafkit_protocol::{codec, legacy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 4 {
+    let Some((key, version, rest)) = common::split(data) else {
         return;
-    }
-    let key = i16::from_be_bytes([data[0], data[1]]);
-    let version = i16::from_be_bytes([data[2], data[3]]);
-    let body = Bytes::copy_from_slice(&data[4..]);
+    };
+    let body = Bytes::copy_from_slice(rest);
     let _ = codec::peek_request(&body);
     match (key, version) {
         (0, 0..=2) => drop(legacy::decode_produce_request(body.clone())),
@@ -24,10 +23,7 @@ fuzz_target!(|data: &[u8]| {
         (2, 0) => drop(legacy::decode_list_offsets_v0(body.clone())),
         _ => {}
     }
-    if let Ok(api) = ApiKey::try_from(key) {
-        let r = api.valid_versions();
-        if version >= r.min && version <= r.max {
-            let _ = codec::decode_request(body, api, version);
-        }
+    if let Some(api) = common::known(key, version) {
+        let _ = codec::decode_request(body, api, version);
     }
 });

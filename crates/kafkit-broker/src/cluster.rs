@@ -263,14 +263,14 @@ impl Cluster {
         replication_factor: i16,
     ) -> Result<(), BrokerError> {
         self.state
-            .create_topic(name, partitions, replication_factor, false)
+            .create_topic(name, partitions, replication_factor)
             .map(|_| ())
             .map_err(|e| BrokerError::Config(format!("topic {name}: {e:?}")))
     }
 
     /// Creates a topic unless it exists.
     pub fn ensure_topic(&self, name: &str, partitions: i32) -> Result<(), BrokerError> {
-        match self.state.create_topic(name, partitions, -1, false) {
+        match self.state.create_topic(name, partitions, -1) {
             Ok(_) | Err(crate::state::CreateTopicError::AlreadyExists) => Ok(()),
             Err(e) => Err(BrokerError::Config(format!("topic {name}: {e:?}"))),
         }

@@ -447,14 +447,22 @@ impl ClusterState {
 
     /// Removes what a failed create left on disk.
     fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>, rf: i16) {
-        let n = self.brokers.len() as i32;
-        let start = (java_string_hash(name) & 0x7fff_ffff) % n;
         for p in range {
-            for k in 0..rf as i32 {
-                let r = self.brokers[((start + p + k) % n) as usize].id;
+            for r in self.replicas_for(name, p, rf) {
                 let _ = std::fs::remove_dir_all(self.partition_dir(r, name, p));
             }
         }
+    }
+
+    /// The replicas of partition `p`, leader first: leaders spread round-robin from a
+    /// per-topic start, followers on the next brokers (Kafka's rack-unaware assignment,
+    /// simplified). Deterministic, so not stored.
+    fn replicas_for(&self, name: &str, p: i32, rf: i16) -> Vec<i32> {
+        let n = self.brokers.len() as i32;
+        let start = (java_string_hash(name) & 0x7fff_ffff) % n;
+        (0..rf as i32)
+            .map(|k| self.brokers[((start + p + k) % n) as usize].id)
+            .collect()
     }
 
     fn build_topic(
@@ -479,16 +487,10 @@ impl ClusterState {
         range: std::ops::Range<i32>,
         rf: i16,
     ) -> Result<Vec<Arc<PartitionState>>, BrokerError> {
-        let n = self.brokers.len() as i32;
-        // Spread leaders round-robin from a per-topic start, followers on the next brokers
-        // (Kafka's rack-unaware assignment, simplified). Deterministic, so not stored.
-        let start = (java_string_hash(name) & 0x7fff_ffff) % n;
         let now = Instant::now();
         let mut parts = Vec::new();
         for p in range {
-            let replicas: Vec<i32> = (0..rf as i32)
-                .map(|k| self.brokers[((start + p + k) % n) as usize].id)
-                .collect();
+            let replicas = self.replicas_for(name, p, rf);
             let mut logs = BTreeMap::new();
             for &r in &replicas {
                 logs.insert(
@@ -561,18 +563,8 @@ impl ClusterState {
         name: &str,
         partitions: i32,
         rf: i16,
-        validate_only: bool,
     ) -> Result<Arc<TopicState>, CreateTopicError> {
         let (partitions, rf) = self.plan_topic(name, partitions, rf)?;
-        if validate_only {
-            // Nothing touches the disk: a description of what would be created.
-            return Ok(Arc::new(TopicState {
-                name: name.to_owned(),
-                id: uuid::Uuid::nil(),
-                replication_factor: rf,
-                partitions: Vec::new(),
-            }));
-        }
         let mut topics = self.topics.write().expect("topics lock");
         if topics.contains_key(name) {
             return Err(CreateTopicError::AlreadyExists);
@@ -681,7 +673,7 @@ impl ClusterState {
             tracing::debug!(target: "kafkit::broker", topic = name, "auto-creation budget spent; answering LEADER_NOT_AVAILABLE");
             return Err(CreateTopicError::Throttled.code());
         }
-        match self.create_topic(name, partitions, rf, false) {
+        match self.create_topic(name, partitions, rf) {
             Ok(t) => Ok(t),
             Err(CreateTopicError::AlreadyExists) => self.topic(name).ok_or(3),
             Err(e) => Err(e.code()),

@@ -153,6 +153,98 @@ pub fn verify_crc(batch: &[u8]) -> Result<BatchHeader, ProtocolError> {
     Ok(h)
 }
 
+/// The five codecs a v2 batch may use, in codec-id order.
+pub const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+impl BatchHeader {
+    /// Writes this header into the first [`BATCH_HEADER_LEN`] bytes of `out`, length and CRC
+    /// as they are in `self` (see [`seal`] to set both from the bytes that follow).
+    pub fn write(&self, out: &mut [u8]) {
+        let mut h = &mut out[..BATCH_HEADER_LEN];
+        use bytes::BufMut;
+        h.put_i64(self.base_offset);
+        h.put_i32(self.batch_length);
+        h.put_i32(self.partition_leader_epoch);
+        h.put_i8(self.magic);
+        h.put_u32(self.crc);
+        h.put_i16(self.attributes);
+        h.put_i32(self.last_offset_delta);
+        h.put_i64(self.base_timestamp);
+        h.put_i64(self.max_timestamp);
+        h.put_i64(self.producer_id);
+        h.put_i16(self.producer_epoch);
+        h.put_i32(self.base_sequence);
+        h.put_i32(self.record_count);
+    }
+}
+
+/// Sets a whole batch's `batchLength` from its size and recomputes its CRC-32C.
+pub fn seal(batch: &mut [u8]) {
+    let len = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[8..12].copy_from_slice(&len.to_be_bytes());
+    write_crc(batch);
+}
+
+/// Recomputes the CRC-32C of a whole batch (attributes to the end).
+fn write_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Appends a zigzag varint (the record fields' integer encoding).
+pub fn put_varint(b: &mut BytesMut, v: i64) {
+    use bytes::BufMut;
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        b.put_u8((z as u8) | 0x80);
+        z >>= 7;
+    }
+    b.put_u8(z as u8);
+}
+
+fn varint_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+/// Appends a v2 record without headers up to its value: the caller appends the value's
+/// `value_len` bytes (none for `None`) and then the header count `0`. Lets a record be written
+/// without its value in memory (legacy conversion, streams).
+pub fn put_record_head(
+    b: &mut BytesMut,
+    ts_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value_len: Option<usize>,
+) {
+    use bytes::BufMut;
+    let len_of = |n: Option<usize>| n.map_or(varint_len(-1), |n| varint_len(n as i64) + n);
+    let len = 1
+        + varint_len(ts_delta)
+        + varint_len(offset_delta as i64)
+        + len_of(key.map(<[u8]>::len))
+        + len_of(value_len)
+        + 1;
+    put_varint(b, len as i64);
+    b.put_u8(0); // attributes
+    put_varint(b, ts_delta);
+    put_varint(b, offset_delta as i64);
+    match key {
+        Some(k) => {
+            put_varint(b, k.len() as i64);
+            b.put_slice(k);
+        }
+        None => put_varint(b, -1),
+    }
+    put_varint(b, value_len.map_or(-1, |n| n as i64));
+}
+
 /// Rewrites the base offset of a batch (not covered by the CRC).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -181,8 +273,7 @@ pub fn restamp_producer(
             (seq % (i32::MAX as i64 + 1)) as i32
         };
         batch[53..57].copy_from_slice(&stamped.to_be_bytes());
-        let crc = crc32c::crc32c(&batch[21..]);
-        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        write_crc(batch);
         seq += records;
     }
     Ok(())
@@ -301,19 +392,10 @@ pub fn encode_records_level(
         let batch = &mut buf[range];
         if be_i64(batch, 43) == -1 && be_i32(batch, 53) != -1 {
             batch[53..57].copy_from_slice(&(-1i32).to_be_bytes());
-            let crc = crc32c::crc32c(&batch[21..]);
-            batch[17..21].copy_from_slice(&crc.to_be_bytes());
+            write_crc(batch);
         }
     }
     Ok(buf.freeze())
-}
-
-/// Checks that a batch is one a broker may store (see [`crate::validate::validate_batch`]),
-/// decompressing at most [`DEFAULT_MAX_DECOMPRESSED`] bytes.
-pub fn validate_records(batch: &Bytes) -> Result<(), ProtocolError> {
-    crate::validate::validate_batch(batch, DEFAULT_MAX_DECOMPRESSED)
-        .map(drop)
-        .map_err(|e| ProtocolError::CorruptBatch(e.to_string()))
 }
 
 /// Most bytes one batch may decompress to when decoded with [`decode_records`] (64 MiB): a
@@ -397,17 +479,11 @@ mod tests {
         let recs: Vec<_> = (0..20)
             .map(|i| record(i, "compressible compressible compressible"))
             .collect();
-        for c in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for c in CODECS {
             let b = encode_records(&recs, c).unwrap();
             let h = verify_crc(&b).unwrap();
             assert_eq!(h.compression(), c as i16);
-            validate_records(&b).unwrap();
+            crate::validate::validate_batch(&b, 1 << 20).unwrap();
             let back = decode_records(&b).unwrap();
             assert_eq!(back.len(), 20, "{c:?}");
             assert_eq!(back[7].value, recs[7].value);
@@ -484,7 +560,7 @@ mod level_tests {
             let best = encode_records_level(&records, c, Some(9)).unwrap();
             let default = encode_records(&records, c).unwrap();
             for b in [&fast, &best, &default] {
-                validate_records(b).unwrap();
+                crate::validate::validate_batch(b, 1 << 20).unwrap();
                 let back = decode_records(b).unwrap();
                 assert_eq!(back.len(), 200, "{c:?}");
                 assert_eq!(back[7].value, records[7].value);

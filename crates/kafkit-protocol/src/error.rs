@@ -47,9 +47,9 @@ pub enum ProtocolError {
         /// Details from the encoder.
         message: String,
     },
-    /// A compression codec this format does not have (or we do not decode).
-    #[error("{0}")]
-    UnsupportedCompression(String),
+    /// A batch (or legacy message set) a broker must refuse; says which Kafka error.
+    #[error(transparent)]
+    InvalidBatch(#[from] crate::validate::InvalidBatch),
     /// A record batch is malformed (bad length, magic, or CRC).
     #[error("corrupt record batch: {0}")]
     CorruptBatch(String),

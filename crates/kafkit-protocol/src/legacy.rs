@@ -14,6 +14,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::IEEE;
 
+use crate::batch::{put_record_head, seal, BatchHeader};
+use crate::validate::InvalidBatch;
 use crate::ProtocolError;
 
 fn short(what: &str) -> ProtocolError {
@@ -123,12 +125,9 @@ fn decompress(
 ) -> Result<Bytes, ProtocolError> {
     let supported = matches!((codec, magic), (1 | 2, _) | (3, 1));
     if !supported {
-        return Err(ProtocolError::UnsupportedCompression(format!(
-            "legacy message compression {codec} (magic {magic}) is not supported"
-        )));
+        return Err(InvalidBatch::UnsupportedCompression(codec as i16).into());
     }
-    let out = crate::validate::decompress_capped(codec as i16, data, *budget)
-        .map_err(|e| ProtocolError::CorruptBatch(format!("decompressing a legacy message: {e}")))?;
+    let out = crate::validate::decompress_capped(codec as i16, data, *budget)?;
     *budget -= out.len();
     Ok(out)
 }
@@ -176,13 +175,16 @@ pub fn message_set_to_batch(
             ));
         }
         max_ts = max_ts.max(ts);
-        put_v2_record(
+        let value = r.value.as_deref();
+        put_record_head(
             &mut b,
             ts - base_ts,
             count as i32,
             r.key.as_deref(),
-            r.value.as_deref(),
+            value.map(<[u8]>::len),
         );
+        b.put_slice(value.unwrap_or_default());
+        b.put_u8(0); // no headers
         count += 1;
         Ok(())
     })?;
@@ -191,70 +193,24 @@ pub fn message_set_to_batch(
             "empty legacy message set".into(),
         ));
     }
-    let batch_length = (b.len() - crate::batch::LOG_OVERHEAD) as i32;
-    let mut h = &mut b[..crate::batch::BATCH_HEADER_LEN];
-    h.put_i64(0); // base offset
-    h.put_i32(batch_length);
-    h.put_i32(-1); // partition leader epoch
-    h.put_i8(2); // magic
-    h.put_u32(0); // crc, below
-    h.put_i16(0); // attributes: no compression, create time
-    h.put_i32(count as i32 - 1); // last offset delta
-    h.put_i64(base_ts);
-    h.put_i64(max_ts);
-    h.put_i64(-1); // producer id
-    h.put_i16(-1); // producer epoch
-    h.put_i32(-1); // base sequence
-    h.put_i32(count as i32);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    BatchHeader {
+        base_offset: 0,
+        batch_length: 0,
+        partition_leader_epoch: -1,
+        magic: 2,
+        crc: 0,
+        attributes: 0, // no compression, create time
+        last_offset_delta: count as i32 - 1,
+        base_timestamp: base_ts,
+        max_timestamp: max_ts,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: count as i32,
+    }
+    .write(&mut b);
+    seal(&mut b);
     Ok(b.freeze())
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn put_varint(b: &mut BytesMut, v: i64) {
-    let mut z = zigzag(v);
-    while z >= 0x80 {
-        b.put_u8((z as u8) | 0x80);
-        z >>= 7;
-    }
-    b.put_u8(z as u8);
-}
-
-fn varint_len(v: i64) -> usize {
-    let z = zigzag(v);
-    ((64 - z.leading_zeros() as usize).max(1)).div_ceil(7)
-}
-
-/// One v2 record (no headers, attributes 0).
-fn put_v2_record(
-    b: &mut BytesMut,
-    ts_delta: i64,
-    offset_delta: i32,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) {
-    let field =
-        |v: Option<&[u8]>| v.map_or(varint_len(-1), |v| varint_len(v.len() as i64) + v.len());
-    let len =
-        1 + varint_len(ts_delta) + varint_len(offset_delta as i64) + field(key) + field(value) + 1;
-    put_varint(b, len as i64);
-    b.put_u8(0);
-    put_varint(b, ts_delta);
-    put_varint(b, offset_delta as i64);
-    for v in [key, value] {
-        match v {
-            Some(v) => {
-                put_varint(b, v.len() as i64);
-                b.put_slice(v);
-            }
-            None => put_varint(b, -1),
-        }
-    }
-    put_varint(b, 0); // headers
 }
 
 /// The offset of the last complete message in a set, read from message headers only.
@@ -344,20 +300,27 @@ fn decode_into(
 pub fn encode_message_set(records: &[LegacyRecord], magic: i8) -> Bytes {
     let mut b = BytesMut::new();
     for rec in records {
-        let mut m = BytesMut::new();
-        m.put_i8(magic);
-        m.put_i8(0);
-        if magic == 1 {
-            m.put_i64(rec.timestamp);
-        }
-        put_bytes(&mut m, rec.key.as_ref());
-        put_bytes(&mut m, rec.value.as_ref());
-        b.put_i64(rec.offset);
-        b.put_i32(4 + m.len() as i32);
-        b.put_u32(IEEE.checksum(&m));
-        b.put_slice(&m);
+        put_message(&mut b, rec, magic, 0);
     }
     b.freeze()
+}
+
+/// Appends one message (offset, size, CRC, then magic, `attributes`, timestamp for magic 1,
+/// key, value). A compressed wrapper is a message whose attributes name the codec and whose
+/// value is the compressed inner message set (with magic 1, its offset is the last inner one's).
+pub fn put_message(b: &mut BytesMut, rec: &LegacyRecord, magic: i8, attributes: i8) {
+    let mut m = BytesMut::new();
+    m.put_i8(magic);
+    m.put_i8(attributes);
+    if magic == 1 {
+        m.put_i64(rec.timestamp);
+    }
+    put_bytes(&mut m, rec.key.as_ref());
+    put_bytes(&mut m, rec.value.as_ref());
+    b.put_i64(rec.offset);
+    b.put_i32(4 + m.len() as i32);
+    b.put_u32(IEEE.checksum(&m));
+    b.put_slice(&m);
 }
 
 /// Produce v0-v2 request body.
@@ -391,6 +354,24 @@ pub fn decode_produce_request(body: Bytes) -> Result<ProduceRequest, ProtocolErr
         timeout_ms,
         topics,
     })
+}
+
+/// Encodes a Produce v0-v2 body (the inverse of [`decode_produce_request`]; for tests and
+/// tools that speak as an old client).
+pub fn encode_produce_request(req: &ProduceRequest) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_i16(req.acks);
+    b.put_i32(req.timeout_ms);
+    b.put_i32(req.topics.len() as i32);
+    for (topic, parts) in &req.topics {
+        put_str(&mut b, topic);
+        b.put_i32(parts.len() as i32);
+        for (p, set) in parts {
+            b.put_i32(*p);
+            put_bytes(&mut b, Some(set));
+        }
+    }
+    b
 }
 
 /// One partition of a Produce v0-v2 response.
@@ -604,17 +585,19 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&inner).unwrap();
         let compressed = Bytes::from(gz.finish().unwrap());
-        let mut m = BytesMut::new();
-        m.put_i8(1);
-        m.put_i8(1); // gzip
-        m.put_i64(1_600_000_000_000);
-        put_bytes(&mut m, None);
-        put_bytes(&mut m, Some(&compressed));
         let mut set = BytesMut::new();
-        set.put_i64(1); // wrapper offset = last inner offset
-        set.put_i32(4 + m.len() as i32);
-        set.put_u32(IEEE.checksum(&m));
-        set.put_slice(&m);
+        // wrapper offset = last inner offset
+        put_message(
+            &mut set,
+            &LegacyRecord {
+                offset: 1,
+                timestamp: 1_600_000_000_000,
+                key: None,
+                value: Some(compressed),
+            },
+            1,
+            1,
+        );
         let back = decode_message_set(&set.freeze()).unwrap();
         assert_eq!(
             back.iter().map(|r| r.offset).collect::<Vec<_>>(),
@@ -671,17 +654,18 @@ mod tests {
             gz.write_all(&one).unwrap();
         }
         let compressed = Bytes::from(gz.finish().unwrap());
-        let mut m = BytesMut::new();
-        m.put_i8(1);
-        m.put_i8(1);
-        m.put_i64(1);
-        put_bytes(&mut m, None);
-        put_bytes(&mut m, Some(&compressed));
         let mut set = BytesMut::new();
-        set.put_i64(199_999);
-        set.put_i32(4 + m.len() as i32);
-        set.put_u32(IEEE.checksum(&m));
-        set.put_slice(&m);
+        put_message(
+            &mut set,
+            &LegacyRecord {
+                offset: 199_999,
+                timestamp: 1,
+                key: None,
+                value: Some(compressed),
+            },
+            1,
+            1,
+        );
         let set = set.freeze();
         let err = message_set_to_batch(&set, 1 << 20, 0).unwrap_err();
         assert!(

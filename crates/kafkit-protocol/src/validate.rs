@@ -114,7 +114,7 @@ pub fn validate_batch(batch: &[u8], max_decompressed: usize) -> Result<BatchHead
             &h,
         ),
         codec => {
-            let reader = decoder(codec, payload)?;
+            let reader = decoder(codec, payload, max_decompressed)?;
             let mut input = StreamInput {
                 inner: BufReader::with_capacity(16 * 1024, reader),
                 consumed: 0,
@@ -129,25 +129,34 @@ pub fn validate_batch(batch: &[u8], max_decompressed: usize) -> Result<BatchHead
 /// Decompresses a batch payload (or a legacy wrapper message's value) into memory, failing
 /// once more than `cap` bytes came out. `codec`: 1 gzip, 2 snappy, 3 lz4, 4 zstd.
 pub fn decompress_capped(codec: i16, data: &[u8], cap: usize) -> Result<Bytes, InvalidBatch> {
-    if codec == 2 {
-        return snappy_capped(data, cap);
-    }
     let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(cap).min(1 << 20));
-    decoder(codec, data)?
+    decoder(codec, data, cap)?
         .take(cap as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| corrupt(format!("decompressing: {e}")))?;
+        .map_err(from_io)?;
     if out.len() > cap {
         return Err(InvalidBatch::TooLarge { limit: cap });
     }
     Ok(Bytes::from(out))
 }
 
-/// A streaming decoder for gzip, lz4 and zstd (and snappy, decoded block by block).
-fn decoder<'a>(codec: i16, data: &'a [u8]) -> Result<Box<dyn Read + 'a>, InvalidBatch> {
+/// A decoder's error: our own refusal (from [`SnappyReader`]) passes through as it was.
+fn from_io(e: std::io::Error) -> InvalidBatch {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<InvalidBatch>())
+    {
+        Some(b) => b.clone(),
+        None => corrupt(format!("decompressing: {e}")),
+    }
+}
+
+/// A streaming decoder for gzip, lz4, zstd and snappy; `cap` bounds what a snappy block may
+/// announce before it is allocated (the others stream in small pieces).
+fn decoder<'a>(codec: i16, data: &'a [u8], cap: usize) -> Result<Box<dyn Read + 'a>, InvalidBatch> {
     Ok(match codec {
         1 => Box::new(flate2::read::MultiGzDecoder::new(data)),
-        2 => Box::new(SnappyReader::new(data)),
+        2 => Box::new(SnappyReader::new(data, cap)),
         3 => Box::new(lz4::Decoder::new(data).map_err(|e| corrupt(format!("lz4: {e}")))?),
         4 => {
             let mut d = zstd::stream::read::Decoder::with_buffer(data)
@@ -164,45 +173,49 @@ const SNAPPY_XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 
 /// Snappy as Kafka writes it: xerial framing (16-byte header, then INT32-length blocks), or a
 /// raw snappy block when the header is absent (as Java's `SnappyInputStream` accepts). Each
-/// block's announced length is checked against the cap before it is decoded.
-fn snappy_capped(data: &[u8], cap: usize) -> Result<Bytes, InvalidBatch> {
-    let mut out = Vec::new();
-    let mut r = SnappyReader::new(data);
-    while let Some(block) = r.next_block(cap - out.len().min(cap))? {
-        out.extend_from_slice(&block);
-    }
-    Ok(Bytes::from(out))
-}
-
+/// block's announced length is checked against what is left of the cap before it is decoded.
 struct SnappyReader<'a> {
     data: &'a [u8],
     started: bool,
     xerial: bool,
     block: Vec<u8>,
     pos: usize,
+    /// Decoded bytes still allowed.
+    room: usize,
 }
 
 impl<'a> SnappyReader<'a> {
-    fn new(data: &'a [u8]) -> Self {
+    fn new(data: &'a [u8], cap: usize) -> Self {
         Self {
             data,
             started: false,
             xerial: false,
             block: Vec::new(),
             pos: 0,
+            room: cap,
         }
     }
 
-    /// The next decoded block, refusing one that would take more than `room` bytes.
-    fn next_block(&mut self, room: usize) -> Result<Option<Vec<u8>>, InvalidBatch> {
+    /// The next decoded block, refusing one that would go past the cap.
+    fn next_block(&mut self) -> Result<Option<Vec<u8>>, InvalidBatch> {
+        let block = self.next_raw_block()?;
+        block
+            .map(|b| {
+                let out = snappy_block(b, self.room)?;
+                self.room -= out.len();
+                Ok(out)
+            })
+            .transpose()
+    }
+
+    fn next_raw_block(&mut self) -> Result<Option<&'a [u8]>, InvalidBatch> {
         if !self.started {
             self.started = true;
             if self.data.len() >= 16 && &self.data[..8] == SNAPPY_XERIAL_MAGIC {
                 self.xerial = true;
                 self.data = &self.data[16..];
             } else {
-                let raw = std::mem::take(&mut self.data);
-                return snappy_block(raw, room).map(Some);
+                return Ok(Some(std::mem::take(&mut self.data)));
             }
         }
         if !self.xerial || self.data.is_empty() {
@@ -217,7 +230,7 @@ impl<'a> SnappyReader<'a> {
         }
         let block = &self.data[4..4 + n];
         self.data = &self.data[4 + n..];
-        snappy_block(block, room).map(Some)
+        Ok(Some(block))
     }
 }
 
@@ -242,10 +255,8 @@ fn snappy_block(block: &[u8], room: usize) -> Result<Vec<u8>, InvalidBatch> {
 impl Read for SnappyReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.block.len() {
-            // A block is at most ~21x its compressed size (checked in `snappy_block`); the
-            // caller's cap bounds the total through `take` or `StreamInput`.
             match self
-                .next_block(usize::MAX)
+                .next_block()
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
             {
                 Some(b) => {
@@ -307,11 +318,7 @@ struct StreamInput<R> {
 
 impl<R: Read> StreamInput<R> {
     fn fill(&mut self) -> Result<&[u8], InvalidBatch> {
-        let buf = self
-            .inner
-            .fill_buf()
-            .map_err(|e| corrupt(format!("decompressing: {e}")))?;
-        Ok(buf)
+        self.inner.fill_buf().map_err(from_io)
     }
     fn advance(&mut self, n: usize) -> Result<(), InvalidBatch> {
         self.inner.consume(n);

@@ -3,11 +3,10 @@
 //! in every codec through the bounded decoder.
 
 use bytes::Bytes;
-use kafkit_protocol::batch::{decode_records, encode_records, new_record};
+use kafkit_protocol::batch::{decode_records, encode_records, new_record, CODECS};
 use kafkit_protocol::legacy::{
     decode_message_set, encode_message_set, message_set_to_batch, LegacyRecord,
 };
-use kafkit_protocol::records::Compression;
 use kafkit_protocol::validate::validate_batch;
 use proptest::prelude::*;
 
@@ -58,7 +57,7 @@ proptest! {
         values in proptest::collection::vec((opt_bytes(), opt_bytes()), 1..30),
         codec in 0usize..5,
     ) {
-        let c = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd][codec];
+        let c = CODECS[codec];
         let recs: Vec<_> = values
             .into_iter()
             .enumerate()

@@ -4,7 +4,9 @@
 use std::io::Write;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafkit_protocol::batch::{encode_records, new_record, BatchHeader};
+use kafkit_protocol::batch::{
+    encode_records, new_record, put_record_head, seal, BatchHeader, CODECS,
+};
 use kafkit_protocol::records::Compression;
 use kafkit_protocol::validate::{validate_batch, InvalidBatch};
 use kafkit_protocol::ResponseError;
@@ -26,10 +28,7 @@ fn good(n: i64, c: Compression) -> Vec<u8> {
 }
 
 fn recrc(b: &mut [u8]) {
-    let len = (b.len() - 12) as i32;
-    b[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    seal(b);
 }
 
 fn set_i32(b: &mut [u8], at: usize, v: i32) {
@@ -43,13 +42,7 @@ fn code(b: &[u8]) -> ResponseError {
 
 #[test]
 fn good_batches_pass_for_every_codec() {
-    for c in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ] {
+    for c in CODECS {
         let b = good(50, c);
         let h = validate_batch(&b, CAP).unwrap_or_else(|e| panic!("{c:?}: {e}"));
         assert_eq!(h.record_count, 50);
@@ -153,24 +146,9 @@ fn semantic_checks() {
 /// The uncompressed records of one record whose value is `value_len` zeros: a varint prefix,
 /// then zeros — everything a bomb needs.
 fn bomb_prefix(value_len: u64) -> Vec<u8> {
-    fn varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push(z as u8 | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
-    let mut body = vec![0u8]; // attributes
-    varint(&mut body, 0); // ts delta
-    varint(&mut body, 0); // offset delta
-    varint(&mut body, -1); // key
-    varint(&mut body, value_len as i64);
-    let len = body.len() as u64 + value_len + 1; // + headers count
-    let mut out = Vec::new();
-    varint(&mut out, len as i64);
-    out.extend_from_slice(&body);
-    out
+    let mut b = BytesMut::new();
+    put_record_head(&mut b, 0, 0, None, Some(value_len as usize));
+    b.to_vec()
 }
 
 /// A batch around `payload` with codec `c` and one record.
@@ -262,13 +240,7 @@ fn snappy_lengths_are_checked_before_allocating() {
 /// Every truncation and every single-byte change of good batches: never a panic.
 #[test]
 fn mutations_never_panic() {
-    for c in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Lz4,
-        Compression::Zstd,
-        Compression::Snappy,
-    ] {
+    for c in CODECS {
         let b = good(5, c);
         for cut in 0..b.len() {
             let _ = validate_batch(&b[..cut], CAP);

@@ -9,23 +9,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
-use kafkit::conn::{ConnConfig, Connection};
+use kafkit::conn::Connection;
 use kafkit::{Message, Reader, StartOffset, Writer};
-use kafkit_protocol::batch::{encode_records, new_record};
-use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafkit_protocol::messages::{MetadataRequest, ProduceRequest};
+use kafkit_protocol::batch::{encode_records, new_record, seal};
+use kafkit_protocol::messages::MetadataRequest;
 use kafkit_protocol::records::Compression;
 use kafkit_protocol::topic_name;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn conn_config() -> ConnConfig {
-    ConnConfig {
-        client_id: "hostile-test".into(),
-        dial_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(10),
-    }
-}
 
 /// Every broker still answers Metadata on a new connection.
 async fn all_brokers_answer(c: &kafkit_broker::Cluster) {
@@ -131,7 +122,7 @@ async fn mutated_requests_never_kill_the_cluster() {
         Compression::None,
     )
     .unwrap();
-    let produce = produce_req("mutate", batch);
+    let produce = produce_request("mutate", -1, batch);
     for v in [3, 7, 9] {
         let mut b = BytesMut::new();
         kafkit_protocol::codec::encode_request(&mut b, 1, Some("m"), v, &produce).unwrap();
@@ -166,24 +157,6 @@ async fn mutated_requests_never_kill_the_cluster() {
     c.shutdown().await;
 }
 
-fn produce_req(topic: &str, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])])
-}
-
-fn recrc(b: &mut [u8]) {
-    let len = (b.len() - 12) as i32;
-    b[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-}
-
 fn one_record() -> Vec<u8> {
     encode_records(
         &[new_record(
@@ -212,30 +185,30 @@ async fn lying_batches_are_refused_and_lose_nothing_after_them() {
     let mut b = one_record();
     b[57..61].copy_from_slice(&1000i32.to_be_bytes());
     b[23..27].copy_from_slice(&999i32.to_be_bytes());
-    recrc(&mut b);
+    seal(&mut b);
     cases.push(("count 1,000 with one record", b, 2));
     let mut b = one_record();
     b[61] = 0xd0;
     b.insert(62, 0x0f);
-    recrc(&mut b);
+    seal(&mut b);
     cases.push(("record length 1,000 for 10 bytes", b, 2));
     let mut b = one_record();
     for x in &mut b[61..] {
         *x = 0xfe;
     }
-    recrc(&mut b);
+    seal(&mut b);
     cases.push(("garbage records", b, 2));
     let mut b = one_record();
     b[57..61].copy_from_slice(&0i32.to_be_bytes());
-    recrc(&mut b);
+    seal(&mut b);
     cases.push(("count 0 with one record", b, 87));
     let mut b = one_record();
     b[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
-    recrc(&mut b);
+    seal(&mut b);
     cases.push(("last offset delta 2^31-1", b, 87));
     for (what, batch, code) in cases {
         let (_, resp) = conn
-            .send(&produce_req("liars", Bytes::from(batch)))
+            .send(&produce_request("liars", -1, Bytes::from(batch)))
             .await
             .unwrap();
         let got = resp.responses[0].partition_responses[0].error_code;
@@ -268,17 +241,12 @@ async fn lying_batches_are_refused_and_lose_nothing_after_them() {
 /// holding connections no longer shuts a broker out.
 #[tokio::test]
 async fn idle_half_sent_and_excess_connections_are_closed() {
-    init_logs();
-    let c = kafkit_broker::Cluster::builder()
-        .brokers(3)
-        .configure(|cfg| {
-            cfg.connections_max_idle = Duration::from_millis(800);
-            cfg.request_read_timeout = Duration::from_millis(800);
-            cfg.max_connections = 20;
-        })
-        .start()
-        .await
-        .unwrap();
+    let c = cluster_with(|cfg| {
+        cfg.connections_max_idle = Duration::from_millis(800);
+        cfg.request_read_timeout = Duration::from_millis(800);
+        cfg.max_connections = 20;
+    })
+    .await;
     let addr = c.addrs()[0].clone();
     let mut buf = [0u8; 16];
 
@@ -342,13 +310,7 @@ async fn idle_half_sent_and_excess_connections_are_closed() {
 /// the rest are answered LEADER_NOT_AVAILABLE (retriable), and the cluster keeps serving.
 #[tokio::test]
 async fn auto_creation_is_rate_limited() {
-    init_logs();
-    let c = kafkit_broker::Cluster::builder()
-        .brokers(3)
-        .configure(|cfg| cfg.auto_create_partitions_per_sec = 30)
-        .start()
-        .await
-        .unwrap();
+    let c = cluster_with(|cfg| cfg.auto_create_partitions_per_sec = 30).await;
     let conn = Connection::connect(&c.addrs()[0], conn_config())
         .await
         .unwrap();

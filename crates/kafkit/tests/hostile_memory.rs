@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
-use kafkit::conn::{ConnConfig, Connection};
-use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafkit_protocol::messages::{MetadataRequest, ProduceRequest};
-use kafkit_protocol::topic_name;
+use kafkit::conn::Connection;
+use kafkit_protocol::batch::{put_record_head, seal, BatchHeader, BATCH_HEADER_LEN};
+use kafkit_protocol::legacy::{self, LegacyRecord};
+use kafkit_protocol::messages::MetadataRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,57 +28,34 @@ fn status_kib(field: &str) -> u64 {
         .unwrap()
 }
 
-fn conn_config() -> ConnConfig {
-    ConnConfig {
-        client_id: "bomb-test".into(),
-        dial_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(30),
-    }
-}
-
-fn varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push(z as u8 | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-/// Uncompressed records: one record whose value is `value_len` zeros (prefix only).
+/// Uncompressed records: one record whose value is `value_len` zeros (head only).
 fn record_prefix(value_len: u64) -> Vec<u8> {
-    let mut body = vec![0u8];
-    varint(&mut body, 0);
-    varint(&mut body, 0);
-    varint(&mut body, -1);
-    varint(&mut body, value_len as i64);
-    let mut out = Vec::new();
-    varint(&mut out, (body.len() as u64 + value_len + 1) as i64);
-    out.extend_from_slice(&body);
-    out
+    let mut b = BytesMut::new();
+    put_record_head(&mut b, 0, 0, None, Some(value_len as usize));
+    b.to_vec()
 }
 
-/// A v2 batch header (one record) around a compressed payload.
+/// A v2 batch (one record) around a compressed payload.
 fn batch(codec: i16, payload: &[u8]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_i64(0);
-    b.put_i32(0); // length, below
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0); // crc, below
-    b.put_i16(codec);
-    b.put_i32(0); // last offset delta
-    b.put_i64(1_700_000_000_000);
-    b.put_i64(1_700_000_000_000);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
-    b.put_i32(1);
+    let mut b = BytesMut::zeroed(BATCH_HEADER_LEN);
+    BatchHeader {
+        base_offset: 0,
+        batch_length: 0,
+        partition_leader_epoch: -1,
+        magic: 2,
+        crc: 0,
+        attributes: codec,
+        last_offset_delta: 0,
+        base_timestamp: 1_700_000_000_000,
+        max_timestamp: 1_700_000_000_000,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: 1,
+    }
+    .write(&mut b);
     b.put_slice(payload);
-    let len = (b.len() - 12) as i32;
-    b[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    seal(&mut b);
     b.freeze()
 }
 
@@ -104,61 +81,32 @@ fn bomb(codec: i16, total: u64) -> Vec<u8> {
     out
 }
 
-fn produce(topic: &str, records: Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])])
-}
-
 /// A Produce v2 frame carrying a magic-1 gzip wrapper around `n` empty messages.
 fn legacy_bomb(topic: &str, n: usize) -> Vec<u8> {
-    let crc = |m: &[u8]| {
-        let mut h = flate2::Crc::new();
-        h.update(m);
-        h.sum()
+    let empty = LegacyRecord {
+        offset: 0,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: None,
     };
-    let message = |offset: i64, attributes: i8, value: Option<&[u8]>| {
-        let mut m = BytesMut::new();
-        m.put_i8(1);
-        m.put_i8(attributes);
-        m.put_i64(1_700_000_000_000);
-        m.put_i32(-1);
-        match value {
-            Some(v) => {
-                m.put_i32(v.len() as i32);
-                m.put_slice(v);
-            }
-            None => m.put_i32(-1),
-        }
-        let mut out = BytesMut::new();
-        out.put_i64(offset);
-        out.put_i32(4 + m.len() as i32);
-        out.put_u32(crc(&m));
-        out.put_slice(&m);
-        out
-    };
-    let one = message(0, 0, None);
+    let mut one = BytesMut::new();
+    legacy::put_message(&mut one, &empty, 1, 0);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     for _ in 0..n {
         gz.write_all(&one).unwrap();
     }
-    let compressed = gz.finish().unwrap();
-    let set = message(n as i64 - 1, 1, Some(&compressed));
-    let mut body = BytesMut::new();
-    body.put_i16(1); // acks
-    body.put_i32(10_000);
-    body.put_i32(1);
-    body.put_i16(topic.len() as i16);
-    body.put_slice(topic.as_bytes());
-    body.put_i32(1);
-    body.put_i32(0);
-    body.put_i32(set.len() as i32);
-    body.put_slice(&set);
+    let wrapper = LegacyRecord {
+        offset: n as i64 - 1,
+        value: Some(Bytes::from(gz.finish().unwrap())),
+        ..empty
+    };
+    let mut set = BytesMut::new();
+    legacy::put_message(&mut set, &wrapper, 1, 1);
+    let body = legacy::encode_produce_request(&legacy::ProduceRequest {
+        acks: 1,
+        timeout_ms: 10_000,
+        topics: vec![(topic.to_owned(), vec![(0, set.freeze())])],
+    });
     let mut f = BytesMut::new();
     f.put_i16(0);
     f.put_i16(2);
@@ -178,17 +126,12 @@ fn legacy_code(resp: &[u8], topic: &str) -> i16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bombs_and_half_sent_frames_stay_within_a_memory_bound() {
-    init_logs();
-    let c = kafkit_broker::Cluster::builder()
-        .brokers(3)
-        .configure(|cfg| {
-            // Large enough that only decompression can refuse the bombs.
-            cfg.message_max_bytes = 4 << 20;
-            cfg.request_read_timeout = Duration::from_secs(4);
-        })
-        .start()
-        .await
-        .unwrap();
+    let c = cluster_with(|cfg| {
+        // Large enough that only decompression can refuse the bombs.
+        cfg.message_max_bytes = 4 << 20;
+        cfg.request_read_timeout = Duration::from_secs(4);
+    })
+    .await;
     c.create_topic("bombs", 1).unwrap();
     let leader = c.partitions("bombs").unwrap()[0].0;
     let addr = c.addrs()[(leader - 1) as usize].clone();
@@ -208,7 +151,7 @@ async fn bombs_and_half_sent_frames_stay_within_a_memory_bound() {
     let before = status_kib("VmRSS:");
 
     for (what, b) in [("gzip", gz), ("zstd", zs)] {
-        let (_, resp) = within(30, what, conn.send(&produce("bombs", b)))
+        let (_, resp) = within(30, what, conn.send(&produce_request("bombs", 1, b)))
             .await
             .unwrap();
         assert_eq!(

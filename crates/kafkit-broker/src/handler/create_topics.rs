@@ -22,7 +22,7 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopics
                     .map(|(p, rf)| (p, rf, uuid::Uuid::nil()))
             } else {
                 ctx.cluster
-                    .create_topic(&name, t.num_partitions, t.replication_factor, false)
+                    .create_topic(&name, t.num_partitions, t.replication_factor)
                     .map(|topic| {
                         (
                             topic.partitions.len() as i32,

@@ -115,7 +115,6 @@ pub mod err {
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
 }
 
 /// Serves one request. `None` means no response is sent (Produce with acks=0).

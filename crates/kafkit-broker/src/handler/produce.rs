@@ -120,7 +120,7 @@ pub(super) fn append(
 /// parse and match the header. Uncompressed batches are checked here; compressed ones are
 /// decompressed as a stream on a blocking thread, a few at a time, under
 /// `max_decompressed_batch_bytes`.
-pub(super) async fn check_records(ctx: &Ctx, records: Option<&Bytes>) -> Result<(), i16> {
+async fn check_records(ctx: &Ctx, records: Option<&Bytes>) -> Result<(), i16> {
     let Some(data) = records else {
         return Err(err::CORRUPT_MESSAGE);
     };

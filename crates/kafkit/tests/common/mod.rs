@@ -24,6 +24,43 @@ pub async fn cluster() -> Cluster {
         .expect("cluster starts")
 }
 
+/// A 3-broker cluster with some settings changed (limits, timeouts, ...).
+pub async fn cluster_with(f: impl FnOnce(&mut kafkit_broker::ClusterConfig)) -> Cluster {
+    init_logs();
+    Cluster::builder()
+        .brokers(3)
+        .configure(f)
+        .start()
+        .await
+        .expect("cluster starts")
+}
+
+/// A connection config for raw-protocol tests.
+pub fn conn_config() -> kafkit::conn::ConnConfig {
+    kafkit::conn::ConnConfig {
+        client_id: "kafkit-test".into(),
+        dial_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+/// A Produce request carrying `records` for partition 0 of `topic`.
+pub fn produce_request(
+    topic: &str,
+    acks: i16,
+    records: bytes::Bytes,
+) -> kafkit_protocol::messages::ProduceRequest {
+    use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    kafkit_protocol::messages::ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(kafkit_protocol::topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
+}
+
 pub fn writer_config(c: &Cluster, topic: &str) -> WriterConfig {
     WriterConfig {
         brokers: c.addrs(),
