@@ -163,6 +163,31 @@ pub const CODECS: [Compression; 5] = [
 ];
 
 impl BatchHeader {
+    /// The header of a batch a plain (non-idempotent) client writes: base offset 0, no producer
+    /// id, length and CRC left for [`seal`].
+    pub fn client(
+        attributes: i16,
+        record_count: i32,
+        base_timestamp: i64,
+        max_timestamp: i64,
+    ) -> Self {
+        Self {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: -1,
+            magic: 2,
+            crc: 0,
+            attributes,
+            last_offset_delta: record_count - 1,
+            base_timestamp,
+            max_timestamp,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            record_count,
+        }
+    }
+
     /// Writes this header into the first [`BATCH_HEADER_LEN`] bytes of `out`, length and CRC
     /// as they are in `self` (see [`seal`] to set both from the bytes that follow).
     pub fn write(&self, out: &mut [u8]) {

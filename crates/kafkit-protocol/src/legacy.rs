@@ -193,22 +193,7 @@ pub fn message_set_to_batch(
             "empty legacy message set".into(),
         ));
     }
-    BatchHeader {
-        base_offset: 0,
-        batch_length: 0,
-        partition_leader_epoch: -1,
-        magic: 2,
-        crc: 0,
-        attributes: 0, // no compression, create time
-        last_offset_delta: count as i32 - 1,
-        base_timestamp: base_ts,
-        max_timestamp: max_ts,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        record_count: count as i32,
-    }
-    .write(&mut b);
+    BatchHeader::client(0, count as i32, base_ts, max_ts).write(&mut b);
     seal(&mut b);
     Ok(b.freeze())
 }

@@ -38,22 +38,7 @@ fn record_prefix(value_len: u64) -> Vec<u8> {
 /// A v2 batch (one record) around a compressed payload.
 fn batch(codec: i16, payload: &[u8]) -> Bytes {
     let mut b = BytesMut::zeroed(BATCH_HEADER_LEN);
-    BatchHeader {
-        base_offset: 0,
-        batch_length: 0,
-        partition_leader_epoch: -1,
-        magic: 2,
-        crc: 0,
-        attributes: codec,
-        last_offset_delta: 0,
-        base_timestamp: 1_700_000_000_000,
-        max_timestamp: 1_700_000_000_000,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        record_count: 1,
-    }
-    .write(&mut b);
+    BatchHeader::client(codec, 1, 1_700_000_000_000, 1_700_000_000_000).write(&mut b);
     b.put_slice(payload);
     seal(&mut b);
     b.freeze()
