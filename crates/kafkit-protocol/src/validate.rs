@@ -119,6 +119,7 @@ pub fn validate_batch(batch: &[u8], max_decompressed: usize) -> Result<BatchHead
                 inner: BufReader::with_capacity(16 * 1024, reader),
                 consumed: 0,
                 cap: max_decompressed as u64,
+                failed: None,
             };
             check_records(&mut input, &h)
         }
@@ -273,12 +274,51 @@ impl Read for SnappyReader<'_> {
     }
 }
 
+/// Why a read inside the records stopped. Small and `Copy`, so the per-byte paths stay cheap;
+/// [`check_records`] turns it into an [`InvalidBatch`] with the record's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The records ended inside a record.
+    End,
+    /// A varint longer than its type, or outside int32.
+    BadVarint,
+    /// A length below what the field allows.
+    BadLength,
+    /// The stream failed (decoder error, or the cap): the reason is kept by the input.
+    Stream,
+}
+
 /// Where record bytes come from: a slice (uncompressed batches) or a decoder stream.
 trait Input {
-    fn byte(&mut self) -> Result<u8, InvalidBatch>;
-    fn skip(&mut self, n: usize) -> Result<(), InvalidBatch>;
+    /// The bytes available now without reading further (empty only at the end).
+    fn peek(&mut self) -> Result<&[u8], Stop>;
+    /// Consumes `n` bytes of what [`Input::peek`] returned.
+    fn advance(&mut self, n: usize) -> Result<(), Stop>;
     fn consumed(&self) -> u64;
-    fn at_end(&mut self) -> Result<bool, InvalidBatch>;
+    /// The reason behind [`Stop::Stream`].
+    fn failure(&mut self) -> InvalidBatch {
+        corrupt("records could not be read")
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Stop> {
+        let b = *self.peek()?.first().ok_or(Stop::End)?;
+        self.advance(1)?;
+        Ok(b)
+    }
+    #[inline]
+    fn skip(&mut self, mut n: usize) -> Result<(), Stop> {
+        while n > 0 {
+            let have = self.peek()?.len();
+            if have == 0 {
+                return Err(Stop::End);
+            }
+            let step = have.min(n);
+            self.advance(step)?;
+            n -= step;
+        }
+        Ok(())
+    }
 }
 
 struct SliceInput<'a> {
@@ -287,26 +327,18 @@ struct SliceInput<'a> {
 }
 
 impl Input for SliceInput<'_> {
-    fn byte(&mut self) -> Result<u8, InvalidBatch> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| corrupt("records end inside a record"))?;
-        self.pos += 1;
-        Ok(b)
+    #[inline]
+    fn peek(&mut self) -> Result<&[u8], Stop> {
+        Ok(&self.buf[self.pos..])
     }
-    fn skip(&mut self, n: usize) -> Result<(), InvalidBatch> {
-        if self.buf.len() - self.pos < n {
-            return Err(corrupt("records end inside a record"));
-        }
+    #[inline]
+    fn advance(&mut self, n: usize) -> Result<(), Stop> {
         self.pos += n;
         Ok(())
     }
+    #[inline]
     fn consumed(&self) -> u64 {
         self.pos as u64
-    }
-    fn at_end(&mut self) -> Result<bool, InvalidBatch> {
-        Ok(self.pos == self.buf.len())
     }
 }
 
@@ -314,127 +346,164 @@ struct StreamInput<R> {
     inner: BufReader<R>,
     consumed: u64,
     cap: u64,
-}
-
-impl<R: Read> StreamInput<R> {
-    fn fill(&mut self) -> Result<&[u8], InvalidBatch> {
-        self.inner.fill_buf().map_err(from_io)
-    }
-    fn advance(&mut self, n: usize) -> Result<(), InvalidBatch> {
-        self.inner.consume(n);
-        self.consumed += n as u64;
-        if self.consumed > self.cap {
-            return Err(InvalidBatch::TooLarge {
-                limit: self.cap as usize,
-            });
-        }
-        Ok(())
-    }
+    failed: Option<InvalidBatch>,
 }
 
 impl<R: Read> Input for StreamInput<R> {
-    fn byte(&mut self) -> Result<u8, InvalidBatch> {
-        let b = *self
-            .fill()?
-            .first()
-            .ok_or_else(|| corrupt("records end inside a record"))?;
-        self.advance(1)?;
-        Ok(b)
-    }
-    fn skip(&mut self, mut n: usize) -> Result<(), InvalidBatch> {
-        while n > 0 {
-            let have = self.fill()?.len();
-            if have == 0 {
-                return Err(corrupt("records end inside a record"));
+    #[inline]
+    fn peek(&mut self) -> Result<&[u8], Stop> {
+        match self.inner.fill_buf() {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                self.failed = Some(from_io(e));
+                Err(Stop::Stream)
             }
-            let step = have.min(n);
-            self.advance(step)?;
-            n -= step;
+        }
+    }
+    #[inline]
+    fn advance(&mut self, n: usize) -> Result<(), Stop> {
+        self.inner.consume(n);
+        self.consumed += n as u64;
+        if self.consumed > self.cap {
+            self.failed = Some(InvalidBatch::TooLarge {
+                limit: self.cap as usize,
+            });
+            return Err(Stop::Stream);
         }
         Ok(())
     }
     fn consumed(&self) -> u64 {
         self.consumed
     }
-    fn at_end(&mut self) -> Result<bool, InvalidBatch> {
-        Ok(self.fill()?.is_empty())
+    fn failure(&mut self) -> InvalidBatch {
+        self.failed
+            .take()
+            .unwrap_or_else(|| corrupt("records could not be read"))
     }
 }
 
-/// Zigzag varint of at most `max_bytes` bytes (5 for int32, 10 for int64).
-fn varint(input: &mut impl Input, max_bytes: u32) -> Result<i64, InvalidBatch> {
+#[inline]
+fn unzigzag(raw: u64) -> i64 {
+    (raw >> 1) as i64 ^ -((raw & 1) as i64)
+}
+
+/// Zigzag varint of at most `max_bytes` bytes (5 for int32, 10 for int64): decoded straight
+/// from what is buffered, byte by byte only when it straddles the end of the buffer.
+#[inline]
+fn varint(input: &mut impl Input, max_bytes: usize) -> Result<i64, Stop> {
+    let buf = input.peek()?;
+    let n = buf.len().min(max_bytes);
+    let mut raw: u64 = 0;
+    let mut i = 0;
+    while i < n {
+        let b = buf[i];
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        i += 1;
+        if b < 0x80 {
+            input.advance(i)?;
+            return Ok(unzigzag(raw));
+        }
+    }
+    if n == max_bytes {
+        return Err(Stop::BadVarint);
+    }
+    // Straddles the end of the decoder's buffer (or the records end): byte by byte.
     let mut raw: u64 = 0;
     for i in 0..max_bytes {
         let b = input.byte()?;
         raw |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        if b < 0x80 {
+            return Ok(unzigzag(raw));
         }
     }
-    Err(corrupt("varint longer than its type"))
+    Err(Stop::BadVarint)
 }
 
-fn varint32(input: &mut impl Input) -> Result<i32, InvalidBatch> {
-    let v = varint(input, 5)?;
-    i32::try_from(v).map_err(|_| corrupt("varint out of int32 range"))
+#[inline]
+fn varint32(input: &mut impl Input) -> Result<i32, Stop> {
+    i32::try_from(varint(input, 5)?).map_err(|_| Stop::BadVarint)
 }
 
-/// Length-prefixed bytes (varint length, -1 = null) skipped; returns the length.
-fn skip_bytes(input: &mut impl Input, what: &str, nullable: bool) -> Result<i32, InvalidBatch> {
+/// Skips length-prefixed bytes (varint length; -1 = null where `nullable`).
+#[inline]
+fn skip_bytes(input: &mut impl Input, nullable: bool) -> Result<(), Stop> {
     let n = varint32(input)?;
     if n < -1 || (n == -1 && !nullable) {
-        return Err(corrupt(format!("{what} length {n}")));
+        return Err(Stop::BadLength);
     }
     if n > 0 {
         input.skip(n as usize)?;
     }
-    Ok(n)
+    Ok(())
+}
+
+/// One record; `Ok(Err(..))` is a record that parses but may not be stored.
+#[inline]
+fn check_record(
+    input: &mut impl Input,
+    h: &BatchHeader,
+    index: i32,
+) -> Result<Result<(), InvalidBatch>, Stop> {
+    let len = varint32(input)?;
+    // attributes + timestamp delta + offset delta + key len + value len + header count
+    if len < 6 {
+        return Ok(Err(corrupt(format!("record {index}: length {len}"))));
+    }
+    let start = input.consumed();
+    let _attributes = input.byte()?;
+    let ts_delta = varint(input, 10)?;
+    if h.base_timestamp.checked_add(ts_delta).is_none() {
+        return Ok(Err(invalid(format!("record {index}: timestamp overflows"))));
+    }
+    let offset_delta = varint32(input)?;
+    if offset_delta != index {
+        return Ok(Err(invalid(format!(
+            "record {index}: offset delta {offset_delta} (expected {index})"
+        ))));
+    }
+    skip_bytes(input, true)?; // key
+    skip_bytes(input, true)?; // value
+    let headers = varint32(input)?;
+    if headers < 0 {
+        return Err(Stop::BadLength);
+    }
+    for _ in 0..headers {
+        skip_bytes(input, false)?; // header key
+        skip_bytes(input, true)?; // header value
+        if input.consumed() - start > len as u64 {
+            break;
+        }
+    }
+    let used = input.consumed() - start;
+    if used != len as u64 {
+        return Ok(Err(corrupt(format!(
+            "record {index}: length says {len} bytes, its fields take {used}"
+        ))));
+    }
+    Ok(Ok(()))
 }
 
 fn check_records(input: &mut impl Input, h: &BatchHeader) -> Result<(), InvalidBatch> {
     for index in 0..h.record_count {
-        let len = varint32(input)?;
-        // attributes + timestamp delta + offset delta + key len + value len + header count
-        if len < 6 {
-            return Err(corrupt(format!("record {index}: length {len}")));
-        }
-        let start = input.consumed();
-        let _attributes = input.byte()?;
-        let ts_delta = varint(input, 10)?;
-        if h.base_timestamp.checked_add(ts_delta).is_none() {
-            return Err(invalid(format!("record {index}: timestamp overflows")));
-        }
-        let offset_delta = varint32(input)?;
-        if offset_delta != index {
-            return Err(invalid(format!(
-                "record {index}: offset delta {offset_delta} (expected {index})"
-            )));
-        }
-        skip_bytes(input, "key", true)?;
-        skip_bytes(input, "value", true)?;
-        let headers = varint32(input)?;
-        if headers < 0 {
-            return Err(corrupt(format!("record {index}: {headers} headers")));
-        }
-        for _ in 0..headers {
-            skip_bytes(input, "header key", false)?;
-            skip_bytes(input, "header value", true)?;
-            if input.consumed() - start > len as u64 {
-                break;
+        match check_record(input, h, index) {
+            Ok(checked) => checked?,
+            Err(Stop::Stream) => return Err(input.failure()),
+            Err(Stop::End) => {
+                return Err(corrupt(format!(
+                    "records end inside record {index} of {}",
+                    h.record_count
+                )))
             }
-        }
-        let used = input.consumed() - start;
-        if used != len as u64 {
-            return Err(corrupt(format!(
-                "record {index}: length says {len} bytes, its fields take {used}"
-            )));
+            Err(Stop::BadVarint) => return Err(corrupt(format!("record {index}: bad varint"))),
+            Err(Stop::BadLength) => return Err(corrupt(format!("record {index}: bad length"))),
         }
     }
-    if !input.at_end()? {
-        return Err(corrupt(format!(
+    match input.peek() {
+        Ok([]) => Ok(()),
+        Ok(_) => Err(corrupt(format!(
             "bytes after the {} records the header announces",
             h.record_count
-        )));
+        ))),
+        Err(_) => Err(input.failure()),
     }
-    Ok(())
 }

@@ -323,10 +323,17 @@ async fn auto_creation_is_rate_limited() {
     let md = MetadataRequest::default()
         .with_topics(Some(topics))
         .with_allow_auto_topic_creation(true);
+    let t = Instant::now();
     let (_, resp) = conn.send(&md).await.unwrap();
+    // 30 partitions / 3 per topic up front, plus what the bucket refilled while the request
+    // was served (a loaded CI machine takes a while to create 10 topics).
+    let refill = (t.elapsed().as_secs_f64() * 10.0).ceil() as usize;
     let created = resp.topics.iter().filter(|t| t.error_code == 0).count();
     let refused = resp.topics.iter().filter(|t| t.error_code == 5).count();
-    assert_eq!(created, 10, "30 partitions / 3 per topic");
+    assert!(
+        (10..=10 + refill).contains(&created),
+        "created {created}, refill allowance {refill}"
+    );
     assert_eq!(created + refused, 2_500);
     let dirs = std::fs::read_dir(c.data_dir()).unwrap().count();
     assert!(dirs < 100, "{dirs} entries in the data dir");
@@ -334,7 +341,7 @@ async fn auto_creation_is_rate_limited() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, again) = conn.send(&md).await.unwrap();
     let now = again.topics.iter().filter(|t| t.error_code == 0).count();
-    assert!(now > created && now < 40, "{now}");
+    assert!(now > created && now < 40 + refill, "{now}");
     all_brokers_answer(&c).await;
     c.shutdown().await;
 }

@@ -162,14 +162,34 @@ fn send(producer: &ThreadedProducer<Ctx>, topic: &str, value: &[u8]) -> anyhow::
     }
 }
 
-/// Reads `records` records as a new group from the beginning.
-pub async fn consume(brokers: Vec<String>, topic: String, records: u64) -> anyhow::Result<Report> {
-    tokio::task::spawn_blocking(move || consume_blocking(&brokers, &topic, records)).await?
+/// Reads `records` records as a new group from the beginning. `tuned`: as librdkafka's docs
+/// advise for a large backlog — `fetch.queue.backoff.ms=1` (default 1,000: the fetcher backs
+/// off that long whenever its local queue is full) and a deeper prefetch queue
+/// (`queued.min.messages=1000000`, `queued.max.messages.kbytes=262144`).
+pub async fn consume(
+    brokers: Vec<String>,
+    topic: String,
+    records: u64,
+    tuned: bool,
+) -> anyhow::Result<Report> {
+    tokio::task::spawn_blocking(move || consume_blocking(&brokers, &topic, records, tuned)).await?
 }
 
-fn consume_blocking(brokers: &[String], topic: &str, records: u64) -> anyhow::Result<Report> {
+fn consume_blocking(
+    brokers: &[String],
+    topic: &str,
+    records: u64,
+    tuned: bool,
+) -> anyhow::Result<Report> {
     let start = Instant::now();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    if tuned {
+        config
+            .set("fetch.queue.backoff.ms", "1")
+            .set("queued.min.messages", "1000000")
+            .set("queued.max.messages.kbytes", "262144");
+    }
+    let consumer: BaseConsumer = config
         .set("bootstrap.servers", brokers.join(","))
         .set(
             "group.id",
