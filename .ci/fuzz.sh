@@ -12,7 +12,10 @@ cargo fuzz build -s none -O
 targets=(request_decoding response_decoding record_batch legacy_message_set)
 run() {
   local t="$1"
-  if cargo fuzz run -s none -O "$t" "corpus/$t" -- \
+  # Inputs that once crashed a target (kept in git) run first, as part of the corpus.
+  local extra=()
+  [ -d "regressions/$t" ] && extra=("regressions/$t")
+  if cargo fuzz run -s none -O "$t" "corpus/$t" "${extra[@]}" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
       >"/tmp/fuzz-$t.log" 2>&1; then
     echo "fuzz: $t ok: $(grep -E '^Done' "/tmp/fuzz-$t.log")"

@@ -107,3 +107,15 @@ fn record_counts_are_not_trusted() {
     seal(&mut bad);
     assert!(RecordBatchDecoder::decode(&mut Bytes::from(bad)).is_err());
 }
+
+/// What the `request_decoding` fuzz target found in seconds when built against unpatched
+/// kafka-protocol (`memory allocation of 111568091616 bytes failed`): a Fetch v8 whose topic
+/// count is 0x45454545 (the input is fuzz/regressions/request_decoding/fetch-v8-unpatched-abort).
+#[test]
+fn fuzzer_found_fetch_v8_count() {
+    let bytes: &[u8] =
+        include_bytes!("../../../fuzz/regressions/request_decoding/fetch-v8-unpatched-abort");
+    assert_eq!(bytes.len(), 110);
+    let body = bytes::Bytes::copy_from_slice(&bytes[4..]);
+    assert!(codec::decode_request(body, ApiKey::Fetch, 8).is_err());
+}
