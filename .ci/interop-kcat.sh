@@ -4,14 +4,14 @@
 set -euo pipefail
 bin=${1:?usage: interop-kcat.sh path/to/kafkit}
 work=$(mktemp -d)
-port=$(( 30000 + RANDOM % 20000 ))
-B="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
-"$bin" cluster --data-dir "$work/data" --port-base "$port" >"$work/cluster.out" 2>"$work/cluster.err" &
+# Port base 0: every broker on a free port; the addresses come from the "bootstrap:" line.
+"$bin" cluster --data-dir "$work/data" --port-base 0 >"$work/cluster.out" 2>"$work/cluster.err" &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 for _ in $(seq 100); do grep -q bootstrap "$work/cluster.out" 2>/dev/null && break; sleep 0.1; done
 grep -q bootstrap "$work/cluster.out" || { echo "kcat interop: cluster did not start"; cat "$work/cluster.err"; exit 1; }
+B=$(sed -n 's/^bootstrap: *//p' "$work/cluster.out" | head -1)
 
 fail() { echo "kcat interop: FAILED: $*"; echo "--- cluster log"; tail -50 "$work/cluster.err"; exit 1; }
 

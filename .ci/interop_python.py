@@ -24,8 +24,17 @@ class Cluster:
 
     def __init__(self, data_dir=None):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kafkit-py-")
-        self.port = random.randint(30000, 50000)
-        self.start()
+        # Restarts must come back on the same three ports, so they are chosen here; a base
+        # someone else holds is retried with another (restarts keep the one that worked).
+        for attempt in range(10):
+            self.port = random.randint(30000, 50000)
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                with open(self.log.name) as log:
+                    if "Address already in use" not in log.read() or attempt == 9:
+                        raise
 
     def start(self):
         self.log = open(os.path.join(self.data_dir, "cluster.log"), "a")
