@@ -246,6 +246,14 @@ async fn kafkit_and_librdkafka_consumers_share_a_group() {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
                 .set("group.id", "mixed")
+                // Static ids make the mock elect kafkit ("a-...") leader whatever the join
+                // order: the mock completes a sync as soon as the leader's assignments cover
+                // every member and answers a follower's SyncGroup that comes after that with
+                // INVALID_REQUEST (and a null assignment). A kafkit leader sends its SyncGroup
+                // after a metadata round trip, so librdkafka's follower SyncGroup is already
+                // waiting; with librdkafka leading, kafkit's follower SyncGroup lost that race
+                // every round under load.
+                .set("group.instance.id", "b-librdkafka")
                 .set("partition.assignment.strategy", "range")
                 .set("auto.offset.reset", "earliest")
                 .set("enable.auto.commit", "false")
@@ -281,13 +289,14 @@ async fn kafkit_and_librdkafka_consumers_share_a_group() {
         brokers: bootstrap.split(',').map(str::to_owned).collect(),
         topic: "shared".into(),
         group_id: Some("mixed".into()),
+        group_instance_id: Some("a-kafkit".into()),
         max_wait: Duration::from_millis(200),
         heartbeat_interval: Duration::from_millis(500),
         session_timeout: Duration::from_secs(10),
         ..Default::default()
     })
     .expect("reader");
-    within(150, "the group settles with two members", async {
+    within(60, "the group settles with two members", async {
         loop {
             let (ours, theirs) = (r.assignment().len(), their_parts.lock().unwrap().len());
             if ours == 2 && theirs == 2 {

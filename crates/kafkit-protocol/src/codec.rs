@@ -90,8 +90,17 @@ pub fn decode_response<R: Request>(
 ) -> Result<(i32, R::Response), ProtocolError> {
     let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
         .map_err(|e| decode_err("response header", R::KEY, version, e))?;
-    let body = R::Response::decode(&mut frame, version)
-        .map_err(|e| decode_err("response body", R::KEY, version, e))?;
+    // The first bytes of a body that does not decode say what the peer sent (an error code,
+    // a null where none is allowed, ...).
+    let start: String = frame.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let body = R::Response::decode(&mut frame, version).map_err(|e| {
+        decode_err(
+            "response body",
+            R::KEY,
+            version,
+            format!("{e:#} (body starts {start})"),
+        )
+    })?;
     Ok((header.correlation_id, body))
 }
 

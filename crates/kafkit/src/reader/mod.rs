@@ -1163,7 +1163,18 @@ async fn generation(
     else {
         return Ok(Outcome::Closed);
     };
-    let (_, sync) = r?;
+    let sync = match r {
+        Ok((_, sync)) => sync,
+        // A SyncGroup answer that does not decode: librdkafka's mock cluster answers errors
+        // (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION) with a null assignment, which v3+ does
+        // not allow. Rejoin at once with the same member id, as for REBALANCE_IN_PROGRESS;
+        // backing off and reconnecting made a mixed group miss every rebalance window.
+        Err(Error::Protocol(e)) => {
+            tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "undecodable SyncGroup answer; rejoining");
+            return Ok(Outcome::Rejoin);
+        }
+        Err(e) => return Err(e),
+    };
     match sync.error_code {
         0 => {}
         27 => return Ok(Outcome::Rejoin),
