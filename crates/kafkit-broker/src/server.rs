@@ -11,7 +11,9 @@
 //! a read timeout for a request whose first bytes arrived, and `queued.max.request.bytes` (a
 //! frame's bytes are taken from the broker's budget before its body is read).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, BytesMut};
 use kafkit_protocol::codec::{self, RequestPeek};
@@ -35,6 +37,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limit = Arc::new(Semaphore::new(cluster.config.max_connections));
+    let per_ip = Arc::new(PerIp::default());
     let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -53,6 +56,12 @@ pub async fn run(
                     drop(stream);
                     continue;
                 };
+                let Some(ip_slot) = per_ip.take(peer.ip(), cluster.config.max_connections_per_ip)
+                else {
+                    tracing::warn!(target: "kafkit::broker", broker = broker_id, %peer, max_connections_per_ip = cluster.config.max_connections_per_ip, "refusing connection: max.connections.per.ip reached");
+                    drop(stream);
+                    continue;
+                };
                 let ctx = Ctx {
                     broker_id,
                     cluster: cluster.clone(),
@@ -62,9 +71,17 @@ pub async fn run(
                 let sd = shutdown.clone();
                 conns.spawn(async move {
                     tracing::debug!(target: "kafkit::broker", broker = broker_id, %peer, "connection opened");
-                    if let Err(reason) = serve(stream, &ctx, sd).await {
-                        tracing::warn!(target: "kafkit::broker", broker = broker_id, %peer, %reason, "closing connection");
+                    match serve(stream, &ctx, sd).await {
+                        Ok(()) => {}
+                        // The peer hung up mid-exchange: ordinary, not worth a warning.
+                        Err(Closed::Peer(e)) => {
+                            tracing::debug!(target: "kafkit::broker", broker = broker_id, %peer, error = %e, "connection lost")
+                        }
+                        Err(Closed::Refused(reason)) => {
+                            tracing::warn!(target: "kafkit::broker", broker = broker_id, %peer, %reason, "closing connection")
+                        }
                     }
+                    drop(ip_slot);
                     drop(permit);
                 });
             }
@@ -78,6 +95,57 @@ pub async fn run(
     while conns.join_next().await.is_some() {}
 }
 
+/// Connections per client address (`max.connections.per.ip`).
+#[derive(Default)]
+struct PerIp(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address; given back when dropped.
+struct IpSlot {
+    ip: IpAddr,
+    counts: Arc<PerIp>,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            counts: self.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Why a connection was closed.
+enum Closed {
+    /// Reading from or writing to the peer failed (it hung up, reset, ...).
+    Peer(std::io::Error),
+    /// We closed it: a limit, a malformed or unsupported request, an injected fault.
+    Refused(String),
+}
+
+impl From<String> for Closed {
+    fn from(s: String) -> Self {
+        Closed::Refused(s)
+    }
+}
+
 /// `at + d`, or a year from `at` when that overflows (`Duration::MAX` means "never").
 fn after(at: Instant, d: std::time::Duration) -> Instant {
     at.checked_add(d)
@@ -89,7 +157,7 @@ async fn serve(
     stream: TcpStream,
     ctx: &Ctx,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), Closed> {
     let _ = stream.set_nodelay(true);
     let mut down = ctx.cluster.down[(ctx.broker_id - 1) as usize].subscribe();
     let (mut rd, mut wr) = stream.into_split();
@@ -112,22 +180,22 @@ async fn serve(
             if buf.len() >= 4 && permit.is_none() {
                 let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
                 if size < 0 || size as usize > max {
-                    return Err(format!(
+                    return Err(Closed::Refused(format!(
                         "frame of {size} bytes exceeds the limit of {max} bytes"
-                    ));
+                    )));
                 }
                 let want = (size as usize + 4).min(u32::MAX as usize) as u32;
                 if want as usize > ctx.cluster.config.queued_max_request_bytes {
-                    return Err(format!(
+                    return Err(Closed::Refused(format!(
                         "frame of {size} bytes exceeds queued.max.request.bytes"
-                    ));
+                    )));
                 }
                 tokio::select! {
                     p = budget.clone().acquire_many_owned(want) => {
                         permit = Some(p.map_err(|_| "request budget closed".to_string())?);
                     }
                     _ = tokio::time::sleep_until(after(first_byte_at, read_timeout)) => {
-                        return Err(format!("waited {read_timeout:?} for {size} bytes of queued.max.request.bytes"));
+                        return Err(Closed::Refused(format!("waited {read_timeout:?} for {size} bytes of queued.max.request.bytes")));
                     }
                     _ = shutdown.changed() => return Ok(()),
                     _ = down.wait_for(|d| *d) => return Ok(()),
@@ -156,10 +224,10 @@ async fn serve(
                             first_byte_at = Instant::now();
                         }
                     }
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(Closed::Peer(e)),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Err(format!("{why} ({} of a request read)", buf.len()));
+                    return Err(Closed::Refused(format!("{why} ({} of a request read)", buf.len())));
                 }
                 _ = shutdown.changed() => return Ok(()),
                 _ = down.wait_for(|d| *d) => return Ok(()),
@@ -171,13 +239,15 @@ async fn serve(
             correlation_id,
         }) = codec::peek_request(&frame)
         else {
-            return Err(format!(
+            return Err(Closed::Refused(format!(
                 "request of {} bytes is too short for a header",
                 frame.len()
-            ));
+            )));
         };
         let Some((key, min, max_v)) = handler::supported_range(api_key) else {
-            return Err(format!("unsupported api key {api_key} (v{api_version})"));
+            return Err(Closed::Refused(format!(
+                "unsupported api key {api_key} (v{api_version})"
+            )));
         };
         if api_version < min || api_version > max_v {
             if key == ApiKey::ApiVersions {
@@ -185,14 +255,12 @@ async fn serve(
                 let body = ResponseKind::ApiVersions(handler::api_versions_error_response());
                 codec::encode_response(&mut out, correlation_id, 0, key, &body)
                     .map_err(|e| e.to_string())?;
-                wr.write_all_buf(&mut out)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
                 continue;
             }
-            return Err(format!(
+            return Err(Closed::Refused(format!(
                 "{key:?} v{api_version} is not supported (we serve v{min}-v{max_v})"
-            ));
+            )));
         }
         if handler::legacy::serves(api_key, api_version) {
             // Old versions kafka-protocol no longer decodes: header v1, hand-written bodies.
@@ -208,9 +276,7 @@ async fn serve(
                 out.put_i32(4 + body.len() as i32);
                 out.put_i32(correlation_id);
                 out.extend_from_slice(&body);
-                wr.write_all_buf(&mut out)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
             }
             continue;
         }
@@ -229,18 +295,20 @@ async fn serve(
             .expect("faults lock")
             .take_drop(api_key, ctx.broker_id)
         {
-            return Err(format!("{key:?} served, response dropped (injected fault)"));
+            return Err(Closed::Refused(format!(
+                "{key:?} served, response dropped (injected fault)"
+            )));
         }
         tracing::trace!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, ?key, correlation_id, answered = response.is_some(), "response");
         if let Some(body) = response {
             if let Err(e) =
                 codec::encode_response(&mut out, correlation_id, api_version, key, &body)
             {
-                return Err(format!("encoding {key:?} v{api_version} response: {e}"));
+                return Err(Closed::Refused(format!(
+                    "encoding {key:?} v{api_version} response: {e}"
+                )));
             }
-            wr.write_all_buf(&mut out)
-                .await
-                .map_err(|e| e.to_string())?;
+            wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct ClusterConfig {
     /// Most connections served at once per broker (Kafka's `max.connections`; default 1024).
     /// Connections beyond it are accepted and closed at once, with a log line.
     pub max_connections: usize,
+    /// Most connections per client address, per broker (Kafka's `max.connections.per.ip`;
+    /// default unlimited, as in Kafka). Beyond it: accepted and closed at once, with a log
+    /// line.
+    pub max_connections_per_ip: usize,
     /// Replication factor of auto-created topics and of `-1` in CreateTopics (default: 3, or
     /// the number of brokers if fewer).
     pub default_replication_factor: Option<i16>,
@@ -68,10 +72,13 @@ pub struct ClusterConfig {
     /// budget are answered LEADER_NOT_AVAILABLE (retriable) and created on a later request.
     pub auto_create_partitions_per_sec: u32,
     /// Most partition replicas the cluster holds (KIP-578's `max.partitions`, never merged
-    /// into Kafka; default 10,000). Every replica keeps its active segment open, so this also
-    /// bounds the file descriptors logs take. CreateTopics/CreatePartitions beyond it answer
-    /// POLICY_VIOLATION.
+    /// into Kafka; default 10,000). Bounds the memory and directories partitions take.
+    /// CreateTopics/CreatePartitions beyond it answer POLICY_VIOLATION.
     pub max_partitions: usize,
+    /// Most segment files open at once across all logs of the cluster (kafkit's own; Kafka
+    /// keeps every segment open; default 1,000). The least recently used is closed to open
+    /// another, so descriptors do not grow with partitions.
+    pub max_open_files: usize,
 }
 
 impl Default for ClusterConfig {
@@ -84,6 +91,7 @@ impl Default for ClusterConfig {
             max_frame_bytes: kafkit_protocol::frame::DEFAULT_MAX_FRAME,
             group_initial_rebalance_delay: Duration::ZERO,
             max_connections: 1024,
+            max_connections_per_ip: usize::MAX,
             default_replication_factor: None,
             min_insync_replicas: 1,
             replica_lag_time_max: Duration::from_secs(10),
@@ -95,6 +103,7 @@ impl Default for ClusterConfig {
             max_concurrent_decompressions: 2,
             auto_create_partitions_per_sec: 1_000,
             max_partitions: 10_000,
+            max_open_files: crate::log::DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -263,6 +272,8 @@ pub struct ClusterState {
     pub next_producer_id: Mutex<i64>,
     /// Run-time state of the resource limits.
     pub limits: crate::limits::Limits,
+    /// The open segment files of every log.
+    pub files: Arc<crate::log::OpenFiles>,
 }
 
 /// Why a topic could not be created.
@@ -344,6 +355,7 @@ impl ClusterState {
         let offsets = OffsetStore::open(&data_dir.join("__consumer_offsets"))?;
         let state = Self {
             limits: crate::limits::Limits::new(&config, brokers.len()),
+            files: crate::log::OpenFiles::new(config.max_open_files),
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),
@@ -495,9 +507,10 @@ impl ClusterState {
             for &r in &replicas {
                 logs.insert(
                     r,
-                    PartitionLog::open_with(
+                    PartitionLog::open_shared(
                         &self.partition_dir(r, name, p),
                         self.config.log.clone(),
+                        &self.files,
                     )?,
                 );
             }
@@ -580,6 +593,8 @@ impl ClusterState {
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
             topics.remove(name);
+            drop(topic);
+            self.remove_partition_dirs(name, 0..partitions, rf);
             return Err(CreateTopicError::Storage);
         }
         tracing::info!(target: "kafkit::broker", topic = name, partitions, "created topic");
@@ -636,6 +651,7 @@ impl ClusterState {
             self.remove_partition_dirs(name, have..count, old.replication_factor);
             CreateTopicError::Storage.code()
         })?;
+        let old_rf = old.replication_factor;
         let mut partitions = old.partitions.clone();
         partitions.extend(added);
         let grown = TopicState {
@@ -648,6 +664,7 @@ impl ClusterState {
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
             topics.insert(name.to_owned(), old);
+            self.remove_partition_dirs(name, have..count, old_rf);
             return Err(CreateTopicError::Storage.code());
         }
         tracing::info!(target: "kafkit::broker", topic = name, from = have, to = count, "added partitions");

@@ -20,11 +20,16 @@ use tokio::net::TcpStream;
 
 /// Every broker still answers Metadata on a new connection.
 async fn all_brokers_answer(c: &kafkit_broker::Cluster) {
-    for addr in c.addrs() {
+    brokers_answer(&c.addrs()).await
+}
+
+/// These brokers answer Metadata on a new connection.
+async fn brokers_answer(addrs: &[String]) {
+    for addr in addrs {
         let conn = within(
             10,
             "connect after attack",
-            Connection::connect(&addr, conn_config()),
+            Connection::connect(addr, conn_config()),
         )
         .await
         .unwrap();
@@ -306,6 +311,46 @@ async fn idle_half_sent_and_excess_connections_are_closed() {
     c.shutdown().await;
 }
 
+/// `max.connections.per.ip`: the connection over the quota is closed at once; a connection
+/// given back makes room for the next; other brokers are unaffected.
+#[tokio::test]
+async fn connections_per_ip_are_capped() {
+    let c = cluster_with(|cfg| cfg.max_connections_per_ip = 5).await;
+    let addr = c.addrs()[0].clone();
+    let mut buf = [0u8; 16];
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(
+            Connection::connect(&addr, conn_config())
+                .await
+                .expect("under the quota"),
+        );
+    }
+    let refused = |mut s: TcpStream| async move {
+        let n = within(5, "refused", s.read(&mut buf)).await.unwrap_or(0);
+        n == 0
+    };
+    let t = Instant::now();
+    assert!(refused(TcpStream::connect(&addr).await.unwrap()).await);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // The held connections still work; the other brokers serve this address.
+    for conn in &held {
+        conn.send(&MetadataRequest::default()).await.unwrap();
+    }
+    brokers_answer(&c.addrs()[1..]).await;
+    // One given back: room for one more.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = Connection::connect(&addr, conn_config()).await.unwrap();
+    again.send(&MetadataRequest::default()).await.unwrap();
+    drop(held);
+    c.shutdown().await;
+}
+
 /// One Metadata request naming 2,500 new topics creates no more than the auto-creation budget;
 /// the rest are answered LEADER_NOT_AVAILABLE (retriable), and the cluster keeps serving.
 #[tokio::test]
@@ -378,6 +423,37 @@ async fn create_topics_leaves_nothing_behind_when_it_does_not_create() {
     let (_, resp) = conn.send(&req).await.unwrap();
     assert_ne!(resp.topics[0].error_code, 0);
     assert_eq!(entries(&c), before, "a failed create left files");
+
+    // A create that fails part-way on disk (partition 7's directory cannot be made: a file
+    // is in its place on every broker) undoes partitions 0-6 and reports a storage error.
+    for b in 1..=3 {
+        let broker_dir = c.data_dir().join(format!("broker-{b}"));
+        std::fs::create_dir_all(&broker_dir).unwrap();
+        std::fs::write(broker_dir.join("halfway-7"), b"in the way").unwrap();
+    }
+    let before = entries(&c);
+    let req = req.with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name("halfway"))
+        .with_num_partitions(20)
+        .with_replication_factor(3)]);
+    let (_, resp) = conn.send(&req).await.unwrap();
+    assert_eq!(
+        resp.topics[0].error_code,
+        kafkit_protocol::ResponseError::KafkaStorageError.code()
+    );
+    assert_eq!(
+        entries(&c),
+        before,
+        "a create that failed part-way left files"
+    );
+    assert!(c.partitions("halfway").is_none());
+    // With the obstacle gone the same create succeeds.
+    for b in 1..=3 {
+        std::fs::remove_file(c.data_dir().join(format!("broker-{b}/halfway-7"))).unwrap();
+    }
+    let (_, resp) = conn.send(&req).await.unwrap();
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(c.partitions("halfway").unwrap().len(), 20);
     c.shutdown().await;
 }
 

@@ -30,6 +30,7 @@
 //! is in the OS page cache. [`PartitionLog::simulate_crash`] drops what was not synced, for
 //! tests.
 
+mod files;
 mod producers;
 
 use std::collections::VecDeque;
@@ -37,9 +38,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+pub use files::{OpenFiles, SegmentFile, DEFAULT_MAX_OPEN_FILES};
 use kafkit_protocol::batch::{self, BatchHeader};
 use producers::{Producers, SeqCheck};
 
@@ -100,24 +103,17 @@ impl From<std::io::Error> for AppendError {
 #[derive(Debug)]
 struct Segment {
     base: i64,
-    path: PathBuf,
-    file: File,
+    file: SegmentFile,
     size: u64,
     synced: u64,
     created: SystemTime,
 }
 
 impl Segment {
-    fn create(dir: &Path, base: i64) -> std::io::Result<Self> {
-        let path = dir.join(format!("{base:020}.log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
+    fn create(files: &Arc<OpenFiles>, dir: &Path, base: i64) -> std::io::Result<Self> {
+        let file = SegmentFile::create(files, dir.join(format!("{base:020}.log")))?;
         Ok(Self {
             base,
-            path,
             file,
             size: 0,
             synced: 0,
@@ -144,13 +140,14 @@ struct Entry {
 }
 
 /// A segment with unsynced bytes: (base offset, its own file handle, size to mark synced).
-pub type UnsyncedSegment = (i64, File, u64);
+pub type UnsyncedSegment = (i64, Arc<File>, u64);
 
 /// An append-only, segmented log of record batches for one partition replica.
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
+    files: Arc<OpenFiles>,
     segments: Vec<Segment>,
     index: VecDeque<Entry>,
     /// Offset of the first record served (moved by retention and DeleteRecords).
@@ -188,8 +185,18 @@ impl PartitionLog {
         Self::open_with(dir, LogConfig::default())
     }
 
-    /// Opens (creating if needed) the log in `dir`, recovering from a torn or corrupt tail.
+    /// Opens (creating if needed) the log in `dir` with its own budget of open files.
     pub fn open_with(dir: &Path, config: LogConfig) -> std::io::Result<Self> {
+        Self::open_shared(dir, config, &OpenFiles::new(DEFAULT_MAX_OPEN_FILES))
+    }
+
+    /// Opens (creating if needed) the log in `dir`, recovering from a torn or corrupt tail;
+    /// its segment files count against `files`. Only the active segment is left open.
+    pub fn open_shared(
+        dir: &Path,
+        config: LogConfig,
+        files: &Arc<OpenFiles>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let checkpoint = std::fs::read_to_string(dir.join("log-start-offset"))
             .ok()
@@ -198,6 +205,7 @@ impl PartitionLog {
             cuts: 0,
             dir: dir.to_owned(),
             config,
+            files: files.clone(),
             segments: Vec::new(),
             index: VecDeque::new(),
             start_offset: 0,
@@ -205,9 +213,9 @@ impl PartitionLog {
             total: 0,
             producers: Producers::new(),
         };
-        let files = segment_files(dir)?;
+        let found = segment_files(dir)?;
         let mut damaged = false;
-        for (base, path) in files {
+        for (base, path) in found {
             if damaged {
                 tracing::warn!(target: "kafkit::broker", path = %path.display(), "deleting segment after a damaged one");
                 std::fs::remove_file(&path)?;
@@ -256,10 +264,10 @@ impl PartitionLog {
                 file.sync_all()?;
                 damaged = true;
             }
+            drop(file);
             log.segments.push(Segment {
                 base,
-                path,
-                file,
+                file: SegmentFile::existing(files, path),
                 size: pos as u64,
                 synced: pos as u64,
                 created,
@@ -267,7 +275,7 @@ impl PartitionLog {
         }
         if log.segments.is_empty() {
             let base = checkpoint.unwrap_or(0).max(0);
-            log.segments.push(Segment::create(dir, base)?);
+            log.segments.push(Segment::create(files, dir, base)?);
             log.next_offset = base;
         }
         let first = log.index.front().map_or(log.next_offset, |e| e.base_offset);
@@ -307,8 +315,8 @@ impl PartitionLog {
             && (active.size + incoming as u64 > self.config.segment_bytes
                 || age >= self.config.segment_ms)
         {
-            let seg = Segment::create(&self.dir, self.next_offset)?;
-            tracing::debug!(target: "kafkit::broker", path = %seg.path.display(), "rolled segment");
+            let seg = Segment::create(&self.files, &self.dir, self.next_offset)?;
+            tracing::debug!(target: "kafkit::broker", path = %seg.file.path().display(), "rolled segment");
             self.segments.push(seg);
         }
         Ok(self.segments.last_mut().expect("a log has a segment"))
@@ -319,10 +327,11 @@ impl PartitionLog {
         let sync = self.config.sync == SyncPolicy::EveryWrite;
         let seg = self.active_for(data.len())?;
         let pos = seg.size;
-        seg.file.write_all(data)?;
+        let file = seg.file.get()?;
+        (&*file).write_all(data)?;
         seg.size += data.len() as u64;
         if sync {
-            seg.file.sync_data()?;
+            file.sync_data()?;
             seg.synced = seg.size;
         }
         Ok((seg.base, pos))
@@ -488,7 +497,7 @@ impl PartitionLog {
             .find(|s| s.base == e0.segment)
             .expect("indexed segment exists");
         let mut buf = vec![0u8; (end - e0.pos) as usize];
-        seg.file.read_exact_at(&mut buf, e0.pos)?;
+        seg.file.get()?.read_exact_at(&mut buf, e0.pos)?;
         Ok(Bytes::from(buf))
     }
 
@@ -532,10 +541,10 @@ impl PartitionLog {
         while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base > cut.segment)
         {
             let s = self.segments.pop().expect("checked");
-            std::fs::remove_file(&s.path)?;
+            std::fs::remove_file(s.file.path())?;
         }
         let seg = self.segments.last_mut().expect("a log has a segment");
-        seg.file.set_len(cut.pos)?;
+        seg.file.get()?.set_len(cut.pos)?;
         seg.size = cut.pos;
         seg.synced = seg.synced.min(cut.pos);
         self.index.truncate(keep);
@@ -593,12 +602,12 @@ impl PartitionLog {
                 break;
             }
             let seg = self.segments.remove(0);
-            std::fs::remove_file(&seg.path)?;
+            std::fs::remove_file(seg.file.path())?;
             while self.index.front().is_some_and(|e| e.segment == seg.base) {
                 self.index.pop_front();
             }
             self.start_offset = self.start_offset.max(next_base);
-            tracing::info!(target: "kafkit::broker", path = %seg.path.display(), below_start, too_big, too_old, "deleted segment (retention)");
+            tracing::info!(target: "kafkit::broker", path = %seg.file.path().display(), below_start, too_big, too_old, "deleted segment (retention)");
             deleted += 1;
         }
         Ok(deleted)
@@ -613,7 +622,7 @@ impl PartitionLog {
             .segments
             .iter()
             .filter(|s| s.synced < s.size)
-            .map(|s| Ok((s.base, s.file.try_clone()?, s.size)))
+            .map(|s| Ok((s.base, s.file.get()?, s.size)))
             .collect::<std::io::Result<_>>()?;
         Ok((self.cuts, handles))
     }
@@ -635,7 +644,7 @@ impl PartitionLog {
     pub fn flush(&mut self) -> std::io::Result<()> {
         for s in &mut self.segments {
             if s.synced < s.size {
-                s.file.sync_data()?;
+                s.file.get()?.sync_data()?;
                 s.synced = s.size;
             }
         }
@@ -647,7 +656,7 @@ impl PartitionLog {
         self.cuts += 1;
         for s in &mut self.segments {
             if s.synced < s.size {
-                s.file.set_len(s.synced)?;
+                s.file.get()?.set_len(s.synced)?;
                 s.size = s.synced;
             }
         }
