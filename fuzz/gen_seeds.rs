@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafkit_protocol::batch::{encode_records, new_record};
 use kafkit_protocol::legacy::{encode_message_set, LegacyRecord};
 use kafkit_protocol::messages::*;
-use kafkit_protocol::protocol::{Encodable, HeaderVersion, Message};
+use kafkit_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message};
 use kafkit_protocol::records::Compression;
 use kafkit_protocol::topic_name;
 
@@ -163,6 +163,42 @@ fn main() {
     };
     kafkit_protocol::legacy::put_message(&mut wrapper, &outer, 1, 1);
     put(&ls, "magic1-gzip", &wrapper);
+
+    // Batches and message sets real clients sent (kcat, librdkafka, kafka-python; captured by
+    // fuzz/capture/capture.sh into fuzz/seeds), cut out of their Produce requests.
+    let captured = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/request_decoding");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&captured).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("Produce-") {
+            continue;
+        }
+        let data = std::fs::read(entry.path()).unwrap();
+        let version = i16::from_be_bytes([data[2], data[3]]);
+        let frame = Bytes::copy_from_slice(&data[4..]);
+        if version >= 3 {
+            let Ok((_, RequestKind::Produce(req))) = kafkit_protocol::codec::decode_request(frame, ApiKey::Produce, version) else {
+                continue;
+            };
+            for (i, records) in req.topic_data.iter().flat_map(|t| &t.partition_data).filter_map(|p| p.records.as_ref()).enumerate() {
+                put(&rb, &format!("captured-{name}-{i}"), records);
+                n += 1;
+            }
+        } else {
+            let mut rest = frame;
+            if RequestHeader::decode(&mut rest, 1).is_err() {
+                continue;
+            }
+            let Ok(req) = kafkit_protocol::legacy::decode_produce_request(rest) else {
+                continue;
+            };
+            for (i, (_, set)) in req.topics.iter().flat_map(|(_, p)| p).enumerate() {
+                put(&ls, &format!("captured-{name}-{i}"), set);
+                n += 1;
+            }
+        }
+    }
+    eprintln!("gen_seeds: {n} record batches and message sets from captured Produce requests");
 }
 
 /// A gzip stream of `data`.

@@ -244,6 +244,10 @@ async fn serve(
                 frame.len()
             )));
         };
+        let capture = ctx.cluster.capture.as_ref();
+        if let Some(c) = capture {
+            c.request(api_key, api_version, &frame);
+        }
         let Some((key, min, max_v)) = handler::supported_range(api_key) else {
             return Err(Closed::Refused(format!(
                 "unsupported api key {api_key} (v{api_version})"
@@ -276,6 +280,9 @@ async fn serve(
                 out.put_i32(4 + body.len() as i32);
                 out.put_i32(correlation_id);
                 out.extend_from_slice(&body);
+                if let Some(c) = capture {
+                    c.response(api_key, api_version, &out[4..]);
+                }
                 wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
             }
             continue;
@@ -307,6 +314,9 @@ async fn serve(
                 return Err(Closed::Refused(format!(
                     "encoding {key:?} v{api_version} response: {e}"
                 )));
+            }
+            if let Some(c) = capture {
+                c.response(api_key, api_version, &out[4..]);
             }
             wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
         }

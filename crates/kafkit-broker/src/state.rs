@@ -79,6 +79,9 @@ pub struct ClusterConfig {
     /// keeps every segment open; default 1,000). The least recently used is closed to open
     /// another, so descriptors do not grow with partitions.
     pub max_open_files: usize,
+    /// Capture a few requests and responses of each API key and version into this directory
+    /// (see [`crate::capture`]; default off).
+    pub capture_dir: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -104,6 +107,7 @@ impl Default for ClusterConfig {
             auto_create_partitions_per_sec: 1_000,
             max_partitions: 10_000,
             max_open_files: crate::log::DEFAULT_MAX_OPEN_FILES,
+            capture_dir: None,
         }
     }
 }
@@ -274,6 +278,8 @@ pub struct ClusterState {
     pub limits: crate::limits::Limits,
     /// The open segment files of every log.
     pub files: Arc<crate::log::OpenFiles>,
+    /// Traffic capture, when `capture_dir` is set.
+    pub capture: Option<crate::capture::Capture>,
 }
 
 /// Why a topic could not be created.
@@ -356,6 +362,7 @@ impl ClusterState {
         let state = Self {
             limits: crate::limits::Limits::new(&config, brokers.len()),
             files: crate::log::OpenFiles::new(config.max_open_files),
+            capture: config.capture_dir.clone().map(crate::capture::Capture::new),
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),

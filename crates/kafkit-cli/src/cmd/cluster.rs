@@ -36,6 +36,10 @@ pub struct ClusterArgs {
     /// `cut A B`, `heal A B`, `clear`, `leader TOPIC PARTITION`, `isr TOPIC PARTITION`.
     #[arg(long)]
     pub control: bool,
+    /// Keep a few requests and responses of each API key and version in this directory, as
+    /// fuzzer seeds and for bug reports (`DIR/request_decoding`, `DIR/response_decoding`).
+    #[arg(long, env = "KAFKIT_CAPTURE_DIR")]
+    pub capture: Option<PathBuf>,
 }
 
 pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
@@ -53,6 +57,9 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
     });
     if let Some(rf) = a.replication_factor {
         builder = builder.default_replication_factor(rf);
+    }
+    if let Some(capture) = a.capture {
+        builder = builder.configure(|c| c.capture_dir = Some(capture));
     }
     let cluster = builder
         .start()
