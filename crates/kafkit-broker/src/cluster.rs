@@ -101,6 +101,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Where the cluster stores everything (default: the real filesystem). A
+    /// [`FaultyStorage`](crate::storage::FaultyStorage) gives tests a full disk and failing
+    /// writes on demand.
+    pub fn storage(mut self, storage: impl crate::storage::Storage + 'static) -> Self {
+        self.config.storage = Arc::new(storage);
+        self
+    }
+
     /// Any other setting of [`ClusterConfig`](crate::ClusterConfig) (limits, timeouts, ...).
     pub fn configure(mut self, f: impl FnOnce(&mut crate::ClusterConfig)) -> Self {
         f(&mut self.config);

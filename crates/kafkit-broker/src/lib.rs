@@ -33,6 +33,7 @@ pub mod log;
 pub mod replication;
 pub mod server;
 pub mod state;
+pub mod storage;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use control::Control;

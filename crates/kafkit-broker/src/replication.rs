@@ -12,6 +12,13 @@
 //! ISR member takes over with a new leader epoch and replicas holding records past its log end
 //! truncate them (they were never acknowledged to acks=-1 writers); a returning broker
 //! truncates to the HW, then catches up.
+//!
+//! Disk failures (see `log`): a replica whose last write or sync failed leaves the ISR at
+//! once — it cannot hold what acks=-1 promises — and rejoins when a write succeeds again and
+//! it has caught up. A leader whose disk fails hands leadership to a healthy in-sync replica
+//! when there is one (as Kafka moves leaders off an offline log directory); otherwise it
+//! stays and answers KAFKA_STORAGE_ERROR until its disk recovers. A replica whose sync
+//! failed drops what the sync covered and copies it again from the leader.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,17 +39,53 @@ pub fn replicate_partition(
     replicas: &[i32],
     now: Instant,
 ) -> bool {
+    let mut changed = false;
+    if inner.leader >= 0 && !healthy(inner, inner.leader) {
+        let successor = inner
+            .isr
+            .iter()
+            .copied()
+            .find(|&r| r != inner.leader && state.is_alive(r) && healthy(inner, r));
+        match successor {
+            Some(r) => {
+                tracing::warn!(target: "kafkit::broker", topic, partition = p, from = inner.leader, to = r, "leader's disk failed: moving leadership");
+                set_leader(topic, p, inner, r);
+                changed = true;
+            }
+            None => {
+                if let Some(log) = inner.logs.get_mut(&inner.leader) {
+                    if log.sync_failed() {
+                        // No replica to copy from: keep what the page cache holds (a machine
+                        // crash could lose it, as with any unsynced bytes).
+                        tracing::error!(target: "kafkit::broker", topic, partition = p, "sync failed on the only in-sync replica; keeping its log");
+                        log.clear_sync_failed();
+                    }
+                }
+            }
+        }
+    }
     let leader = inner.leader;
     if leader < 0 || !state.is_alive(leader) {
-        return false;
+        return changed;
     }
     let leader_end = inner.log_end();
-    let mut changed = false;
     // Followers usually stand at the same offset: one read of the leader's log serves them all.
     let mut last_read: Option<(i64, bytes::Bytes)> = None;
     for &f in replicas {
         if f == leader || !state.is_alive(f) || state.is_cut(leader, f) {
             continue;
+        }
+        if inner.logs[&f].sync_failed() {
+            let log = inner.logs.get_mut(&f).expect("replica log");
+            match log.resync() {
+                Ok(()) => {
+                    tracing::info!(target: "kafkit::broker", topic, partition = p, follower = f, from = log.next_offset(), "copying again what a failed sync covered")
+                }
+                Err(e) => {
+                    tracing::error!(target: "kafkit::broker", topic, partition = p, follower = f, error = %e, "truncation after a failed sync failed");
+                    continue;
+                }
+            }
         }
         let mut copied = 0;
         loop {
@@ -71,7 +114,7 @@ pub fn replicate_partition(
             copied += data.len();
             let log = inner.logs.get_mut(&f).expect("replica log");
             if let Err(e) = log.append_replicated(&data) {
-                tracing::error!(target: "kafkit::broker", topic, partition = p, follower = f, error = %e, "replication append failed");
+                tracing::debug!(target: "kafkit::broker", topic, partition = p, follower = f, error = %e, "replication append failed");
                 break;
             }
         }
@@ -83,9 +126,15 @@ pub fn replicate_partition(
     let lag_max = state.config.replica_lag_time_max;
     let before = inner.isr.clone();
     let caught_up_at = inner.caught_up_at.clone();
+    let failed: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|&r| !healthy(inner, r))
+        .collect();
     inner.isr.retain(|&r| {
         r == leader
             || (state.is_alive(r)
+                && !failed.contains(&r)
                 && caught_up_at
                     .get(&r)
                     .is_some_and(|t| now.duration_since(*t) <= lag_max))
@@ -93,6 +142,7 @@ pub fn replicate_partition(
     for &r in replicas {
         if !inner.isr.contains(&r)
             && state.is_alive(r)
+            && !failed.contains(&r)
             && inner.logs[&r].next_offset() >= leader_end
             && inner.high_watermark <= leader_end
         {
@@ -105,6 +155,14 @@ pub fn replicate_partition(
     }
     changed |= inner.update_high_watermark();
     changed
+}
+
+/// False while a replica's last write or sync failed.
+fn healthy(inner: &PartitionInner, r: i32) -> bool {
+    inner
+        .logs
+        .get(&r)
+        .is_some_and(|l| l.failure().is_none() && !l.sync_failed())
 }
 
 /// Runs replication passes until shutdown: after every change and at least every 20 ms.

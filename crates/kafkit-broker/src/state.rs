@@ -82,6 +82,9 @@ pub struct ClusterConfig {
     /// Capture a few requests and responses of each API key and version into this directory
     /// (see [`crate::capture`]; default off).
     pub capture_dir: Option<PathBuf>,
+    /// Where everything is stored (default: the real filesystem; tests use
+    /// [`crate::storage::FaultyStorage`] to inject a full disk and failing writes).
+    pub storage: Arc<dyn crate::storage::Storage>,
 }
 
 impl Default for ClusterConfig {
@@ -108,6 +111,7 @@ impl Default for ClusterConfig {
             max_partitions: 10_000,
             max_open_files: crate::log::DEFAULT_MAX_OPEN_FILES,
             capture_dir: None,
+            storage: crate::storage::disk(),
         }
     }
 }
@@ -280,6 +284,8 @@ pub struct ClusterState {
     pub files: Arc<crate::log::OpenFiles>,
     /// Traffic capture, when `capture_dir` is set.
     pub capture: Option<crate::capture::Capture>,
+    /// The topic list changed but could not be saved yet (a full disk): the flush retries.
+    pub topics_unsaved: AtomicBool,
 }
 
 /// Why a topic could not be created.
@@ -340,10 +346,12 @@ impl ClusterState {
         data_dir: PathBuf,
         brokers: Vec<BrokerInfo>,
     ) -> Result<Self, BrokerError> {
-        std::fs::create_dir_all(&data_dir)?;
+        let storage = config.storage.clone();
+        storage.create_dir_all(&data_dir)?;
         let format_path = data_dir.join("FORMAT");
-        match std::fs::read_to_string(&format_path) {
+        match storage.read_file(&format_path) {
             Ok(s) => {
+                let s = String::from_utf8_lossy(&s);
                 let v = s
                     .trim()
                     .strip_prefix("kafkit-data ")
@@ -356,13 +364,17 @@ impl ClusterState {
                     )));
                 }
             }
-            Err(_) => std::fs::write(&format_path, format!("kafkit-data {FORMAT_VERSION}\n"))?,
+            Err(_) => storage.write_atomic(
+                &format_path,
+                format!("kafkit-data {FORMAT_VERSION}\n").as_bytes(),
+            )?,
         }
-        let offsets = OffsetStore::open(&data_dir.join("__consumer_offsets"))?;
+        let offsets = OffsetStore::open(storage.clone(), &data_dir.join("__consumer_offsets"))?;
         let state = Self {
             limits: crate::limits::Limits::new(&config, brokers.len()),
-            files: crate::log::OpenFiles::new(config.max_open_files),
+            files: crate::log::OpenFiles::new(config.max_open_files, storage.clone()),
             capture: config.capture_dir.clone().map(crate::capture::Capture::new),
+            topics_unsaved: AtomicBool::new(false),
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),
@@ -380,13 +392,14 @@ impl ClusterState {
             next_token: AtomicU64::new(1),
             next_producer_id: Mutex::new(0),
         };
-        let next_pid = std::fs::read_to_string(state.data_dir.join("producer_ids"))
+        let next_pid = storage
+            .read_file(&state.data_dir.join("producer_ids"))
             .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
+            .and_then(|s| String::from_utf8_lossy(&s).trim().parse::<i64>().ok())
             .unwrap_or(1000);
         *state.next_producer_id.lock().expect("pid lock") = next_pid;
-        if let Ok(list) = std::fs::read_to_string(state.data_dir.join("topics")) {
-            for line in list.lines() {
+        if let Ok(list) = storage.read_file(&state.data_dir.join("topics")) {
+            for line in String::from_utf8_lossy(&list).lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if let [name, parts, rf, id] = f[..] {
                     let parts: i32 = parts
@@ -468,7 +481,10 @@ impl ClusterState {
     fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>, rf: i16) {
         for p in range {
             for r in self.replicas_for(name, p, rf) {
-                let _ = std::fs::remove_dir_all(self.partition_dir(r, name, p));
+                let _ = self
+                    .config
+                    .storage
+                    .remove_dir_all(&self.partition_dir(r, name, p));
             }
         }
     }
@@ -567,9 +583,9 @@ impl ClusterState {
                 t.id
             ));
         }
-        let tmp = self.data_dir.join("topics.tmp");
-        std::fs::write(&tmp, s)?;
-        std::fs::rename(&tmp, self.data_dir.join("topics"))
+        self.config
+            .storage
+            .write_atomic(&self.data_dir.join("topics"), s.as_bytes())
     }
 
     /// Looks a topic up.
@@ -609,25 +625,49 @@ impl ClusterState {
     }
 
     /// Deletes a topic and its data. Err(UNKNOWN_TOPIC_OR_PARTITION) if there is none.
+    ///
+    /// On a full disk the new topic list cannot be written until space is freed, and the
+    /// topic's own data is what frees it: then the data goes first and the list is saved
+    /// after. Should even that fail, the topic stays deleted and the list is saved by the
+    /// background flush (a crash before that brings the topic back, empty).
     pub fn delete_topic(&self, name: &str) -> Result<(), i16> {
         let mut topics = self.topics.write().expect("topics lock");
         let Some(topic) = topics.remove(name) else {
             return Err(3);
         };
-        if let Err(e) = self.save_topics(&topics) {
-            tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
-            topics.insert(name.to_owned(), topic);
-            return Err(CreateTopicError::Storage.code());
-        }
-        drop(topics);
-        for p in &topic.partitions {
-            for r in &p.replicas {
-                let _ = std::fs::remove_dir_all(self.partition_dir(*r, name, p.index));
+        match self.save_topics(&topics) {
+            Ok(()) => {
+                drop(topics);
+                self.remove_topic_data(&topic);
+            }
+            Err(e) if crate::storage::is_no_space(&e) => {
+                tracing::warn!(target: "kafkit::broker", topic = name, error = %e, "disk full: deleting the topic's data before saving the topic list");
+                self.remove_topic_data(&topic);
+                if let Err(e) = self.save_topics(&topics) {
+                    tracing::error!(target: "kafkit::broker", topic = name, error = %e, "saving topic list failed; retrying in the background");
+                    self.topics_unsaved.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
+                topics.insert(name.to_owned(), topic);
+                return Err(CreateTopicError::Storage.code());
             }
         }
         tracing::info!(target: "kafkit::broker", topic = name, "deleted topic");
         self.changed.notify_waiters();
         Ok(())
+    }
+
+    fn remove_topic_data(&self, topic: &TopicState) {
+        for p in &topic.partitions {
+            for r in &p.replicas {
+                let dir = self.partition_dir(*r, &topic.name, p.index);
+                if let Err(e) = self.config.storage.remove_dir_all(&dir) {
+                    tracing::warn!(target: "kafkit::broker", dir = %dir.display(), error = %e, "removing partition data failed");
+                }
+            }
+        }
     }
 
     /// Grows a topic to `count` partitions (CreatePartitions).
@@ -755,12 +795,25 @@ impl ClusterState {
 
     /// Flushes every log to stable storage.
     pub fn flush_all(&self) {
+        if self.topics_unsaved.load(Ordering::Relaxed) {
+            let topics = self.topics.read().expect("topics lock");
+            match self.save_topics(&topics) {
+                Ok(()) => self.topics_unsaved.store(false, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(target: "kafkit::broker", error = %e, "saving topic list failed again")
+                }
+            }
+        }
+        let mut failed = false;
         for t in self.topics.read().expect("topics lock").values() {
             for p in &t.partitions {
                 // Take handles under the lock, sync without it: a produce request to this
                 // partition must not wait for the disk.
                 let mut work = Vec::new();
-                for (replica, log) in &p.lock().logs {
+                for (replica, log) in p.lock().logs.iter_mut() {
+                    if let Err(e) = log.save_pending() {
+                        tracing::warn!(target: "kafkit::broker", path = %log.path().display(), error = %e, "saving log start offset failed");
+                    }
                     match log.unsynced() {
                         Ok(handles) => work.push((*replica, handles)),
                         Err(e) => {
@@ -770,19 +823,29 @@ impl ClusterState {
                 }
                 for (replica, (cuts, handles)) in work {
                     for (base, file, size) in handles {
-                        match file.sync_data() {
-                            Ok(()) => {
-                                if let Some(log) = p.lock().logs.get_mut(&replica) {
-                                    log.mark_synced(cuts, base, size);
-                                }
-                            }
+                        let synced = file.sync();
+                        let mut inner = p.lock();
+                        let Some(log) = inner.logs.get_mut(&replica) else {
+                            continue;
+                        };
+                        match synced {
+                            Ok(()) => log.mark_synced(cuts, base, size),
                             Err(e) => {
-                                tracing::error!(target: "kafkit::broker", replica, base, error = %e, "flush failed")
+                                // What the failed sync covered may never reach the disk: the
+                                // replication pass takes this replica out of the ISR (moving
+                                // leadership away from it) and has it copy that part again.
+                                tracing::error!(target: "kafkit::broker", topic = %t.name, partition = p.index, replica, base, error = %e, "sync failed");
+                                log.mark_sync_failed(&e);
+                                failed = true;
+                                break;
                             }
                         }
                     }
                 }
             }
+        }
+        if failed {
+            self.changed.notify_waiters();
         }
     }
 
@@ -790,9 +853,10 @@ impl ClusterState {
     pub fn allocate_producer_id(&self) -> std::io::Result<i64> {
         let mut next = self.next_producer_id.lock().expect("pid lock");
         let pid = *next;
-        let tmp = self.data_dir.join("producer_ids.tmp");
-        std::fs::write(&tmp, format!("{}\n", pid + 1))?;
-        std::fs::rename(&tmp, self.data_dir.join("producer_ids"))?;
+        self.config.storage.write_atomic(
+            &self.data_dir.join("producer_ids"),
+            format!("{}\n", pid + 1).as_bytes(),
+        )?;
         *next = pid + 1;
         Ok(pid)
     }

@@ -5,11 +5,16 @@
 //! payload = `group: str16, topic: str16, partition: i32, offset: i64, leader_epoch: i32,
 //! metadata: str16 (0xFFFF = null)`, all big-endian. A torn or corrupt tail is truncated on open.
 //! An offset of -1 deletes the entry.
+//!
+//! A commit is acknowledged only after its records are written and fsynced. A write or sync
+//! that fails is cut off the file (back to the last good length) before the error is
+//! returned, or before the next commit if cutting fails too, and the commit is not applied.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::storage::{self, Storage, StorageFile};
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +33,11 @@ pub type OffsetKey = (String, String, i32);
 /// The committed offsets of every group, backed by a file.
 #[derive(Debug)]
 pub struct OffsetStore {
-    file: File,
+    file: Arc<dyn StorageFile>,
+    /// Bytes of whole, synced commits: where the next one starts.
+    good_len: u64,
+    /// A failed commit's bytes may still be past `good_len`.
+    torn: bool,
     offsets: BTreeMap<OffsetKey, Committed>,
 }
 
@@ -90,16 +99,11 @@ fn parse(payload: &[u8]) -> Option<(OffsetKey, Committed)> {
 
 impl OffsetStore {
     /// Opens the store in `dir`, replaying the log.
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+    pub fn open(storage: Arc<dyn Storage>, dir: &Path) -> std::io::Result<Self> {
+        storage.create_dir_all(dir)?;
         let path = dir.join("offsets.log");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
+        let file = storage.open(&path, true)?;
+        let data = storage::read_all(&*file)?;
         let mut offsets = BTreeMap::new();
         let mut pos = 0;
         while data.len() - pos >= 8 {
@@ -123,7 +127,12 @@ impl OffsetStore {
             tracing::warn!(target: "kafkit::broker", path = %path.display(), "truncating torn tail of offsets log");
             file.set_len(pos as u64)?;
         }
-        Ok(Self { file, offsets })
+        Ok(Self {
+            file,
+            good_len: pos as u64,
+            torn: false,
+            offsets,
+        })
     }
 
     /// Records a batch of commits durably (one write, then fsync: a commit acknowledged to a
@@ -142,8 +151,19 @@ impl OffsetStore {
             buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
             buf.extend_from_slice(&payload);
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        if self.torn {
+            self.file.set_len(self.good_len)?;
+            self.torn = false;
+        }
+        let written = storage::append_all(&*self.file, &buf).and_then(|()| self.file.sync());
+        if let Err(e) = written {
+            tracing::warn!(target: "kafkit::broker", error = %e, "writing committed offsets failed; nothing of it is kept");
+            if self.file.set_len(self.good_len).is_err() {
+                self.torn = true;
+            }
+            return Err(e);
+        }
+        self.good_len += buf.len() as u64;
         for (k, v) in entries {
             if v.offset < 0 {
                 self.offsets.remove(&k);
@@ -207,7 +227,7 @@ mod tests {
     fn survives_reopen_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut s = OffsetStore::open(dir.path()).unwrap();
+            let mut s = OffsetStore::open(storage::disk(), dir.path()).unwrap();
             s.commit(vec![(
                 ("g".into(), "t".into(), 0),
                 Committed {
@@ -229,14 +249,54 @@ mod tests {
         }
         let path = dir.path().join("offsets.log");
         let len = std::fs::metadata(&path).unwrap().len();
-        OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(&[0, 0, 0, 40, 1, 2])
-            .unwrap();
-        let s = OffsetStore::open(dir.path()).unwrap();
+        std::fs::write(
+            &path,
+            [std::fs::read(&path).unwrap(), vec![0, 0, 0, 40, 1, 2]].concat(),
+        )
+        .unwrap();
+        let s = OffsetStore::open(storage::disk(), dir.path()).unwrap();
         assert_eq!(s.get("g", "t", 0).unwrap().offset, 9);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+    }
+
+    #[test]
+    fn failed_commits_are_not_applied_and_leave_nothing_behind() {
+        use crate::storage::{Fault, FaultRule, FaultyStorage, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FaultyStorage::new();
+        let at = |offset| {
+            vec![(
+                ("g".to_string(), "t".to_string(), 0),
+                Committed {
+                    offset,
+                    leader_epoch: 0,
+                    metadata: None,
+                },
+            )]
+        };
+        let mut s = OffsetStore::open(Arc::new(disk.clone()), dir.path()).unwrap();
+        s.commit(at(1)).unwrap();
+        let one = s.good_len;
+        // Torn write, and the cut fails as well: cut before the next commit.
+        disk.inject(FaultRule::times(Op::Append, Fault::Short(7), 1));
+        disk.inject(FaultRule::times(Op::Append, Fault::NoSpace, 1));
+        disk.inject(FaultRule::times(Op::SetLen, Fault::Io, 1));
+        assert!(s.commit(at(2)).is_err());
+        assert_eq!(s.get("g", "t", 0).unwrap().offset, 1, "not applied");
+        // A failed fsync: not applied either.
+        disk.inject(FaultRule::times(Op::Sync, Fault::Io, 1));
+        assert!(s.commit(at(3)).is_err());
+        assert_eq!(s.get("g", "t", 0).unwrap().offset, 1);
+        s.commit(at(4)).unwrap();
+        // Two whole records and nothing of the failed ones.
+        assert_eq!(
+            std::fs::metadata(dir.path().join("offsets.log"))
+                .unwrap()
+                .len(),
+            2 * one
+        );
+        drop(s);
+        let s = OffsetStore::open(Arc::new(disk.clone()), dir.path()).unwrap();
+        assert_eq!(s.get("g", "t", 0).unwrap().offset, 4);
     }
 }

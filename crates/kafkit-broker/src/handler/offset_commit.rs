@@ -62,11 +62,13 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommi
         let n = entries.len();
         let mut groups = ctx.cluster.groups.lock().expect("groups lock");
         if let Err(e) = groups.offsets.commit(entries) {
+            // As Kafka's coordinator maps a failed offsets append (KAFKA_STORAGE_ERROR): the
+            // client looks the coordinator up again and retries. Nothing was applied.
             tracing::error!(target: "kafkit::broker", group = %group_id, error = %e, "writing offsets failed");
             for t in &mut topics {
                 for p in &mut t.partitions {
                     if p.error_code == err::NONE {
-                        p.error_code = err::KAFKA_STORAGE_ERROR;
+                        p.error_code = err::NOT_COORDINATOR;
                     }
                 }
             }

@@ -109,7 +109,11 @@ pub(super) fn append(
         }
         Err(AppendError::Code(code)) => Appended::error(code),
         Err(AppendError::Io(e)) => {
-            tracing::error!(target: "kafkit::broker", topic, partition, error = %e, "append failed");
+            // Nothing of the batch was kept (see `PartitionLog::write`). The replication pass
+            // moves leadership to a healthy in-sync replica if there is one.
+            tracing::debug!(target: "kafkit::broker", topic, partition, error = %e, "append failed");
+            drop(inner);
+            ctx.cluster.changed.notify_waiters();
             Appended::error(err::KAFKA_STORAGE_ERROR)
         }
     }

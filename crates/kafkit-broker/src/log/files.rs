@@ -7,7 +7,7 @@
 //! them open and closes the least recently used one to open another. A segment not touched
 //! for a while costs no descriptor; touching it again reopens it (one `open(2)`).
 //!
-//! A file in use (an `Arc<File>` handed out by [`SegmentFile::get`]) that is evicted stays
+//! A file in use (a [`FileRef`] handed out by [`SegmentFile::get`]) that is evicted stays
 //! open until its user drops it, so the limit can be passed briefly by the number of
 //! operations running at that moment — never by the number of partitions.
 //!
@@ -19,10 +19,14 @@
 //! outside its lock; an LRU map crate would still need this wrapper.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::storage::{Storage, StorageFile};
+
+/// An open file, shared by its users.
+pub type FileRef = Arc<dyn StorageFile>;
 
 /// Default most segment files open at once, per cluster.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 1_000;
@@ -30,6 +34,7 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 1_000;
 /// The open-file budget of a cluster's logs.
 pub struct OpenFiles {
     limit: usize,
+    storage: Arc<dyn Storage>,
     state: Mutex<State>,
     next_id: AtomicU64,
     opens: AtomicU64,
@@ -49,16 +54,17 @@ impl std::fmt::Debug for OpenFiles {
 struct State {
     tick: u64,
     /// Open files by segment id, with the tick of their last use.
-    open: HashMap<u64, (Arc<File>, u64)>,
+    open: HashMap<u64, (FileRef, u64)>,
     /// Segment ids by last use, oldest first.
     lru: BTreeMap<u64, u64>,
 }
 
 impl OpenFiles {
-    /// A budget of at most `limit` open files (at least 1).
-    pub fn new(limit: usize) -> Arc<Self> {
+    /// A budget of at most `limit` open files (at least 1) of `storage`.
+    pub fn new(limit: usize, storage: Arc<dyn Storage>) -> Arc<Self> {
         Arc::new(Self {
             limit: limit.max(1),
+            storage,
             state: Mutex::default(),
             next_id: AtomicU64::new(0),
             opens: AtomicU64::new(0),
@@ -80,13 +86,18 @@ impl OpenFiles {
         self.limit
     }
 
+    /// The storage files are opened from.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock leaves the maps consistent (each update is a few
         // map operations that cannot panic halfway in a way that matters): keep going.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn touch(state: &mut State, id: u64) -> Option<Arc<File>> {
+    fn touch(state: &mut State, id: u64) -> Option<FileRef> {
         state.tick += 1;
         let tick = state.tick;
         let (file, last) = state.open.get_mut(&id)?;
@@ -97,7 +108,7 @@ impl OpenFiles {
         Some(file)
     }
 
-    fn insert(&self, id: u64, file: File) -> Arc<File> {
+    fn insert(&self, id: u64, file: FileRef) -> FileRef {
         let mut state = self.lock();
         // Someone else may have opened it meanwhile: use theirs, close ours.
         if let Some(f) = Self::touch(&mut state, id) {
@@ -111,7 +122,6 @@ impl OpenFiles {
         }
         state.tick += 1;
         let tick = state.tick;
-        let file = Arc::new(file);
         state.open.insert(id, (file.clone(), tick));
         state.lru.insert(tick, id);
         file
@@ -146,25 +156,19 @@ impl SegmentFile {
     /// Creates the file (empty if new) and keeps it open for the appends that follow.
     pub fn create(files: &Arc<OpenFiles>, path: PathBuf) -> std::io::Result<Self> {
         let seg = Self::existing(files, path);
-        let file = Self::open_options().create(true).open(&seg.path)?;
+        let file = files.storage.open(&seg.path, true)?;
         files.opens.fetch_add(1, Ordering::Relaxed);
         files.insert(seg.id, file);
         Ok(seg)
     }
 
-    fn open_options() -> OpenOptions {
-        let mut o = OpenOptions::new();
-        o.read(true).append(true);
-        o
-    }
-
     /// The open file (reopened if the budget closed it). Writes through it append.
-    pub fn get(&self) -> std::io::Result<Arc<File>> {
+    pub fn get(&self) -> std::io::Result<FileRef> {
         if let Some(f) = OpenFiles::touch(&mut self.files.lock(), self.id) {
             return Ok(f);
         }
         // Open outside the lock: a slow disk must not stall every other partition.
-        let file = Self::open_options().open(&self.path)?;
+        let file = self.files.storage.open(&self.path, false)?;
         self.files.opens.fetch_add(1, Ordering::Relaxed);
         Ok(self.files.insert(self.id, file))
     }
@@ -184,33 +188,30 @@ impl Drop for SegmentFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::os::unix::fs::FileExt;
+    use crate::storage::{append_all, disk, read_exact_at};
 
     #[test]
     fn keeps_at_most_limit_open_and_reopens_evicted_files() {
         let dir = tempfile::tempdir().unwrap();
-        let files = OpenFiles::new(3);
+        let files = OpenFiles::new(3, disk());
         let segs: Vec<_> = (0..10)
             .map(|i| SegmentFile::create(&files, dir.path().join(format!("{i}.log"))).unwrap())
             .collect();
         assert_eq!(files.open_count(), 3);
         for (i, s) in segs.iter().enumerate() {
-            (&*s.get().unwrap())
-                .write_all(format!("segment {i}").as_bytes())
-                .unwrap();
+            append_all(&*s.get().unwrap(), format!("segment {i}").as_bytes()).unwrap();
             assert!(files.open_count() <= 3);
         }
         // Every segment kept what was written, whether or not its file was closed since.
         for (i, s) in segs.iter().enumerate() {
             let want = format!("segment {i}");
             let mut buf = vec![0; want.len()];
-            s.get().unwrap().read_exact_at(&mut buf, 0).unwrap();
+            read_exact_at(&*s.get().unwrap(), &mut buf, 0).unwrap();
             assert_eq!(buf, want.as_bytes());
         }
         // Appends after a reopen land at the end.
-        (&*segs[0].get().unwrap()).write_all(b"!").unwrap();
-        assert_eq!(segs[0].get().unwrap().metadata().unwrap().len(), 10);
+        append_all(&*segs[0].get().unwrap(), b"!").unwrap();
+        assert_eq!(segs[0].get().unwrap().size().unwrap(), 10);
         drop(segs);
         assert_eq!(files.open_count(), 0);
     }
@@ -218,7 +219,7 @@ mod tests {
     #[test]
     fn recently_used_files_stay_open() {
         let dir = tempfile::tempdir().unwrap();
-        let files = OpenFiles::new(2);
+        let files = OpenFiles::new(2, disk());
         let a = SegmentFile::create(&files, dir.path().join("a")).unwrap();
         let b = SegmentFile::create(&files, dir.path().join("b")).unwrap();
         let opens = files.opens();

@@ -34,15 +34,13 @@ mod files;
 mod producers;
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::storage::{self, Storage};
 use bytes::{Bytes, BytesMut};
-pub use files::{OpenFiles, SegmentFile, DEFAULT_MAX_OPEN_FILES};
+pub use files::{FileRef, OpenFiles, SegmentFile, DEFAULT_MAX_OPEN_FILES};
 use kafkit_protocol::batch::{self, BatchHeader};
 use producers::{Producers, SeqCheck};
 
@@ -140,7 +138,7 @@ struct Entry {
 }
 
 /// A segment with unsynced bytes: (base offset, its own file handle, size to mark synced).
-pub type UnsyncedSegment = (i64, Arc<File>, u64);
+pub type UnsyncedSegment = (i64, FileRef, u64);
 
 /// An append-only, segmented log of record batches for one partition replica.
 #[derive(Debug)]
@@ -159,12 +157,23 @@ pub struct PartitionLog {
     /// Bumped whenever bytes are cut from a segment; a sync that started before a cut does
     /// not count for bytes written after it.
     cuts: u64,
+    /// The last write or sync failed (cleared by the next good write): the replica is not
+    /// fit to be in sync or to lead.
+    failure: Option<String>,
+    /// A failed write may have left bytes past the active segment's size that could not be
+    /// cut off yet: they are cut before the next append.
+    torn: bool,
+    /// A sync failed: bytes past each segment's synced size may not be on disk even though
+    /// reads return them (Linux can drop dirty pages after a failed write-back). The
+    /// replica truncates to [`synced_offset`](Self::synced_offset) and catches up again.
+    sync_failed: bool,
+    /// The log start offset moved but could not be saved yet.
+    start_unsaved: bool,
 }
 
-fn segment_files(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
+fn segment_files(storage: &dyn Storage, dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
     let mut v = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
+    for p in storage.list_dir(dir)? {
         if p.extension().is_some_and(|x| x == "log") {
             if let Some(base) = p
                 .file_stem()
@@ -187,7 +196,11 @@ impl PartitionLog {
 
     /// Opens (creating if needed) the log in `dir` with its own budget of open files.
     pub fn open_with(dir: &Path, config: LogConfig) -> std::io::Result<Self> {
-        Self::open_shared(dir, config, &OpenFiles::new(DEFAULT_MAX_OPEN_FILES))
+        Self::open_shared(
+            dir,
+            config,
+            &OpenFiles::new(DEFAULT_MAX_OPEN_FILES, storage::disk()),
+        )
     }
 
     /// Opens (creating if needed) the log in `dir`, recovering from a torn or corrupt tail;
@@ -197,12 +210,18 @@ impl PartitionLog {
         config: LogConfig,
         files: &Arc<OpenFiles>,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let checkpoint = std::fs::read_to_string(dir.join("log-start-offset"))
+        let storage = files.storage().clone();
+        storage.create_dir_all(dir)?;
+        let checkpoint = storage
+            .read_file(&dir.join("log-start-offset"))
             .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok());
+            .and_then(|s| String::from_utf8_lossy(&s).trim().parse::<i64>().ok());
         let mut log = Self {
             cuts: 0,
+            failure: None,
+            torn: false,
+            sync_failed: false,
+            start_unsaved: false,
             dir: dir.to_owned(),
             config,
             files: files.clone(),
@@ -213,21 +232,18 @@ impl PartitionLog {
             total: 0,
             producers: Producers::new(),
         };
-        let found = segment_files(dir)?;
+        let found = segment_files(&*storage, dir)?;
         let mut damaged = false;
         for (base, path) in found {
             if damaged {
                 tracing::warn!(target: "kafkit::broker", path = %path.display(), "deleting segment after a damaged one");
-                std::fs::remove_file(&path)?;
+                storage.remove_file(&path)?;
                 continue;
             }
-            let mut file = OpenOptions::new().read(true).append(true).open(&path)?;
-            let mut data = Vec::new();
-            file.read_to_end(&mut data)?;
-            let created = file
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or_else(|_| SystemTime::now());
+            // The scan reads each segment whole (to check every CRC) and then closes it.
+            let file = storage.open(&path, false)?;
+            let data = storage::read_all(&*file)?;
+            let created = file.modified().unwrap_or_else(|_| SystemTime::now());
             if log.segments.is_empty() {
                 log.next_offset = base;
             }
@@ -261,7 +277,7 @@ impl PartitionLog {
             if pos < data.len() {
                 tracing::warn!(target: "kafkit::broker", path = %path.display(), kept = pos, dropped = data.len() - pos, "truncating torn or corrupt tail of log");
                 file.set_len(pos as u64)?;
-                file.sync_all()?;
+                file.sync()?;
                 damaged = true;
             }
             drop(file);
@@ -322,19 +338,104 @@ impl PartitionLog {
         Ok(self.segments.last_mut().expect("a log has a segment"))
     }
 
-    /// Writes `data` to the active segment; returns (segment base, position).
+    /// Writes `data` to the active segment; returns (segment base, position). All or nothing:
+    /// when the write (or, with `EveryWrite`, its fsync) fails, the segment is cut back to its
+    /// last good size before the error is returned — or, if even that fails, before the next
+    /// append — so a failed write never leaves bytes that a later one lands behind.
     fn write(&mut self, data: &[u8]) -> std::io::Result<(i64, u64)> {
+        let result = self.try_write(data);
+        match &result {
+            Ok(_) => self.failure = None,
+            Err(e) => {
+                // Warn when the disk turns bad, not at every retry while it stays bad.
+                if self.failure.is_none() {
+                    tracing::warn!(target: "kafkit::broker", dir = %self.dir.display(), error = %e, "log write failed; nothing of it is kept");
+                } else {
+                    tracing::debug!(target: "kafkit::broker", dir = %self.dir.display(), error = %e, "log write failed again");
+                }
+                self.failure = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    fn try_write(&mut self, data: &[u8]) -> std::io::Result<(i64, u64)> {
+        if self.torn {
+            let seg = self.segments.last().expect("a log has a segment");
+            seg.file.get()?.set_len(seg.size)?;
+            self.torn = false;
+        }
         let sync = self.config.sync == SyncPolicy::EveryWrite;
         let seg = self.active_for(data.len())?;
         let pos = seg.size;
         let file = seg.file.get()?;
-        (&*file).write_all(data)?;
+        let written =
+            storage::append_all(&*file, data).and_then(
+                |()| {
+                    if sync {
+                        file.sync()
+                    } else {
+                        Ok(())
+                    }
+                },
+            );
+        if let Err(e) = written {
+            if let Err(cut) = file.set_len(pos) {
+                tracing::error!(target: "kafkit::broker", dir = %self.dir.display(), error = %cut, "cannot cut a failed write off the log; retrying before the next append");
+                self.torn = true;
+            }
+            return Err(e);
+        }
         seg.size += data.len() as u64;
         if sync {
-            file.sync_data()?;
             seg.synced = seg.size;
         }
         Ok((seg.base, pos))
+    }
+
+    /// Why the last write or sync failed, while it is the latest word on this log.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// True once a background sync failed, until [`resync`](Self::resync).
+    pub fn sync_failed(&self) -> bool {
+        self.sync_failed
+    }
+
+    /// Records a failed sync (see [`sync_failed`](Self::sync_failed)).
+    pub fn mark_sync_failed(&mut self, e: &std::io::Error) {
+        self.sync_failed = true;
+        self.failure = Some(format!("sync failed: {e}"));
+    }
+
+    /// Forgets a failed sync without truncating (the only copy is kept).
+    pub fn clear_sync_failed(&mut self) {
+        self.sync_failed = false;
+        self.failure = None;
+    }
+
+    /// The offset below which every batch is known synced.
+    pub fn synced_offset(&self) -> i64 {
+        self.index
+            .iter()
+            .find(|e| {
+                self.segments
+                    .iter()
+                    .find(|s| s.base == e.segment)
+                    .is_some_and(|s| e.pos + e.len as u64 > s.synced)
+            })
+            .map_or(self.next_offset, |e| e.base_offset)
+    }
+
+    /// After a failed sync: drops what may not be on disk (everything from
+    /// [`synced_offset`](Self::synced_offset)), to be copied again from the leader.
+    pub fn resync(&mut self) -> std::io::Result<()> {
+        let to = self.synced_offset();
+        self.truncate_to(to)?;
+        self.sync_failed = false;
+        self.failure = None;
+        Ok(())
     }
 
     /// Appends validated batches, assigning offsets, and returns the base offset. Idempotent
@@ -497,7 +598,7 @@ impl PartitionLog {
             .find(|s| s.base == e0.segment)
             .expect("indexed segment exists");
         let mut buf = vec![0u8; (end - e0.pos) as usize];
-        seg.file.get()?.read_exact_at(&mut buf, e0.pos)?;
+        storage::read_exact_at(&*seg.file.get()?, &mut buf, e0.pos)?;
         Ok(Bytes::from(buf))
     }
 
@@ -541,10 +642,11 @@ impl PartitionLog {
         while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.base > cut.segment)
         {
             let s = self.segments.pop().expect("checked");
-            std::fs::remove_file(s.file.path())?;
+            self.files.storage().remove_file(s.file.path())?;
         }
         let seg = self.segments.last_mut().expect("a log has a segment");
         seg.file.get()?.set_len(cut.pos)?;
+        self.torn = false;
         seg.size = cut.pos;
         seg.synced = seg.synced.min(cut.pos);
         self.index.truncate(keep);
@@ -559,16 +661,34 @@ impl PartitionLog {
     }
 
     /// Makes `offset` the new log start (DeleteRecords): records below it are no longer
-    /// served, and segments wholly below it go at the next retention pass.
+    /// served, segments wholly below it are deleted now (a full disk gets space back), and the
+    /// new start is saved. If saving fails (a full disk), the new start holds in memory and is
+    /// saved by a later [`flush`](Self::flush) — as Kafka checkpoints log start offsets in the
+    /// background; a crash before that brings the deleted records back, never loses others.
     pub fn delete_records_before(&mut self, offset: i64) -> std::io::Result<i64> {
         let offset = offset.clamp(self.start_offset, self.next_offset);
         if offset != self.start_offset {
-            let tmp = self.dir.join("log-start-offset.tmp");
-            std::fs::write(&tmp, format!("{offset}\n"))?;
-            std::fs::rename(&tmp, self.dir.join("log-start-offset"))?;
             self.start_offset = offset;
+            self.start_unsaved = true;
+            if let Err(e) = self.enforce_retention(SystemTime::now()) {
+                tracing::warn!(target: "kafkit::broker", dir = %self.dir.display(), error = %e, "deleting segments below the new log start failed");
+            }
+            if let Err(e) = self.save_start() {
+                tracing::warn!(target: "kafkit::broker", dir = %self.dir.display(), error = %e, "saving the log start offset failed; retrying at the next flush");
+            }
         }
         Ok(offset)
+    }
+
+    fn save_start(&mut self) -> std::io::Result<()> {
+        if self.start_unsaved {
+            self.files.storage().write_atomic(
+                &self.dir.join("log-start-offset"),
+                format!("{}\n", self.start_offset).as_bytes(),
+            )?;
+            self.start_unsaved = false;
+        }
+        Ok(())
     }
 
     /// Deletes old segments as the retention settings say (never the active one). Returns how
@@ -601,8 +721,9 @@ impl PartitionLog {
             if !(below_start || too_big || too_old) {
                 break;
             }
+            let seg = &self.segments[0];
+            self.files.storage().remove_file(seg.file.path())?;
             let seg = self.segments.remove(0);
-            std::fs::remove_file(seg.file.path())?;
             while self.index.front().is_some_and(|e| e.segment == seg.base) {
                 self.index.pop_front();
             }
@@ -640,15 +761,20 @@ impl PartitionLog {
         }
     }
 
-    /// Forces written data to stable storage.
+    /// Forces written data (and an unsaved log start) to stable storage.
     pub fn flush(&mut self) -> std::io::Result<()> {
         for s in &mut self.segments {
             if s.synced < s.size {
-                s.file.get()?.sync_data()?;
+                s.file.get()?.sync()?;
                 s.synced = s.size;
             }
         }
-        Ok(())
+        self.save_start()
+    }
+
+    /// Saves a log start offset that could not be saved when it moved.
+    pub fn save_pending(&mut self) -> std::io::Result<()> {
+        self.save_start()
     }
 
     /// Drops every byte not yet synced, as a machine crash would (for fault injection).
@@ -777,7 +903,7 @@ mod tests {
         let path = dir.path().join("00000000000000000000.log");
         assert!(path.exists());
         let len = std::fs::metadata(&path).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 5).unwrap();
         let log = PartitionLog::open(dir.path()).unwrap();
         assert_eq!(log.next_offset(), 5);
@@ -908,11 +1034,10 @@ mod tests {
                 .log_start_offset(),
             start
         );
-        // DeleteRecords past a whole segment lets retention drop it
+        // DeleteRecords past a whole segment drops it at once (a full disk gets space back)
         let mut log = PartitionLog::open_with(dir.path(), small_segments(None)).unwrap();
         let before = log.segment_count();
         log.delete_records_before(27).unwrap();
-        assert!(log.enforce_retention(SystemTime::now()).unwrap() > 0);
         assert!(log.segment_count() < before);
         assert_eq!(log.log_start_offset(), 27);
     }
@@ -953,6 +1078,150 @@ mod tests {
                 survives,
                 "{sync:?}"
             );
+        }
+    }
+
+    mod faults {
+        use super::*;
+        use crate::storage::{Fault, FaultRule, FaultyStorage, Op};
+
+        fn faulty_log(dir: &Path, disk: &FaultyStorage, sync: SyncPolicy) -> PartitionLog {
+            let cfg = LogConfig {
+                sync,
+                ..LogConfig::default()
+            };
+            PartitionLog::open_shared(dir, cfg, &OpenFiles::new(16, Arc::new(disk.clone())))
+                .unwrap()
+        }
+
+        /// Every record of the log, by offset, read back in one pass.
+        fn offsets(log: &PartitionLog) -> Vec<i64> {
+            let data = log.read(0, usize::MAX, true, i64::MAX).unwrap();
+            let recs = batch::decode_records(&data).unwrap();
+            recs.iter().map(|r| r.offset).collect()
+        }
+
+        #[test]
+        fn a_full_disk_mid_batch_keeps_nothing_of_it_and_space_returning_heals() {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = FaultyStorage::new();
+            let mut log = faulty_log(dir.path(), &disk, SyncPolicy::Never);
+            let b = batch(5);
+            log.append(&[&b], 0).unwrap();
+            // Room for half of the next batch: write(2) writes that half, then ENOSPC.
+            disk.set_capacity(Some(disk.used() + b.len() as u64 / 2));
+            for _ in 0..3 {
+                match log.append(&[&b], 0) {
+                    Err(AppendError::Io(e)) => assert!(storage::is_no_space(&e), "{e}"),
+                    other => panic!("{other:?}"),
+                }
+                assert!(log.failure().is_some());
+                assert_eq!(log.next_offset(), 5);
+                assert_eq!(log.size(), b.len() as u64);
+                assert_eq!(disk.used(), b.len() as u64, "the torn half was cut off");
+            }
+            disk.set_capacity(None);
+            assert_eq!(log.append(&[&b], 0).unwrap(), 5);
+            assert!(log.failure().is_none());
+            assert_eq!(offsets(&log), (0..10).collect::<Vec<_>>());
+            drop(log);
+            let log = faulty_log(dir.path(), &disk, SyncPolicy::Never);
+            assert_eq!(offsets(&log), (0..10).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn a_torn_write_that_cannot_be_cut_at_once_is_cut_before_the_next() {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = FaultyStorage::new();
+            let mut log = faulty_log(dir.path(), &disk, SyncPolicy::Never);
+            let b = batch(4);
+            log.append(&[&b], 0).unwrap();
+            // 10 bytes land, then EIO; the cut fails too.
+            disk.inject(FaultRule::times(Op::Append, Fault::Short(10), 1));
+            disk.inject(FaultRule::times(Op::Append, Fault::Io, 1));
+            disk.inject(FaultRule::times(Op::SetLen, Fault::Io, 1));
+            assert!(log.append(&[&b], 0).is_err());
+            let path = dir.path().join(format!("{:020}.log", 0));
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                b.len() as u64 + 10,
+                "torn bytes are still there"
+            );
+            assert_eq!(log.append(&[&b], 0).unwrap(), 4);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * b.len() as u64);
+            drop(log);
+            let log = faulty_log(dir.path(), &disk, SyncPolicy::Never);
+            assert_eq!(offsets(&log), (0..8).collect::<Vec<_>>());
+            assert_eq!(disk.faults_applied(), 3);
+        }
+
+        #[test]
+        fn a_failed_fsync_is_never_acknowledged() {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = FaultyStorage::new();
+            let mut log = faulty_log(dir.path(), &disk, SyncPolicy::EveryWrite);
+            let b = batch(3);
+            log.append(&[&b], 0).unwrap();
+            disk.inject(FaultRule::times(Op::Sync, Fault::Io, 1));
+            assert!(log.append(&[&b], 0).is_err());
+            assert_eq!(log.next_offset(), 3);
+            assert_eq!(log.append(&[&b], 0).unwrap(), 3);
+            drop(log);
+            let log = faulty_log(dir.path(), &disk, SyncPolicy::EveryWrite);
+            assert_eq!(offsets(&log), (0..6).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn a_failed_background_sync_drops_what_it_covered_for_recopying() {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = FaultyStorage::new();
+            let mut log = faulty_log(dir.path(), &disk, SyncPolicy::Never);
+            let b = batch(2);
+            log.append(&[&b], 0).unwrap();
+            log.flush().unwrap();
+            log.append(&[&b], 0).unwrap();
+            log.append(&[&b], 0).unwrap();
+            assert_eq!(log.synced_offset(), 2);
+            disk.inject(FaultRule::times(Op::Sync, Fault::Io, 1));
+            let e = log.flush().unwrap_err();
+            log.mark_sync_failed(&e);
+            assert!(log.sync_failed());
+            log.resync().unwrap();
+            assert_eq!(log.next_offset(), 2);
+            assert!(!log.sync_failed() && log.failure().is_none());
+        }
+
+        #[test]
+        fn delete_records_frees_space_on_a_full_disk_and_saves_the_start_later() {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = FaultyStorage::new();
+            let cfg = LogConfig {
+                segment_bytes: 300,
+                sync: SyncPolicy::Never,
+                retention_ms: None,
+                ..LogConfig::default()
+            };
+            let files = OpenFiles::new(16, Arc::new(disk.clone()));
+            let mut log = PartitionLog::open_shared(dir.path(), cfg.clone(), &files).unwrap();
+            let b = batch(3);
+            for _ in 0..6 {
+                log.append(&[&b], 0).unwrap();
+            }
+            let used = disk.used();
+            disk.set_capacity(Some(used));
+            assert!(log.append(&[&b], 0).is_err(), "the disk is full");
+            assert_eq!(log.delete_records_before(15).unwrap(), 15);
+            assert!(
+                disk.used() < used,
+                "segments below the new start were deleted"
+            );
+            assert_eq!(log.log_start_offset(), 15);
+            // The start offset was saved, or will be at the next flush.
+            disk.set_capacity(None);
+            log.flush().unwrap();
+            drop(log);
+            let log = PartitionLog::open_shared(dir.path(), cfg, &files).unwrap();
+            assert_eq!(log.log_start_offset(), 15);
         }
     }
 }
