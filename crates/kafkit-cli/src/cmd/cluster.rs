@@ -33,7 +33,11 @@ pub struct ClusterArgs {
     /// Read fault-injection commands from standard input, one per line, answering "ok" or
     /// "error: ..." on standard output: `down B`, `up B`, `move TOPIC PARTITION B`,
     /// `error API_KEY CODE COUNT [B]`, `drop API_KEY COUNT [B]`, `delay MS [API_KEY]`,
-    /// `cut A B`, `heal A B`, `clear`, `leader TOPIC PARTITION`, `isr TOPIC PARTITION`.
+    /// `cut A B`, `heal A B`, `clear`, `leader TOPIC PARTITION`, `isr TOPIC PARTITION`, and
+    /// for the disk (the cluster then runs on a fault-injecting storage): `disk full` (no
+    /// space beyond what is used), `disk capacity BYTES|none`, `disk used`,
+    /// `disk fail OP FAULT [TIMES [PATH-PART]]` (OP: append, sync, setlen, read, write-atomic,
+    /// open, remove; FAULT: eio, enospc, short:BYTES, delay:MS), `disk clear`.
     #[arg(long)]
     pub control: bool,
     /// Keep a few requests and responses of each API key and version in this directory, as
@@ -57,6 +61,12 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
     });
     if let Some(rf) = a.replication_factor {
         builder = builder.default_replication_factor(rf);
+    }
+    // Under --control the storage injects disk faults on command (its bookkeeping costs a
+    // lock per file operation, so only then).
+    let disk = a.control.then(kafkit_broker::storage::FaultyStorage::new);
+    if let Some(disk) = &disk {
+        builder = builder.storage(disk.clone());
     }
     if let Some(capture) = a.capture {
         builder = builder.configure(|c| c.capture_dir = Some(capture));
@@ -90,7 +100,7 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
             if line.trim().is_empty() {
                 continue;
             }
-            match execute(&control, &line) {
+            match execute(&control, disk.as_ref(), &line) {
                 Ok(out) => println!("ok{}{out}", if out.is_empty() { "" } else { " " }),
                 Err(e) => println!("error: {e:#}"),
             }
@@ -116,9 +126,14 @@ fn num<T: std::str::FromStr>(words: &[&str], i: usize, what: &str) -> anyhow::Re
 }
 
 /// Runs one control command; returns what to print after "ok".
-fn execute(c: &Control, line: &str) -> anyhow::Result<String> {
+fn execute(
+    c: &Control,
+    disk: Option<&kafkit_broker::storage::FaultyStorage>,
+    line: &str,
+) -> anyhow::Result<String> {
     let w: Vec<&str> = line.split_whitespace().collect();
     match w.first().copied() {
+        Some("disk") => return disk_command(disk.context("no fault-injecting storage")?, &w[1..]),
         Some("down") => c.broker_down(num(&w, 1, "broker")?),
         Some("up") => c.broker_up(num(&w, 1, "broker")?),
         Some("move") => {
@@ -181,6 +196,58 @@ fn execute(c: &Control, line: &str) -> anyhow::Result<String> {
         }
         Some(other) => bail!("unknown command {other:?}"),
         None => bail!("empty command"),
+    }
+    Ok(String::new())
+}
+
+fn disk_command(
+    disk: &kafkit_broker::storage::FaultyStorage,
+    w: &[&str],
+) -> anyhow::Result<String> {
+    use kafkit_broker::storage::{Fault, FaultRule, Op};
+    match w.first().copied() {
+        Some("full") => disk.set_capacity(Some(disk.used())),
+        Some("capacity") => match w.get(1).copied() {
+            Some("none") => disk.set_capacity(None),
+            _ => disk.set_capacity(Some(num(w, 1, "bytes")?)),
+        },
+        Some("used") => return Ok(disk.used().to_string()),
+        Some("clear") => {
+            disk.clear();
+            disk.set_capacity(None);
+        }
+        Some("fail") => {
+            let op = match w.get(1).copied() {
+                Some("append") => Op::Append,
+                Some("sync") => Op::Sync,
+                Some("setlen") => Op::SetLen,
+                Some("read") => Op::Read,
+                Some("write-atomic") => Op::WriteAtomic,
+                Some("open") => Op::Open,
+                Some("remove") => Op::Remove,
+                other => bail!("unknown disk operation {other:?}"),
+            };
+            let fault = match w.get(2).copied() {
+                Some("eio") => Fault::Io,
+                Some("enospc") => Fault::NoSpace,
+                Some(f) if f.starts_with("short:") => {
+                    Fault::Short(f[6..].parse().map_err(|_| anyhow::anyhow!("short:BYTES"))?)
+                }
+                Some(f) if f.starts_with("delay:") => Fault::Delay(Duration::from_millis(
+                    f[6..].parse().map_err(|_| anyhow::anyhow!("delay:MS"))?,
+                )),
+                other => bail!("unknown disk fault {other:?}"),
+            };
+            let mut rule = match w.get(3) {
+                Some(_) => FaultRule::times(op, fault, num(w, 3, "times")?),
+                None => FaultRule::always(op, fault),
+            };
+            if let Some(part) = w.get(4) {
+                rule = rule.on(*part);
+            }
+            disk.inject(rule);
+        }
+        other => bail!("unknown disk command {other:?}"),
     }
     Ok(String::new())
 }
