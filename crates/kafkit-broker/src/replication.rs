@@ -211,6 +211,14 @@ pub fn set_leader(topic: &str, p: i32, inner: &mut PartitionInner, new_leader: i
         tracing::warn!(target: "kafkit::broker", topic, partition = p, "partition offline: no live in-sync replica");
         return;
     }
+    // Saved, so that a restart never hands out an older epoch (clients would take its
+    // metadata for stale). If the disk refuses, the restart still goes past every epoch
+    // stamped on a batch.
+    if let Some(log) = inner.logs.get_mut(&new_leader) {
+        if let Err(e) = log.save_leader_epoch(inner.leader_epoch) {
+            tracing::warn!(target: "kafkit::broker", topic, partition = p, error = %e, "saving the leader epoch failed");
+        }
+    }
     let end = inner.logs[&new_leader].next_offset();
     for (r, log) in inner.logs.iter_mut() {
         if *r != new_leader && log.next_offset() > end {

@@ -553,9 +553,19 @@ impl ClusterState {
                 .map(|r| logs[r].next_offset())
                 .min()
                 .unwrap_or(0);
+            // A (re)start is a leader election: the epoch goes past every one saved at a
+            // leadership change or stamped on a batch, so it never goes back. (Not saved
+            // here: a restart without leadership changes may hand out the same epoch again,
+            // which clients accept; saving would cost a sync per partition at startup.)
+            let leader_epoch = logs
+                .values()
+                .map(|l| l.known_leader_epoch())
+                .max()
+                .unwrap_or(-1)
+                + 1;
             let mut inner = PartitionInner {
                 leader,
-                leader_epoch: 0,
+                leader_epoch,
                 isr: replicas.clone(),
                 high_watermark: hw,
                 logs,

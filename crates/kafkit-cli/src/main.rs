@@ -37,6 +37,9 @@ enum Command {
     Groups(cmd::groups::GroupsArgs),
     /// Load tests: produce, consume, end-to-end latency, and a comparison with librdkafka.
     Perf(cmd::perf::PerfArgs),
+    /// Crash-and-fault harness: producers and a consumer group against a cluster process
+    /// that is killed, partitioned and given failing disks; checks nothing acknowledged is lost.
+    Chaos(cmd::chaos::ChaosArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -65,6 +68,7 @@ async fn main() -> std::process::ExitCode {
         Command::Produce(a) => cmd::produce::run(a).await,
         Command::Consume(a) => cmd::consume::run(a).await,
         Command::Groups(a) => cmd::groups::run(a).await,
+        Command::Chaos(a) => cmd::chaos::run(a).await,
         // perf runs as a task on the runtime's workers, as an application's code would, not on
         // the main thread (block_on), where each timer and each woken task needs a thread
         // wake-up.

@@ -529,3 +529,29 @@ async fn bad_input_gives_one_line_errors_and_nonzero_exits() {
     }
     c.shutdown().await;
 }
+
+/// The crash-and-fault harness, briefly: every fault kind once (kill -9 of the cluster
+/// process, a broker down, a leader move, cut replication, a full disk, EIO on writes and on
+/// syncs), then the invariants. `.ci/run` runs more rounds, with librdkafka's producer too.
+#[test]
+fn chaos_applies_every_fault_and_every_invariant_holds() {
+    let faults = "kill,down,move,cut,disk-full,disk-eio,sync-eio";
+    let mut outputs = Vec::new();
+    for fault in faults.split(',') {
+        let mut one = kafkit();
+        one.args([
+            "chaos", "--rounds", "1", "--round", "1200ms", "--faults", fault,
+        ]);
+        outputs.push((fault, run_with_timeout(one, Duration::from_secs(120))));
+    }
+    for (fault, out) in outputs {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("chaos: PASS"),
+            "{fault}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(&format!("({fault} 1)")), "{stdout}");
+        assert!(stdout.contains("lost 0, duplicated 0"), "{stdout}");
+    }
+}

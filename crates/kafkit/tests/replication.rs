@@ -277,3 +277,49 @@ async fn group_survives_losing_its_coordinator() {
     r.close().await.unwrap();
     c.shutdown().await;
 }
+
+/// Leader epochs never go back across restarts (librdkafka ignores metadata whose leader epoch
+/// is older than one it has seen, KIP-320, and then produces to a former leader forever —
+/// found by `kafkit chaos`).
+#[tokio::test]
+async fn leader_epochs_never_go_back_across_restarts() {
+    use kafkit::conn::Connection;
+    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafkit_protocol::messages::MetadataRequest;
+
+    async fn epoch(c: &kafkit_broker::Cluster) -> i32 {
+        let conn = Connection::connect(&c.addrs()[0], conn_config())
+            .await
+            .unwrap();
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(kafkit_protocol::topic_name("epochs")))]));
+        let (_, md) = conn.send(&req).await.unwrap();
+        md.topics[0].partitions[0].leader_epoch
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        kafkit_broker::Cluster::builder()
+            .brokers(3)
+            .data_dir(dir.path())
+            .start()
+    };
+    let c = start().await.unwrap();
+    c.create_topic_with("epochs", 1, 3).unwrap();
+    let e0 = epoch(&c).await;
+    // Two leadership changes and no writes: nothing stamps these epochs on a batch.
+    for _ in 0..2 {
+        let l = c.control().leader("epochs", 0).unwrap();
+        c.control().move_leader("epochs", 0, l % 3 + 1).unwrap();
+    }
+    let e1 = epoch(&c).await;
+    assert_eq!(e1, e0 + 2);
+    c.crash().await;
+    let c = start().await.unwrap();
+    let e2 = epoch(&c).await;
+    assert!(e2 > e1, "epoch {e2} after a restart, {e1} before");
+    c.shutdown().await;
+    let c = start().await.unwrap();
+    assert!(epoch(&c).await >= e2);
+    c.shutdown().await;
+}

@@ -169,6 +169,8 @@ pub struct PartitionLog {
     sync_failed: bool,
     /// The log start offset moved but could not be saved yet.
     start_unsaved: bool,
+    /// The last leader epoch saved in this replica's directory (`leader-epoch`), -1 if none.
+    saved_leader_epoch: i32,
 }
 
 fn segment_files(storage: &dyn Storage, dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
@@ -222,6 +224,11 @@ impl PartitionLog {
             torn: false,
             sync_failed: false,
             start_unsaved: false,
+            saved_leader_epoch: storage
+                .read_file(&dir.join("leader-epoch"))
+                .ok()
+                .and_then(|s| String::from_utf8_lossy(&s).trim().parse::<i32>().ok())
+                .unwrap_or(-1),
             dir: dir.to_owned(),
             config,
             files: files.clone(),
@@ -407,6 +414,24 @@ impl PartitionLog {
     pub fn mark_sync_failed(&mut self, e: &std::io::Error) {
         self.sync_failed = true;
         self.failure = Some(format!("sync failed: {e}"));
+    }
+
+    /// The highest leader epoch this replica knows of: saved at a leadership change, or
+    /// stamped on a batch in its log. A restarted cluster starts above it, so leader epochs
+    /// never go back (clients ignore metadata with an older epoch than they have seen, KIP-320).
+    pub fn known_leader_epoch(&self) -> i32 {
+        let logged = self.index.iter().map(|e| e.epoch).max().unwrap_or(-1);
+        logged.max(self.saved_leader_epoch)
+    }
+
+    /// Saves `epoch` as this partition's leader epoch (`leader-epoch` in the log directory).
+    pub fn save_leader_epoch(&mut self, epoch: i32) -> std::io::Result<()> {
+        self.files.storage().write_atomic(
+            &self.dir.join("leader-epoch"),
+            format!("{epoch}\n").as_bytes(),
+        )?;
+        self.saved_leader_epoch = epoch;
+        Ok(())
     }
 
     /// Forgets a failed sync without truncating (the only copy is kept).

@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod chaos;
 pub mod cluster;
 pub mod consume;
 pub mod demo;
