@@ -144,6 +144,28 @@ async fn a_full_disk_mid_batch_loses_nothing_acknowledged() {
         assert_eq!(code, STORAGE_ERROR);
         assert!(took < Duration::from_secs(2), "answered in {took:?}");
     }
+    // kafkit's Writer retries the storage error, and when it gives up says which it was.
+    let w = Writer::new(kafkit::WriterConfig {
+        max_attempts: 3,
+        retry_backoff: Duration::from_millis(10),
+        ..writer_config(&c, "full")
+    })
+    .unwrap();
+    let t = Instant::now();
+    let big = "x".repeat(4000); // more than the room left
+    let e = within(
+        10,
+        "refused write",
+        w.write_messages(vec![Message::value(big)]),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("KafkaStorageError") || e.to_string().contains("(56)"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    drop(w);
     assert_eq!(c.control().high_watermark("full", 0), Some(20));
     assert!(c
         .control()
