@@ -316,3 +316,63 @@ async fn a_topic_can_be_deleted_on_a_full_disk() {
     assert_exactly(&read_all(&c, "keep").await, &want);
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn delete_records_frees_a_full_disk() {
+    use kafkit_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafkit_protocol::messages::DeleteRecordsRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyStorage::new();
+    init_logs();
+    let c = Cluster::builder()
+        .brokers(3)
+        .data_dir(dir.path())
+        .storage(disk.clone())
+        .log_config(LogConfig {
+            segment_bytes: 8 * 1024,
+            sync: SyncPolicy::Never,
+            ..LogConfig::default()
+        })
+        .start()
+        .await
+        .unwrap();
+    c.create_topic_with("trim", 1, 3).unwrap();
+    write(&c, "trim", (0..200).map(|i| format!("{i:0>300}"))).await;
+    disk.set_capacity(Some(disk.used()));
+    assert_eq!(
+        produce_raw(&c, "trim", batch(3, "refused")).await.0,
+        STORAGE_ERROR
+    );
+
+    let used = disk.used();
+    let leader = c.control().leader("trim", 0).unwrap();
+    let conn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
+        .await
+        .unwrap();
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(kafkit_protocol::topic_name("trim"))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(150)])]);
+    let (_, resp) = within(10, "delete records", conn.send(&req)).await.unwrap();
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 150));
+    assert!(disk.used() < used, "whole segments below 150 were deleted");
+    // The space is back: a write succeeds with the capacity unchanged.
+    write(&c, "trim", values("after", 3).into_iter()).await;
+    c.shutdown().await;
+    let c = start(dir.path(), &FaultyStorage::new(), SyncPolicy::Never).await;
+    let r = Reader::new(ReaderConfig {
+        start_offset: StartOffset::First,
+        ..reader_config(&c, "trim", None)
+    })
+    .unwrap();
+    let first = within(20, "read", r.read_message()).await.unwrap();
+    assert_eq!(first.offset, 150, "the new log start was saved");
+    r.close().await.unwrap();
+    c.shutdown().await;
+}

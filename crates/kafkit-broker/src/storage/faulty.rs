@@ -374,4 +374,20 @@ mod tests {
         s.clear();
         s.write_atomic(&dir.path().join("m"), b"x").unwrap();
     }
+
+    #[test]
+    fn delays_slow_the_operation_and_then_do_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FaultyStorage::new();
+        s.inject(FaultRule::times(
+            Op::Append,
+            Fault::Delay(Duration::from_millis(60)),
+            1,
+        ));
+        let f = s.open(&dir.path().join("slow"), true).unwrap();
+        let t = std::time::Instant::now();
+        append_all(&*f, b"late").unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(60));
+        assert_eq!(read_all(&*f).unwrap(), b"late");
+    }
 }
