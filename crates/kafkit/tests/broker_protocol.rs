@@ -304,3 +304,80 @@ async fn capture_keeps_frames_that_decode() {
     assert!(!read("request_decoding", "Metadata-v").is_empty());
     c.shutdown().await;
 }
+
+/// ListOffsets by time finds the first *record* at or after the time (not the first batch that
+/// holds one), answers -1 when there is none (also on an empty partition), and
+/// MAX_TIMESTAMP (-3) finds the record with the largest timestamp (librdkafka's 0054 and 0081).
+#[tokio::test]
+async fn list_offsets_by_time_and_max_timestamp() {
+    use kafkit_protocol::batch::{encode_records, new_record};
+    use kafkit_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafkit_protocol::messages::{ListOffsetsRequest, ProduceRequest};
+    use kafkit_protocol::records::Compression;
+
+    let c = cluster().await;
+    c.create_topic_with("times", 2, 3).unwrap();
+    let leader = c.control().leader("times", 0).unwrap();
+    let conn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
+        .await
+        .unwrap();
+    // Offsets 0-1 in one batch (times 1000, 2000), then 2 (3000), then 3 (2500).
+    for recs in [vec![(0, 1000), (1, 2000)], vec![(0, 3000)], vec![(0, 2500)]] {
+        let recs: Vec<_> = recs
+            .into_iter()
+            .map(|(o, t)| new_record(o, t, None, Some(bytes::Bytes::from("v"))))
+            .collect();
+        let batch = encode_records(&recs, Compression::Gzip).unwrap();
+        let req: ProduceRequest = produce_request("times", -1, batch);
+        let (_, resp) = conn.send(&req).await.unwrap();
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    }
+    let ask = |partition: i32, timestamp: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name("times"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(timestamp)])])
+    };
+    let mut answers = Vec::new();
+    for (p, ts) in [
+        (0, 0),
+        (0, 1500),
+        (0, 2001),
+        (0, 2600),
+        (0, 999_999_999_999),
+        (0, -3),
+        (0, -2),
+        (0, -1),
+    ] {
+        let (_, resp) = conn.send(&ask(p, ts)).await.unwrap();
+        let r = &resp.topics[0].partitions[0];
+        assert_eq!(r.error_code, 0);
+        answers.push((ts, r.offset, r.timestamp));
+    }
+    assert_eq!(
+        answers,
+        vec![
+            (0, 0, 1000),
+            (1500, 1, 2000),
+            (2001, 2, 3000),
+            (2600, 2, 3000),
+            (999_999_999_999, -1, -1),
+            (-3, 2, 3000),
+            (-2, 0, -1),
+            (-1, 4, -1),
+        ]
+    );
+    // An empty partition has no record at or after any time, and none with a largest one.
+    let leader1 = c.control().leader("times", 1).unwrap();
+    let conn1 = Connection::connect(&c.addrs()[(leader1 - 1) as usize], conn_config())
+        .await
+        .unwrap();
+    for ts in [1234, -3] {
+        let (_, resp) = conn1.send(&ask(1, ts)).await.unwrap();
+        assert_eq!(resp.topics[0].partitions[0].offset, -1, "timestamp {ts}");
+    }
+    c.shutdown().await;
+}

@@ -222,7 +222,12 @@ fn list_offsets_v0(ctx: &Ctx, body: Bytes) -> Result<BytesMut, String> {
                     let offset = match ts {
                         -2 => log.log_start_offset(),
                         ts if ts < 0 => inner.high_watermark,
-                        ts => log.offset_for_timestamp(ts).min(inner.high_watermark),
+                        ts => match log.offset_for_timestamp(ts, inner.high_watermark) {
+                            Ok(Some((offset, _))) => offset,
+                            // v0 has no "none": the end, where a reader would wait.
+                            Ok(None) => inner.high_watermark,
+                            Err(_) => return (p, err::KAFKA_STORAGE_ERROR, vec![]),
+                        },
                     };
                     (p, err::NONE, if max > 0 { vec![offset] } else { vec![] })
                 })

@@ -1,5 +1,7 @@
-//! ListOffsets (key 2) v1-v7: earliest (-2), latest (-1, the high watermark) and by timestamp. Not implemented:
-//! max timestamp (-3, v7) answers with the latest offset.
+//! ListOffsets (key 2) v1-v7: earliest (-2), latest (-1, the high watermark), max timestamp
+//! (-3, KIP-734: the record with the largest timestamp) and by timestamp (the first record at
+//! or after it; offset -1 when there is none, as Kafka). Only records below the high watermark
+//! count.
 
 use kafkit_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -36,11 +38,24 @@ pub fn handle(ctx: &Ctx, req: ListOffsetsRequest, version: i16) -> ListOffsetsRe
                             None => r.error_code = err::NOT_LEADER_OR_FOLLOWER,
                             Some(log) => {
                                 // Consumers see offsets up to the high watermark.
-                                r.offset = match p.timestamp {
-                                    -2 => log.log_start_offset(),
-                                    ts if ts < 0 => inner.high_watermark,
-                                    ts => log.offset_for_timestamp(ts).min(inner.high_watermark),
+                                let hw = inner.high_watermark;
+                                let found = match p.timestamp {
+                                    -2 => Ok(Some((log.log_start_offset(), -1))),
+                                    -3 => log.max_timestamp_offset(hw),
+                                    ts if ts < 0 => Ok(Some((hw, -1))),
+                                    ts => log.offset_for_timestamp(ts, hw),
                                 };
+                                match found {
+                                    Ok(Some((offset, ts))) => {
+                                        r.offset = offset;
+                                        r.timestamp = ts;
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => {
+                                        tracing::warn!(target: "kafkit::broker", error = %e, "ListOffsets read failed");
+                                        r.error_code = err::KAFKA_STORAGE_ERROR;
+                                    }
+                                }
                                 if version >= 4 {
                                     r.leader_epoch = inner.leader_epoch;
                                 }

@@ -638,12 +638,65 @@ impl PartitionLog {
         l.cum + l.len as u64 - self.index[first].cum
     }
 
-    /// First offset whose batch has a timestamp at or after `ts`, or the log end.
-    pub fn offset_for_timestamp(&self, ts: i64) -> i64 {
-        self.index
+    /// ListOffsets by time: the first record below `upto` (the high watermark) whose timestamp
+    /// is at or after `ts`, as (offset, its timestamp); `None` when there is none (Kafka then
+    /// answers offset -1). The index keeps each batch's largest timestamp, so only the first
+    /// batch that can hold such a record is read and decoded.
+    pub fn offset_for_timestamp(&self, ts: i64, upto: i64) -> std::io::Result<Option<(i64, i64)>> {
+        for e in &self.index {
+            if e.base_offset >= upto {
+                break;
+            }
+            if e.max_timestamp < ts || e.last_offset < self.start_offset {
+                continue;
+            }
+            let found = self
+                .records_of(e)?
+                .into_iter()
+                .find(|r| r.timestamp >= ts && r.offset >= self.start_offset && r.offset < upto);
+            if let Some(r) = found {
+                return Ok(Some((r.offset, r.timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3, KIP-734): the record below `upto` with the largest
+    /// timestamp (the first of equals), as (offset, timestamp).
+    pub fn max_timestamp_offset(&self, upto: i64) -> std::io::Result<Option<(i64, i64)>> {
+        let best = self
+            .index
             .iter()
-            .find(|e| e.max_timestamp >= ts && e.last_offset >= self.start_offset)
-            .map_or(self.next_offset, |e| e.base_offset.max(self.start_offset))
+            .filter(|e| e.last_offset >= self.start_offset && e.base_offset < upto)
+            .fold(None::<&Entry>, |best, e| match best {
+                Some(b) if b.max_timestamp >= e.max_timestamp => Some(b),
+                _ => Some(e),
+            });
+        let Some(e) = best else {
+            return Ok(None);
+        };
+        let mut found: Option<(i64, i64)> = None;
+        for r in self.records_of(e)? {
+            if r.offset >= self.start_offset
+                && r.offset < upto
+                && found.is_none_or(|(_, t)| r.timestamp > t)
+            {
+                found = Some((r.offset, r.timestamp));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The records of one indexed batch.
+    fn records_of(&self, e: &Entry) -> std::io::Result<Vec<kafkit_protocol::records::Record>> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.base == e.segment)
+            .expect("indexed segment exists");
+        let mut buf = vec![0u8; e.len as usize];
+        storage::read_exact_at(&*seg.file.get()?, &mut buf, e.pos)?;
+        batch::decode_records(&Bytes::from(buf)).map_err(std::io::Error::other)
     }
 
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` that the log has, and its
