@@ -381,3 +381,36 @@ async fn list_offsets_by_time_and_max_timestamp() {
     }
     c.shutdown().await;
 }
+
+/// An offset commit outside group management (generation -1, no member id — what admin tools
+/// send) is refused with UNKNOWN_MEMBER_ID while the group has members, as Kafka's coordinator
+/// does (librdkafka's 0081 AlterConsumerGroupOffsets), and accepted once it is empty.
+#[tokio::test]
+async fn admin_commits_on_an_active_group_get_unknown_member_id() {
+    let c = cluster().await;
+    c.create_topic_with("active", 1, 3).unwrap();
+    let w = Writer::new(writer_config(&c, "active")).unwrap();
+    w.write_messages(vec![Message::value("x")]).await.unwrap();
+    let r = kafkit::Reader::new(reader_config(&c, "active", Some("g-active"))).unwrap();
+    within(20, "join and read", r.read_message()).await.unwrap();
+    let admin = kafkit::Admin::new(c.addrs()).unwrap();
+    let at = std::collections::BTreeMap::from([(0, 0)]);
+    let e = admin
+        .commit_group_offsets("g-active", "active", &at)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("UnknownMemberId"), "{e}");
+    r.close().await.unwrap();
+    within(20, "commit once empty", async {
+        while admin
+            .commit_group_offsets("g-active", "active", &at)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(c.committed_offset("g-active", "active", 0), Some(0));
+    c.shutdown().await;
+}

@@ -725,9 +725,10 @@ impl Coordinator {
     /// Checks that an OffsetCommit may be accepted; returns an error code.
     pub fn validate_commit(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
         if generation < 0 && member_id.is_empty() {
-            // A commit outside group management (simple consumer).
+            // A commit outside group management (simple consumer, admin): only while the
+            // group has no members; otherwise UNKNOWN_MEMBER_ID, as Kafka's coordinator.
             return match self.groups.get(group_id) {
-                Some(g) if !g.members.is_empty() => codes::ILLEGAL_GENERATION,
+                Some(g) if !g.members.is_empty() => codes::UNKNOWN_MEMBER_ID,
                 _ => codes::NONE,
             };
         }
