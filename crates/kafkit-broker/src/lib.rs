@@ -34,6 +34,7 @@ pub mod replication;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod topic_config;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use control::Control;

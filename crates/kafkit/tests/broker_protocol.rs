@@ -414,3 +414,48 @@ async fn admin_commits_on_an_active_group_get_unknown_member_id() {
     assert_eq!(c.committed_offset("g-active", "active", 0), Some(0));
     c.shutdown().await;
 }
+
+/// CreateTopics checks topic configs as Kafka does: an unknown name or a bad value is
+/// INVALID_CONFIG (40) and nothing is created; known, valid ones are accepted.
+#[tokio::test]
+async fn create_topics_refuses_unknown_or_invalid_configs() {
+    use kafkit_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafkit_protocol::messages::CreateTopicsRequest;
+    use kafkit_protocol::str_bytes;
+    let c = cluster().await;
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let create = |name: &str, configs: &[(&str, &str)]| {
+        CreateTopicsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(str_bytes(k))
+                                .with_value(Some(str_bytes(v)))
+                        })
+                        .collect(),
+                )])
+    };
+    for (name, configs) in [
+        ("unknown-config", &[("no.such.config", "1")][..]),
+        ("bad-value", &[("retention.ms", "soon")][..]),
+        ("bad-policy", &[("cleanup.policy", "forever")][..]),
+    ] {
+        let (_, resp) = conn.send(&create(name, configs)).await.unwrap();
+        assert_eq!(resp.topics[0].error_code, 40, "{name}");
+        assert!(c.partitions(name).is_none(), "{name} was created");
+    }
+    let ok = [("retention.ms", "3600000"), ("cleanup.policy", "delete")];
+    let (_, resp) = conn.send(&create("good-configs", &ok)).await.unwrap();
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert!(c.partitions("good-configs").is_some());
+    c.shutdown().await;
+}
