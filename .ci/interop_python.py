@@ -538,6 +538,28 @@ def confluent_disk_full(c):
         failures.append(f"disk full: read {len(received)} records, {len(acked)} acknowledged")
 
 
+def confluent_transactions_fail_fast(c):
+    """Transactions are not implemented: a transactional librdkafka producer must fail at once
+    with a fatal error (it retried forever when the broker answered INVALID_REQUEST)."""
+    from confluent_kafka import KafkaException, Producer
+
+    p = Producer({"bootstrap.servers": c.bootstrap, "transactional.id": "py-tx"})
+    t = time.time()
+    try:
+        p.init_transactions(30)
+        failures.append("transactions: init_transactions succeeded")
+        print("FAIL transactions: init_transactions succeeded")
+        return
+    except KafkaException as e:
+        err = e.args[0]
+        took = time.time() - t
+        if not err.fatal() or took > 10:
+            failures.append(f"transactions: {err} (fatal={err.fatal()}) after {took:.1f}s")
+            print(f"FAIL transactions: {err} after {took:.1f}s")
+        else:
+            print(f"ok   confluent-kafka transactional producer fails fast ({took:.2f}s): {err.str()}")
+
+
 def run_all():
     shared = Cluster()
     tests = [
@@ -545,6 +567,7 @@ def run_all():
         (kafka_python_admin, shared),
         (kafka_python_old_protocols, shared),
         (confluent, shared),
+        (confluent_transactions_fail_fast, shared),
         (kafka_python_group_rebalance_and_restart, Cluster()),
         (mixed_group_kafka_python_and_kafkit, shared),
         (confluent_idempotent_failover, Cluster()),

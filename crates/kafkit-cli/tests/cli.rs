@@ -555,3 +555,57 @@ fn chaos_applies_every_fault_and_every_invariant_holds() {
         assert!(stdout.contains("lost 0, duplicated 0"), "{stdout}");
     }
 }
+
+/// `kafkit cluster --auto-create-topics false` (Kafka's `auto.create.topics.enable`): naming a
+/// new topic in Metadata does not create it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_without_topic_auto_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kafkit"))
+        .args([
+            "cluster",
+            "--port-base",
+            "0",
+            "--auto-create-topics",
+            "false",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let bootstrap = loop {
+        let line = lines.next_line().await.unwrap().expect("cluster output");
+        if let Some(b) = line.strip_prefix("bootstrap:") {
+            break b.trim().to_owned();
+        }
+    };
+    let brokers: Vec<String> = bootstrap.split(',').map(str::to_owned).collect();
+    let admin = kafkit::Admin::new(brokers.clone()).unwrap();
+    let w = kafkit::Writer::new(kafkit::WriterConfig {
+        brokers,
+        topic: "not-created".into(),
+        write_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(w
+        .write_messages(vec![kafkit::Message::value("x")])
+        .await
+        .is_err());
+    assert!(!admin
+        .list_topics()
+        .await
+        .unwrap()
+        .contains(&"not-created".to_string()));
+    admin.create_topic("made", 1, 1).await.unwrap();
+    assert!(admin
+        .list_topics()
+        .await
+        .unwrap()
+        .contains(&"made".to_string()));
+    child.kill().await.unwrap();
+}

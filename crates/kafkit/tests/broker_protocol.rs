@@ -459,3 +459,25 @@ async fn create_topics_refuses_unknown_or_invalid_configs() {
     assert!(c.partitions("good-configs").is_some());
     c.shutdown().await;
 }
+
+/// Transactions are not implemented: a transactional InitProducerId gets
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), fatal for librdkafka and Java (not
+/// INVALID_REQUEST, which librdkafka retried forever: 0129 hung).
+#[tokio::test]
+async fn transactional_producers_are_refused_with_a_fatal_error() {
+    use kafkit_protocol::messages::{InitProducerIdRequest, TransactionalId};
+    let c = cluster().await;
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(kafkit_protocol::str_bytes("tx"))))
+        .with_transaction_timeout_ms(60_000);
+    let (_, resp) = conn.send(&req).await.unwrap();
+    assert_eq!(resp.error_code, 53);
+    // Idempotent (non-transactional) producers still get an id.
+    let (_, resp) = conn.send(&InitProducerIdRequest::default()).await.unwrap();
+    assert_eq!(resp.error_code, 0);
+    assert!(resp.producer_id.0 >= 0);
+    c.shutdown().await;
+}

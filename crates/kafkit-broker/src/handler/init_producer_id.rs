@@ -1,11 +1,16 @@
 //! InitProducerId (key 22) v0-v4, for idempotent producers: a new producer id (epoch 0), or,
 //! from v3, the same id with the next epoch when the producer asks to bump it (KIP-360).
-//! Not implemented: transactional ids (answered INVALID_REQUEST: transactions are not
-//! supported yet).
+//! Not implemented: transactions. A transactional id is answered
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53), which librdkafka and the Java client treat as
+//! fatal, so a transactional producer fails at once with a clear error instead of retrying
+//! forever (INVALID_REQUEST made librdkafka retry without end).
 
 use kafkit_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::{err, Ctx};
+
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 pub fn handle(ctx: &Ctx, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     if req
@@ -13,8 +18,9 @@ pub fn handle(ctx: &Ctx, req: InitProducerIdRequest, version: i16) -> InitProduc
         .as_ref()
         .is_some_and(|t| !t.0.is_empty())
     {
-        tracing::warn!(target: "kafkit::broker", transactional_id = ?req.transactional_id, "transactions are not supported");
-        return InitProducerIdResponse::default().with_error_code(err::INVALID_REQUEST);
+        tracing::warn!(target: "kafkit::broker", transactional_id = ?req.transactional_id, "transactions are not supported: refusing the transactional producer");
+        return InitProducerIdResponse::default()
+            .with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
     let (pid, epoch) = if version >= 3
         && req.producer_id.0 >= 0

@@ -23,6 +23,9 @@ pub struct ClusterArgs {
     /// Partitions of auto-created topics.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// Create topics when a client first names them (Kafka's `auto.create.topics.enable`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
     /// Replication factor of auto-created topics (default: 3, or fewer brokers).
     #[arg(long)]
     pub replication_factor: Option<i16>,
@@ -54,7 +57,8 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         .brokers(a.brokers_count)
         .port_base(a.port_base)
         .data_dir(&dir)
-        .default_partitions(a.partitions);
+        .default_partitions(a.partitions)
+        .auto_create_topics(a.auto_create_topics);
     builder = builder.log_config(kafkit_broker::log::LogConfig {
         sync: a.sync,
         ..Default::default()
