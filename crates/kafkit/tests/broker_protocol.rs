@@ -481,3 +481,39 @@ async fn transactional_producers_are_refused_with_a_fatal_error() {
     assert!(resp.producer_id.0 >= 0);
     c.shutdown().await;
 }
+
+/// Asked for authorized operations, the cluster reports what Kafka without an authorizer
+/// reports: every operation the resource supports (librdkafka's 0081 checks these).
+#[tokio::test]
+async fn authorized_operations_are_all_allowed() {
+    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafkit_protocol::messages::{DescribeClusterRequest, DescribeGroupsRequest, GroupId};
+    let c = cluster().await;
+    c.create_topic("ops", 1).unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("ops")))
+        ]))
+        .with_include_topic_authorized_operations(true);
+    let (_, md) = conn.send(&req).await.unwrap();
+    // READ WRITE CREATE DELETE ALTER DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS
+    assert_eq!(md.topics[0].topic_authorized_operations, 3576);
+    let (_, dc) = conn
+        .send(&DescribeClusterRequest::default().with_include_cluster_authorized_operations(true))
+        .await
+        .unwrap();
+    assert_eq!(dc.cluster_authorized_operations, 8096);
+    let (_, dg) = conn
+        .send(
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(kafkit_protocol::str_bytes("g"))])
+                .with_include_authorized_operations(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dg.groups[0].authorized_operations, 328);
+    c.shutdown().await;
+}

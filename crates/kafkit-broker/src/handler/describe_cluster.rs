@@ -6,7 +6,7 @@ use kafkit_protocol::str_bytes;
 
 use super::Ctx;
 
-pub fn handle(ctx: &Ctx, _req: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
+pub fn handle(ctx: &Ctx, req: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
     let c = &ctx.cluster;
     let live: Vec<_> = c.brokers.iter().filter(|b| c.is_alive(b.id)).collect();
     let mut r = DescribeClusterResponse::default()
@@ -24,6 +24,9 @@ pub fn handle(ctx: &Ctx, _req: DescribeClusterRequest, version: i16) -> Describe
         );
     if version >= 1 {
         r.endpoint_type = 1;
+    }
+    if req.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = super::acl::CLUSTER_OPS;
     }
     r
 }

@@ -16,6 +16,9 @@ pub fn handle(ctx: &Ctx, req: DescribeGroupsRequest, version: i16) -> DescribeGr
         .map(|gid| {
             let g = gid.0.to_string();
             let mut out = DescribedGroup::default().with_group_id(gid);
+            if version >= 3 && req.include_authorized_operations {
+                out.authorized_operations = super::acl::GROUP_OPS;
+            }
             if !ctx.is_coordinator(&g) {
                 return out.with_error_code(err::NOT_COORDINATOR);
             }

@@ -11,7 +11,7 @@ use kafkit_protocol::{str_bytes, topic_name};
 use super::{err, Ctx};
 use crate::state::{valid_topic_name, TopicState};
 
-fn describe(ctx: &Ctx, t: &TopicState, version: i16) -> MetadataResponseTopic {
+fn describe(ctx: &Ctx, t: &TopicState, version: i16, include_ops: bool) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -47,6 +47,9 @@ fn describe(ctx: &Ctx, t: &TopicState, version: i16) -> MetadataResponseTopic {
     if version >= 10 {
         mt.topic_id = t.id;
     }
+    if version >= 8 && include_ops {
+        mt.topic_authorized_operations = super::acl::TOPIC_OPS;
+    }
     mt
 }
 
@@ -74,13 +77,14 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
         ),
     };
     let allow_create = version < 4 || req.allow_auto_topic_creation;
+    let include_ops = req.include_topic_authorized_operations;
     let topics = match requested {
         None => cluster
             .topics
             .read()
             .expect("topics lock")
             .values()
-            .map(|t| describe(ctx, t, version))
+            .map(|t| describe(ctx, t, version, include_ops))
             .collect(),
         Some(names) => names
             .iter()
@@ -91,7 +95,7 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
                         .with_error_code(err::INVALID_TOPIC_EXCEPTION);
                 }
                 match cluster.topic_or_create(name, allow_create) {
-                    Ok(t) => describe(ctx, &t, version),
+                    Ok(t) => describe(ctx, &t, version, include_ops),
                     Err(code) => MetadataResponseTopic::default()
                         .with_name(Some(topic_name(name)))
                         .with_error_code(code),
@@ -113,6 +117,9 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
     }
     if version >= 2 {
         resp.cluster_id = Some(str_bytes("kafkit-embedded"));
+    }
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = super::acl::CLUSTER_OPS;
     }
     resp
 }

@@ -194,3 +194,25 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
         _ => return None,
     })
 }
+
+/// Authorized operations, as Kafka reports them without an authorizer: every operation the
+/// resource type supports (`AclEntry.supportedOperations`), as a bit field of `AclOperation`
+/// codes (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12).
+pub(crate) mod acl {
+    const fn bits(ops: &[u8]) -> i32 {
+        let mut v = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            v |= 1 << ops[i];
+            i += 1;
+        }
+        v
+    }
+    /// A topic's.
+    pub const TOPIC_OPS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    /// The cluster's.
+    pub const CLUSTER_OPS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+    /// A group's.
+    pub const GROUP_OPS: i32 = bits(&[3, 6, 8]);
+}
