@@ -517,3 +517,50 @@ async fn authorized_operations_are_all_allowed() {
     assert_eq!(dg.groups[0].authorized_operations, 328);
     c.shutdown().await;
 }
+
+/// ListGroups v5 (KIP-848's type filter): every group here is "classic".
+#[tokio::test]
+async fn list_groups_v5_filters_by_type() {
+    use kafkit_protocol::messages::ListGroupsRequest;
+    use kafkit_protocol::str_bytes;
+    let c = cluster().await;
+    c.create_topic_with("typed", 1, 3).unwrap();
+    let admin = kafkit::Admin::new(c.addrs()).unwrap();
+    admin
+        .commit_group_offsets(
+            "g-typed",
+            "typed",
+            &std::collections::BTreeMap::from([(0, 0)]),
+        )
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for addr in c.addrs() {
+        let conn = Connection::connect(&addr, conn_config()).await.unwrap();
+        for filter in [vec![], vec!["classic"], vec!["consumer"]] {
+            let req = ListGroupsRequest::default()
+                .with_types_filter(filter.iter().map(|t| str_bytes(t)).collect());
+            let (_, resp) = conn.send(&req).await.unwrap();
+            for g in resp.groups {
+                found.push((
+                    filter.clone(),
+                    g.group_id.0.to_string(),
+                    g.group_type.to_string(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (vec![], "g-typed".to_string(), "classic".to_string()),
+            (
+                vec!["classic"],
+                "g-typed".to_string(),
+                "classic".to_string()
+            ),
+        ]
+    );
+    c.shutdown().await;
+}

@@ -1,5 +1,6 @@
-//! ListGroups (key 16) v0-v4: groups with members or committed offsets, with their state (v4
-//! filters by state). Not implemented: the v5 type filter.
+//! ListGroups (key 16) v0-v5: groups with members or committed offsets, with their state (v4
+//! filters by state) and type (v5, KIP-848: all groups here are "classic"; the type filter
+//! applies).
 
 use kafkit_protocol::messages::list_groups_response::ListedGroup;
 use kafkit_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -7,7 +8,10 @@ use kafkit_protocol::str_bytes;
 
 use super::Ctx;
 
-pub fn handle(ctx: &Ctx, req: ListGroupsRequest, _version: i16) -> ListGroupsResponse {
+/// The only group type this coordinator runs (the classic JoinGroup/SyncGroup protocol).
+const CLASSIC: &str = "classic";
+
+pub fn handle(ctx: &Ctx, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     let groups = ctx.cluster.groups.lock().expect("groups lock");
     let mut ids = groups.coordinator.group_ids();
     ids.extend(groups.offsets.groups());
@@ -27,11 +31,20 @@ pub fn handle(ctx: &Ctx, req: ListGroupsRequest, _version: i16) -> ListGroupsRes
                     .states_filter
                     .iter()
                     .any(|s| s.eq_ignore_ascii_case(state));
-            wanted.then(|| {
-                ListedGroup::default()
+            let right_type = req.types_filter.is_empty()
+                || req
+                    .types_filter
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(CLASSIC));
+            (wanted && right_type).then(|| {
+                let mut listed = ListedGroup::default()
                     .with_group_id(GroupId(str_bytes(&g)))
                     .with_protocol_type(str_bytes(&protocol_type))
-                    .with_group_state(str_bytes(state))
+                    .with_group_state(str_bytes(state));
+                if version >= 5 {
+                    listed.group_type = str_bytes(CLASSIC);
+                }
+                listed
             })
         })
         .collect();

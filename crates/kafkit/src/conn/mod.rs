@@ -47,7 +47,7 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
         Ok(ApiKey::CreateTopics) => (2, 7),
         Ok(ApiKey::InitProducerId) => (0, 4),
         Ok(ApiKey::DescribeGroups) => (0, 5),
-        Ok(ApiKey::ListGroups) => (0, 4),
+        Ok(ApiKey::ListGroups) => (0, 5),
         Ok(ApiKey::DeleteGroups) => (0, 2),
         Ok(ApiKey::OffsetDelete) => (0, 0),
         Ok(ApiKey::DeleteTopics) => (1, 6),
