@@ -305,6 +305,8 @@ pub enum CreateTopicError {
     TooManyPartitions,
     /// LEADER_NOT_AVAILABLE (5, retriable): the auto-creation budget is spent for now.
     Throttled,
+    /// INVALID_REPLICA_ASSIGNMENT (39)
+    InvalidReplicaAssignment,
 }
 
 impl CreateTopicError {
@@ -318,8 +320,16 @@ impl CreateTopicError {
             Self::Storage => 56,
             Self::TooManyPartitions => 44,
             Self::Throttled => 5,
+            Self::InvalidReplicaAssignment => 39,
         }
     }
+}
+
+/// `1,2,3;2,3,1`: one broker list per partition.
+fn parse_assignment(s: &str) -> Option<Vec<Vec<i32>>> {
+    s.split(';')
+        .map(|p| p.split(',').map(|b| b.parse().ok()).collect())
+        .collect()
 }
 
 /// Kafka's topic name rule: 1-249 of `[a-zA-Z0-9._-]`, not "." or "..".
@@ -401,13 +411,17 @@ impl ClusterState {
         if let Ok(list) = storage.read_file(&state.data_dir.join("topics")) {
             for line in String::from_utf8_lossy(&list).lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
-                if let [name, parts, rf, id] = f[..] {
-                    let parts: i32 = parts
-                        .parse()
-                        .map_err(|_| BrokerError::Config(format!("bad topics line {line:?}")))?;
+                if let [name, parts, rf, id, ref rest @ ..] = f[..] {
+                    let bad = || BrokerError::Config(format!("bad topics line {line:?}"));
+                    let parts: i32 = parts.parse().map_err(|_| bad())?;
                     let rf: i16 = rf.parse().unwrap_or(1);
                     let id = uuid::Uuid::parse_str(id).unwrap_or_else(|_| uuid::Uuid::new_v4());
-                    let topic = state.build_topic(name, parts, rf, id)?;
+                    // Format 1 lines may end in `a=1,2,3;2,3,1;...`: a manual assignment.
+                    let manual = match rest.first().and_then(|a| a.strip_prefix("a=")) {
+                        Some(a) => Some(parse_assignment(a).ok_or_else(bad)?),
+                        None => None,
+                    };
+                    let topic = state.build_topic(name, parts, rf, id, manual.as_deref())?;
                     state
                         .topics
                         .write()
@@ -477,14 +491,15 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Removes what a failed create left on disk.
-    fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>, rf: i16) {
+    /// Removes what a failed create left on disk (on every broker: assignments may be
+    /// manual).
+    fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>) {
         for p in range {
-            for r in self.replicas_for(name, p, rf) {
-                let _ = self
-                    .config
-                    .storage
-                    .remove_dir_all(&self.partition_dir(r, name, p));
+            for b in &self.brokers {
+                let dir = self.partition_dir(b.id, name, p);
+                if dir.exists() {
+                    let _ = self.config.storage.remove_dir_all(&dir);
+                }
             }
         }
     }
@@ -506,12 +521,13 @@ impl ClusterState {
         partitions: i32,
         rf: i16,
         id: uuid::Uuid,
+        manual: Option<&[Vec<i32>]>,
     ) -> Result<TopicState, BrokerError> {
         Ok(TopicState {
             name: name.to_owned(),
             id,
             replication_factor: rf,
-            partitions: self.build_partitions(name, 0..partitions, rf)?,
+            partitions: self.build_partitions(name, 0..partitions, rf, manual)?,
         })
     }
 
@@ -521,11 +537,15 @@ impl ClusterState {
         name: &str,
         range: std::ops::Range<i32>,
         rf: i16,
+        manual: Option<&[Vec<i32>]>,
     ) -> Result<Vec<Arc<PartitionState>>, BrokerError> {
         let now = Instant::now();
         let mut parts = Vec::new();
         for p in range {
-            let replicas = self.replicas_for(name, p, rf);
+            let replicas = match manual.and_then(|m| m.get(p as usize)) {
+                Some(r) => r.clone(),
+                None => self.replicas_for(name, p, rf),
+            };
             let mut logs = BTreeMap::new();
             for &r in &replicas {
                 logs.insert(
@@ -586,12 +606,31 @@ impl ClusterState {
         let mut s = String::new();
         for t in topics.values() {
             s.push_str(&format!(
-                "{} {} {} {}\n",
+                "{} {} {} {}",
                 t.name,
                 t.partitions.len(),
                 t.replication_factor,
                 t.id
             ));
+            let manual = t
+                .partitions
+                .iter()
+                .any(|p| p.replicas != self.replicas_for(&t.name, p.index, t.replication_factor));
+            if manual {
+                let a: Vec<String> = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        p.replicas
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect();
+                s.push_str(&format!(" a={}", a.join(";")));
+            }
+            s.push('\n');
         }
         self.config
             .storage
@@ -611,23 +650,69 @@ impl ClusterState {
         rf: i16,
     ) -> Result<Arc<TopicState>, CreateTopicError> {
         let (partitions, rf) = self.plan_topic(name, partitions, rf)?;
+        self.create(name, partitions, rf, None)
+    }
+
+    /// Checks a manual replica assignment (one broker list per partition, partition 0
+    /// first): `(partitions, replication factor)`. INVALID_REPLICA_ASSIGNMENT when lists are
+    /// empty, of different lengths, repeat a broker or name an unknown one.
+    pub fn plan_assignment(
+        &self,
+        name: &str,
+        assignment: &[Vec<i32>],
+    ) -> Result<(i32, i16), CreateTopicError> {
+        let rf = assignment.first().map_or(0, |a| a.len());
+        let bad = assignment.is_empty()
+            || rf == 0
+            || assignment.iter().any(|a| {
+                a.len() != rf
+                    || a.iter().any(|b| self.broker(*b).is_none())
+                    || a.iter().collect::<HashSet<_>>().len() != a.len()
+            });
+        if bad {
+            return Err(CreateTopicError::InvalidReplicaAssignment);
+        }
+        self.plan_topic(name, assignment.len() as i32, rf as i16)
+    }
+
+    /// Creates a topic with a manual replica assignment (see
+    /// [`plan_assignment`](Self::plan_assignment)); the first broker of each list is the
+    /// preferred leader.
+    pub fn create_topic_assigned(
+        &self,
+        name: &str,
+        assignment: &[Vec<i32>],
+    ) -> Result<Arc<TopicState>, CreateTopicError> {
+        let (partitions, rf) = self.plan_assignment(name, assignment)?;
+        self.create(name, partitions, rf, Some(assignment))
+    }
+
+    fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+        manual: Option<&[Vec<i32>]>,
+    ) -> Result<Arc<TopicState>, CreateTopicError> {
         let mut topics = self.topics.write().expect("topics lock");
         if topics.contains_key(name) {
             return Err(CreateTopicError::AlreadyExists);
         }
         self.check_partition_budget(&topics, partitions as usize * rf as usize)?;
-        let topic = self.build_topic(name, partitions, rf, uuid::Uuid::new_v4()).map_err(|e| {
-            tracing::error!(target: "kafkit::broker", topic = name, error = %e, "creating topic failed");
-            self.remove_partition_dirs(name, 0..partitions, rf);
-            CreateTopicError::Storage
-        })?;
+        let topic = self
+            .build_topic(name, partitions, rf, uuid::Uuid::new_v4(), manual)
+            .map_err(|e| {
+                tracing::error!(target: "kafkit::broker", topic = name, error = %e, "creating topic failed");
+                self.remove_partition_dirs(name, 0..partitions);
+                CreateTopicError::Storage
+            })?;
         let topic = Arc::new(topic);
         topics.insert(name.to_owned(), topic.clone());
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
             topics.remove(name);
             drop(topic);
-            self.remove_partition_dirs(name, 0..partitions, rf);
+            self.remove_partition_dirs(name, 0..partitions);
             return Err(CreateTopicError::Storage);
         }
         tracing::info!(target: "kafkit::broker", topic = name, partitions, "created topic");
@@ -703,12 +788,11 @@ impl ClusterState {
         if validate_only {
             return Ok(());
         }
-        let added = self.build_partitions(name, have..count, old.replication_factor).map_err(|e| {
+        let added = self.build_partitions(name, have..count, old.replication_factor, None).map_err(|e| {
             tracing::error!(target: "kafkit::broker", topic = name, error = %e, "adding partitions failed");
-            self.remove_partition_dirs(name, have..count, old.replication_factor);
+            self.remove_partition_dirs(name, have..count);
             CreateTopicError::Storage.code()
         })?;
-        let old_rf = old.replication_factor;
         let mut partitions = old.partitions.clone();
         partitions.extend(added);
         let grown = TopicState {
@@ -721,7 +805,7 @@ impl ClusterState {
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
             topics.insert(name.to_owned(), old);
-            self.remove_partition_dirs(name, have..count, old_rf);
+            self.remove_partition_dirs(name, have..count);
             return Err(CreateTopicError::Storage.code());
         }
         tracing::info!(target: "kafkit::broker", topic = name, from = have, to = count, "added partitions");

@@ -564,3 +564,86 @@ async fn list_groups_v5_filters_by_type() {
     );
     c.shutdown().await;
 }
+
+/// CreateTopics with a manual replica assignment: the topic gets exactly those replicas (the
+/// first of each list leads), keeps them across a restart and can grow; bad assignments are
+/// INVALID_REPLICA_ASSIGNMENT (39), or INVALID_REQUEST (42) with counts set as well.
+#[tokio::test]
+async fn create_topics_with_a_manual_assignment() {
+    use kafkit_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafkit_protocol::messages::CreateTopicsRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        kafkit_broker::Cluster::builder()
+            .brokers(3)
+            .data_dir(dir.path())
+            .start()
+    };
+    let c = start().await.unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let create = |name: &str, parts: i32, rf: i16, a: &[&[i32]]| {
+        CreateTopicsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name(name))
+                .with_num_partitions(parts)
+                .with_replication_factor(rf)
+                .with_assignments(
+                    a.iter()
+                        .enumerate()
+                        .map(|(i, b)| {
+                            CreatableReplicaAssignment::default()
+                                .with_partition_index(i as i32)
+                                .with_broker_ids(b.iter().map(|x| BrokerId(*x)).collect())
+                        })
+                        .collect(),
+                )])
+    };
+    let wanted: &[&[i32]] = &[&[2, 3], &[3, 1], &[1, 2], &[2, 1], &[3, 2]];
+    for (name, parts, rf, a, code) in [
+        ("dup-broker", -1, -1, &[&[1, 1][..]][..], 39),
+        ("unknown-broker", -1, -1, &[&[1, 9][..]][..], 39),
+        ("uneven", -1, -1, &[&[1, 2][..], &[3][..]][..], 39),
+        ("counts-too", 2, -1, &[&[1, 2][..], &[2, 3][..]][..], 42),
+        ("manual", -1, -1, wanted, 0),
+    ] {
+        let (_, resp) = conn.send(&create(name, parts, rf, a)).await.unwrap();
+        assert_eq!(resp.topics[0].error_code, code, "{name}");
+    }
+    async fn replicas(c: &kafkit_broker::Cluster) -> Vec<(i32, Vec<i32>)> {
+        let conn = Connection::connect(&c.addrs()[0], conn_config())
+            .await
+            .unwrap();
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("manual"))),
+        ]));
+        let (_, md) = conn.send(&req).await.unwrap();
+        let mut v: Vec<_> = md.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.leader_id.0,
+                    p.replica_nodes.iter().map(|b| b.0).collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        v.truncate(5);
+        v
+    }
+    let expect: Vec<(i32, Vec<i32>)> = wanted.iter().map(|a| (a[0], a.to_vec())).collect();
+    assert_eq!(replicas(&c).await, expect);
+    c.shutdown().await;
+    let c = start().await.unwrap();
+    assert_eq!(replicas(&c).await, expect, "kept across a restart");
+    let admin = kafkit::Admin::new(c.addrs()).unwrap();
+    admin.create_partitions("manual", 8).await.unwrap();
+    assert_eq!(c.partitions("manual").unwrap().len(), 8);
+    assert_eq!(replicas(&c).await, expect);
+    c.shutdown().await;
+}

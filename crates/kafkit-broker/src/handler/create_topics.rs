@@ -1,7 +1,8 @@
 //! CreateTopics (key 19) v2-v7. `validate_only` checks and creates nothing; a create that fails
 //! part-way removes what it wrote. Topic configs are checked (`topic_config`: an unknown name
-//! or a bad value is INVALID_CONFIG and nothing is created) but not applied per topic. Not
-//! implemented: manual replica assignments.
+//! or a bad value is INVALID_CONFIG and nothing is created) but not applied per topic. Manual
+//! replica assignments (`assignments`, with partitions and replication factor -1) are
+//! validated and kept.
 
 use kafkit_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafkit_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
@@ -11,6 +12,8 @@ use super::Ctx;
 
 /// INVALID_CONFIG
 const INVALID_CONFIG: i16 = 40;
+/// INVALID_REQUEST
+const INVALID_REQUEST: i16 = 42;
 
 pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let topics = req
@@ -28,15 +31,43 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopics
                 r.error_message = Some(str_bytes(&message));
                 return r;
             }
+            let assignment: Vec<Vec<i32>> = t
+                .assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect();
+            // As Kafka: an assignment goes with -1 for both counts, in partition order.
+            if !assignment.is_empty()
+                && (t.num_partitions != -1
+                    || t.replication_factor != -1
+                    || t.assignments
+                        .iter()
+                        .enumerate()
+                        .any(|(i, a)| a.partition_index != i as i32))
+            {
+                r.error_code = INVALID_REQUEST;
+                r.error_message = Some(str_bytes(
+                    "an assignment needs numPartitions and replicationFactor -1 and partitions 0..n in order",
+                ));
+                return r;
+            }
             let made = if req.validate_only {
                 // Checked, nothing created (on disk or in memory).
-                ctx.cluster
-                    .plan_topic(&name, t.num_partitions, t.replication_factor)
-                    .map(|(p, rf)| (p, rf, uuid::Uuid::nil()))
+                if assignment.is_empty() {
+                    ctx.cluster
+                        .plan_topic(&name, t.num_partitions, t.replication_factor)
+                } else {
+                    ctx.cluster.plan_assignment(&name, &assignment)
+                }
+                .map(|(p, rf)| (p, rf, uuid::Uuid::nil()))
             } else {
-                ctx.cluster
-                    .create_topic(&name, t.num_partitions, t.replication_factor)
-                    .map(|topic| {
+                if assignment.is_empty() {
+                    ctx.cluster
+                        .create_topic(&name, t.num_partitions, t.replication_factor)
+                } else {
+                    ctx.cluster.create_topic_assigned(&name, &assignment)
+                }
+                .map(|topic| {
                         (
                             topic.partitions.len() as i32,
                             topic.replication_factor,
