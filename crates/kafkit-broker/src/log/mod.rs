@@ -5,12 +5,17 @@
 //! ```text
 //! <data_dir>/FORMAT                      "kafkit-data 1"
 //! <data_dir>/topics                      one line per topic: name partitions replication uuid
+//!                                        [a=1,2,3;2,3,1;... a manual replica assignment]
 //! <data_dir>/producer_ids                next idempotent producer id
 //! <data_dir>/__consumer_offsets/offsets.log   see `group::offsets`
 //! <data_dir>/broker-<id>/<topic>-<p>/<base offset, 20 digits>.log
 //!                                        segments: concatenated v2 record batches with their
 //!                                        offsets assigned, exactly as Kafka stores them
 //! <data_dir>/broker-<id>/<topic>-<p>/log-start-offset   after DeleteRecords
+//! <data_dir>/broker-<id>/<topic>-<p>/leader-epoch       the epoch of the last leadership
+//!                                        change that made this replica the leader
+//!
+//! Small files are replaced atomically (temporary file, fsync, rename, directory fsync).
 //! ```
 //!
 //! A log is a sequence of segments; the last one takes appends and is rolled when it would
