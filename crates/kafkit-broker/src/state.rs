@@ -286,6 +286,9 @@ pub struct ClusterState {
     pub capture: Option<crate::capture::Capture>,
     /// The topic list changed but could not be saved yet (a full disk): the flush retries.
     pub topics_unsaved: AtomicBool,
+    /// Per-topic config overrides (AlterConfigs, IncrementalAlterConfigs), saved in
+    /// `<data_dir>/topic-configs/<topic>`.
+    pub topic_configs: Mutex<HashMap<String, BTreeMap<String, String>>>,
 }
 
 /// Why a topic could not be created.
@@ -385,6 +388,7 @@ impl ClusterState {
             files: crate::log::OpenFiles::new(config.max_open_files, storage.clone()),
             capture: config.capture_dir.clone().map(crate::capture::Capture::new),
             topics_unsaved: AtomicBool::new(false),
+            topic_configs: Mutex::new(HashMap::new()),
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),
@@ -430,7 +434,144 @@ impl ClusterState {
                 }
             }
         }
+        // Config overrides of the topics that exist (a leftover file of a deleted topic is
+        // ignored and replaced if the topic comes back).
+        let names: Vec<String> = state
+            .topics
+            .read()
+            .expect("topics lock")
+            .keys()
+            .cloned()
+            .collect();
+        for name in names {
+            let path = state.data_dir.join("topic-configs").join(&name);
+            if let Ok(data) = storage.read_file(&path) {
+                let map: BTreeMap<String, String> = String::from_utf8_lossy(&data)
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                state
+                    .topic_configs
+                    .lock()
+                    .expect("configs lock")
+                    .insert(name.clone(), map);
+                state.apply_log_config(&name);
+            }
+        }
         Ok(state)
+    }
+
+    /// A topic's config overrides.
+    pub fn topic_overrides(&self, name: &str) -> BTreeMap<String, String> {
+        self.topic_configs
+            .lock()
+            .expect("configs lock")
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A topic's override of `key`, parsed.
+    fn topic_override<T: std::str::FromStr>(&self, topic: &str, key: &str) -> Option<T> {
+        self.topic_configs
+            .lock()
+            .expect("configs lock")
+            .get(topic)
+            .and_then(|m| m.get(key))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// `max.message.bytes` for a topic.
+    pub fn max_message_bytes(&self, topic: &str) -> usize {
+        self.topic_override(topic, "max.message.bytes")
+            .unwrap_or(self.config.message_max_bytes)
+    }
+
+    /// `min.insync.replicas` for a topic.
+    pub fn min_insync_replicas(&self, topic: &str) -> usize {
+        self.topic_override(topic, "min.insync.replicas")
+            .unwrap_or(self.config.min_insync_replicas)
+    }
+
+    /// The log settings of a topic: the cluster's, with its overrides of `retention.ms`,
+    /// `retention.bytes`, `segment.bytes` and `segment.ms`.
+    pub fn log_config_for(&self, topic: &str) -> crate::log::LogConfig {
+        let mut c = self.config.log.clone();
+        let ms = |v: i64| (v >= 0).then(|| Duration::from_millis(v as u64));
+        if let Some(v) = self.topic_override::<i64>(topic, "retention.ms") {
+            c.retention_ms = ms(v);
+        }
+        if let Some(v) = self.topic_override::<i64>(topic, "retention.bytes") {
+            c.retention_bytes = (v >= 0).then_some(v as u64);
+        }
+        if let Some(v) = self.topic_override::<u64>(topic, "segment.bytes") {
+            c.segment_bytes = v;
+        }
+        if let Some(v) = self.topic_override::<i64>(topic, "segment.ms").and_then(ms) {
+            c.segment_ms = v;
+        }
+        // No compaction here: a policy without "delete" keeps everything (see topic_config).
+        let policy: Option<String> = self.topic_override(topic, "cleanup.policy");
+        if policy.is_some_and(|p| !p.contains("delete")) {
+            c.retention_ms = None;
+            c.retention_bytes = None;
+        }
+        c
+    }
+
+    /// Gives every replica log of `topic` its current log settings.
+    fn apply_log_config(&self, topic: &str) {
+        let cfg = self.log_config_for(topic);
+        if let Some(t) = self.topic(topic) {
+            for p in &t.partitions {
+                for log in p.lock().logs.values_mut() {
+                    log.set_config(cfg.clone());
+                }
+            }
+        }
+    }
+
+    /// Replaces a topic's config overrides (after [`crate::topic_config`] checks), saves them
+    /// and applies the ones this cluster honours. `Err((code, message))`: UNKNOWN_TOPIC (3),
+    /// INVALID_CONFIG (40), KAFKA_STORAGE_ERROR (56).
+    pub fn set_topic_configs(
+        &self,
+        topic: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        if self.topic(topic).is_none() {
+            return Err((3, format!("topic {topic} does not exist")));
+        }
+        for (k, v) in &configs {
+            crate::topic_config::validate_supported(k, Some(v)).map_err(|m| (40, m))?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let dir = self.data_dir.join("topic-configs");
+        let path = dir.join(topic);
+        let saved = if configs.is_empty() {
+            match self.config.storage.remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            let text: String = configs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            self.config
+                .storage
+                .create_dir_all(&dir)
+                .and_then(|()| self.config.storage.write_atomic(&path, text.as_bytes()))
+        };
+        saved.map_err(|e| (56, format!("saving topic configs: {e}")))?;
+        tracing::info!(target: "kafkit::broker", topic, ?configs, "topic configs changed");
+        self.topic_configs
+            .lock()
+            .expect("configs lock")
+            .insert(topic.to_owned(), configs);
+        self.apply_log_config(topic);
+        Ok(())
     }
 
     fn partition_dir(&self, leader: i32, topic: &str, p: i32) -> PathBuf {
@@ -552,7 +693,7 @@ impl ClusterState {
                     r,
                     PartitionLog::open_shared(
                         &self.partition_dir(r, name, p),
-                        self.config.log.clone(),
+                        self.log_config_for(name),
                         &self.files,
                     )?,
                 );
@@ -748,6 +889,18 @@ impl ClusterState {
                 topics.insert(name.to_owned(), topic);
                 return Err(CreateTopicError::Storage.code());
             }
+        }
+        if self
+            .topic_configs
+            .lock()
+            .expect("configs lock")
+            .remove(name)
+            .is_some()
+        {
+            let _ = self
+                .config
+                .storage
+                .remove_file(&self.data_dir.join("topic-configs").join(name));
         }
         tracing::info!(target: "kafkit::broker", topic = name, "deleted topic");
         self.changed.notify_waiters();

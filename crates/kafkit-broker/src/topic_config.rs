@@ -94,6 +94,25 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// The configs this cluster applies per topic; the others are accepted, kept and shown.
+pub const APPLIED: &[&str] = &[
+    "max.message.bytes",
+    "min.insync.replicas",
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "cleanup.policy",
+];
+
+/// [`validate`] for a config about to be set. (`cleanup.policy=compact` is accepted: there is
+/// no compaction, but a topic without `delete` in its policy is never trimmed by retention,
+/// so the latest value of every key stays readable — as compaction promises — while the log
+/// keeps older ones too.)
+pub fn validate_supported(name: &str, value: Option<&str>) -> Result<(), String> {
+    validate(name, value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate;

@@ -647,3 +647,181 @@ async fn create_topics_with_a_manual_assignment() {
     assert_eq!(replicas(&c).await, expect);
     c.shutdown().await;
 }
+
+/// AlterConfigs and IncrementalAlterConfigs on a topic: checked like CreateTopics, shown by
+/// DescribeConfigs as TOPIC_CONFIG, applied (`max.message.bytes` here), kept across a
+/// restart; broker configs cannot be changed (INVALID_REQUEST).
+#[tokio::test]
+async fn topic_configs_can_be_altered_and_are_applied() {
+    use kafkit_protocol::messages::alter_configs_request::{
+        AlterConfigsResource, AlterableConfig as Plain,
+    };
+    use kafkit_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafkit_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource as IncResource, AlterableConfig,
+    };
+    use kafkit_protocol::messages::{
+        AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    };
+    use kafkit_protocol::str_bytes;
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        kafkit_broker::Cluster::builder()
+            .brokers(3)
+            .data_dir(dir.path())
+            .start()
+    };
+    let c = start().await.unwrap();
+    c.create_topic_with("conf", 1, 3).unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let inc = |ops: &[(&str, i8, &str)], validate_only: bool| {
+        IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![IncResource::default()
+                .with_resource_type(2)
+                .with_resource_name(str_bytes("conf"))
+                .with_configs(
+                    ops.iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(str_bytes(k))
+                                .with_config_operation(*op)
+                                .with_value(Some(str_bytes(v)))
+                        })
+                        .collect(),
+                )])
+    };
+    let replace = |resource_type: i8, name: &str, configs: &[(&str, &str)]| {
+        AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(str_bytes(name))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        Plain::default()
+                            .with_name(str_bytes(k))
+                            .with_value(Some(str_bytes(v)))
+                    })
+                    .collect(),
+            )])
+    };
+    async fn described(conn: &Connection) -> Vec<(String, String, i8)> {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(kafkit_protocol::str_bytes("conf"))
+                .with_configuration_keys(None),
+        ]);
+        let (_, resp) = conn.send(&req).await.unwrap();
+        resp.results[0]
+            .configs
+            .iter()
+            .filter(|c| c.config_source == 1)
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().unwrap().to_string(),
+                    c.config_source,
+                )
+            })
+            .collect()
+    }
+    let code = |resp: &kafkit_protocol::messages::IncrementalAlterConfigsResponse| {
+        resp.responses[0].error_code
+    };
+    // validate_only changes nothing.
+    let (_, r) = conn
+        .send(&inc(&[("max.message.bytes", 0, "500")], true))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    assert_eq!(described(&conn).await, vec![]);
+    let (_, r) = conn
+        .send(&inc(
+            &[
+                ("max.message.bytes", 0, "500"),
+                ("retention.ms", 0, "3600000"),
+            ],
+            false,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    assert_eq!(
+        described(&conn).await,
+        vec![
+            ("max.message.bytes".into(), "500".into(), 1),
+            ("retention.ms".into(), "3600000".into(), 1)
+        ]
+    );
+    // Applied: a batch over 500 bytes is too large now.
+    let leader = c.control().leader("conf", 0).unwrap();
+    let lconn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
+        .await
+        .unwrap();
+    let big = kafkit_protocol::batch::encode_records(
+        &[kafkit_protocol::batch::new_record(
+            0,
+            1,
+            None,
+            Some(bytes::Bytes::from(vec![b'x'; 800])),
+        )],
+        kafkit_protocol::records::Compression::None,
+    )
+    .unwrap();
+    let produce = |b: bytes::Bytes| produce_request("conf", -1, b);
+    let (_, resp) = lconn.send(&produce(big.clone())).await.unwrap();
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 10);
+    // Lists: APPEND and SUBTRACT.
+    let (_, r) = conn
+        .send(&inc(
+            &[
+                ("cleanup.policy", 2, "compact"),
+                ("cleanup.policy", 3, "delete"),
+                ("max.message.bytes", 1, ""),
+            ],
+            false,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    let (_, resp) = lconn.send(&produce(big)).await.unwrap();
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    // Bad names or values change nothing.
+    for bad in [("no.such.config", "1"), ("retention.ms", "soon")] {
+        let (_, r) = conn.send(&replace(2, "conf", &[bad])).await.unwrap();
+        assert_eq!(r.responses[0].error_code, 40, "{bad:?}");
+    }
+    let want = vec![
+        ("cleanup.policy".to_string(), "compact".to_string(), 1),
+        ("retention.ms".into(), "3600000".into(), 1),
+    ];
+    assert_eq!(described(&conn).await, want);
+    // Broker configs are fixed.
+    let (_, r) = conn
+        .send(&replace(4, "1", &[("min.insync.replicas", "2")]))
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 42);
+    c.shutdown().await;
+    let c = start().await.unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    assert_eq!(described(&conn).await, want, "kept across a restart");
+    // AlterConfigs replaces the whole set.
+    let (_, r) = conn
+        .send(&replace(2, "conf", &[("min.insync.replicas", "2")]))
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        described(&conn).await,
+        vec![("min.insync.replicas".into(), "2".into(), 1)]
+    );
+    c.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! CreateTopics (key 19) v2-v7. `validate_only` checks and creates nothing; a create that fails
 //! part-way removes what it wrote. Topic configs are checked (`topic_config`: an unknown name
-//! or a bad value is INVALID_CONFIG and nothing is created) but not applied per topic. Manual
+//! or a bad value is INVALID_CONFIG and nothing is created) and become the topic's overrides
+//! (`ClusterState::set_topic_configs`). Manual
 //! replica assignments (`assignments`, with partitions and replication factor -1) are
 //! validated and kept.
 
@@ -75,6 +76,19 @@ pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopics
                         )
                     })
             };
+            // The configs given are the topic's overrides from the start.
+            let configs: std::collections::BTreeMap<String, String> = t
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            if made.is_ok() && !req.validate_only && !configs.is_empty() {
+                if let Err((code, message)) = ctx.cluster.set_topic_configs(&name, configs, false) {
+                    r.error_code = code;
+                    r.error_message = Some(str_bytes(&message));
+                    return r;
+                }
+            }
             match made {
                 Ok((partitions, rf, id)) => {
                     if version >= 5 {

@@ -1,5 +1,7 @@
 //! DescribeConfigs (key 32) v1-v4: the settings a topic or broker actually runs with (the ones
-//! this cluster implements), read-only. Not implemented: AlterConfigs, synonyms, documentation.
+//! this cluster implements), and a topic's overrides (set by CreateTopics, AlterConfigs or
+//! IncrementalAlterConfigs) with source TOPIC_CONFIG. Broker configs are read-only. Not
+//! implemented: synonyms, documentation.
 
 use kafkit_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -13,7 +15,14 @@ const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 /// Config source DEFAULT_CONFIG.
 const DEFAULT_CONFIG: i8 = 5;
+/// Config source TOPIC_CONFIG (an override).
+const TOPIC_CONFIG: i8 = 1;
 
+fn ms(d: Option<std::time::Duration>) -> String {
+    d.map_or("-1".to_owned(), |d| d.as_millis().to_string())
+}
+
+/// The cluster's defaults (a topic's overrides are laid over them).
 fn settings(ctx: &Ctx, resource_type: i8) -> Vec<(&'static str, String)> {
     let c = &ctx.cluster.config;
     let mut v = vec![
@@ -21,8 +30,13 @@ fn settings(ctx: &Ctx, resource_type: i8) -> Vec<(&'static str, String)> {
         ("compression.type", "producer".to_owned()),
         ("max.message.bytes", c.message_max_bytes.to_string()),
         ("min.insync.replicas", c.min_insync_replicas.to_string()),
-        ("retention.ms", "-1".to_owned()),
-        ("retention.bytes", "-1".to_owned()),
+        ("retention.ms", ms(c.log.retention_ms)),
+        (
+            "retention.bytes",
+            c.log.retention_bytes.map_or(-1, |b| b as i64).to_string(),
+        ),
+        ("segment.bytes", c.log.segment_bytes.to_string()),
+        ("segment.ms", c.log.segment_ms.as_millis().to_string()),
         ("message.timestamp.type", "CreateTime".to_owned()),
     ];
     if resource_type == BROKER {
@@ -77,19 +91,31 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest, _version: i16) -> Describe
                 out.error_message = Some(str_bytes("unknown resource"));
                 return out;
             }
-            out.configs = settings(ctx, r.resource_type)
+            let overrides = if r.resource_type == TOPIC {
+                ctx.cluster.topic_overrides(&r.resource_name)
+            } else {
+                Default::default()
+            };
+            let mut all: Vec<(String, String, i8)> = settings(ctx, r.resource_type)
                 .into_iter()
-                .filter(|(k, _)| {
+                .filter(|(k, _)| !overrides.contains_key(*k))
+                .map(|(k, v)| (k.to_owned(), v, DEFAULT_CONFIG))
+                .collect();
+            all.extend(overrides.into_iter().map(|(k, v)| (k, v, TOPIC_CONFIG)));
+            all.sort();
+            out.configs = all
+                .into_iter()
+                .filter(|(k, _, _)| {
                     r.configuration_keys
                         .as_ref()
-                        .is_none_or(|keys| keys.iter().any(|x| x.as_str() == *k))
+                        .is_none_or(|keys| keys.iter().any(|x| x.as_str() == k))
                 })
-                .map(|(k, v)| {
+                .map(|(k, v, source)| {
                     DescribeConfigsResourceResult::default()
-                        .with_name(str_bytes(k))
+                        .with_name(str_bytes(&k))
                         .with_value(Some(str_bytes(&v)))
-                        .with_read_only(true)
-                        .with_config_source(DEFAULT_CONFIG)
+                        .with_read_only(r.resource_type != TOPIC)
+                        .with_config_source(source)
                 })
                 .collect();
             out

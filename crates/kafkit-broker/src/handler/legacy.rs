@@ -80,7 +80,7 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
                 // The converted batch is ours (one valid v2 batch; the fuzz target
                 // `legacy_message_set` checks that); only its size is left to check.
                 let batch = to_batch(ctx, set).await.and_then(|batch| {
-                    if batch.len() > ctx.cluster.config.message_max_bytes {
+                    if batch.len() > ctx.cluster.max_message_bytes(topic) {
                         Err(err::MESSAGE_TOO_LARGE)
                     } else {
                         Ok(batch)
@@ -100,8 +100,8 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
         let mut out = Vec::new();
         for (partition, mut a) in parts {
             if req.acks == -1 {
-                if let Some((p, end)) = a.wait.take() {
-                    a.code = produce::wait_replicated(ctx, &p, end, deadline).await;
+                if let Some((p, end, min_isr)) = a.wait.take() {
+                    a.code = produce::wait_replicated(ctx, &p, end, min_isr, deadline).await;
                 }
             }
             out.push(ProducePartition {

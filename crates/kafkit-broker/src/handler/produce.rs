@@ -28,7 +28,7 @@ pub(super) struct Appended {
     pub(super) code: i16,
     pub(super) base: i64,
     pub(super) log_start: i64,
-    pub(super) wait: Option<(Arc<PartitionState>, i64)>,
+    pub(super) wait: Option<(Arc<PartitionState>, i64, usize)>,
 }
 
 impl Appended {
@@ -70,7 +70,8 @@ pub(super) fn append(
     if inner.leader != ctx.broker_id {
         return Appended::error(err::NOT_LEADER_OR_FOLLOWER);
     }
-    if acks == -1 && inner.isr.len() < ctx.cluster.config.min_insync_replicas {
+    let min_isr = ctx.cluster.min_insync_replicas(topic);
+    if acks == -1 && inner.isr.len() < min_isr {
         return Appended::error(err::NOT_ENOUGH_REPLICAS);
     }
     let epoch = inner.leader_epoch;
@@ -104,7 +105,7 @@ pub(super) fn append(
                 code: err::NONE,
                 base,
                 log_start,
-                wait: Some((p.clone(), end)),
+                wait: Some((p.clone(), end, min_isr)),
             }
         }
         Err(AppendError::Code(code)) => Appended::error(code),
@@ -124,7 +125,7 @@ pub(super) fn append(
 /// parse and match the header. Uncompressed batches are checked here; compressed ones are
 /// decompressed as a stream on a blocking thread, a few at a time, under
 /// `max_decompressed_batch_bytes`.
-async fn check_records(ctx: &Ctx, records: Option<&Bytes>) -> Result<(), i16> {
+async fn check_records(ctx: &Ctx, topic: &str, records: Option<&Bytes>) -> Result<(), i16> {
     let Some(data) = records else {
         return Err(err::CORRUPT_MESSAGE);
     };
@@ -137,7 +138,7 @@ async fn check_records(ctx: &Ctx, records: Option<&Bytes>) -> Result<(), i16> {
         // record batch per partition".
         _ => return Err(err::INVALID_RECORD),
     }
-    if data.len() > ctx.cluster.config.message_max_bytes {
+    if data.len() > ctx.cluster.max_message_bytes(topic) {
         return Err(err::MESSAGE_TOO_LARGE);
     }
     let cap = ctx.cluster.config.max_decompressed_batch_bytes;
@@ -163,6 +164,7 @@ pub(super) async fn wait_replicated(
     ctx: &Ctx,
     p: &PartitionState,
     end: i64,
+    min_isr: usize,
     deadline: tokio::time::Instant,
 ) -> i16 {
     loop {
@@ -177,7 +179,7 @@ pub(super) async fn wait_replicated(
             if inner.leader != ctx.broker_id {
                 return err::NOT_LEADER_OR_FOLLOWER;
             }
-            if inner.isr.len() < ctx.cluster.config.min_insync_replicas {
+            if inner.isr.len() < min_isr {
                 return err::NOT_ENOUGH_REPLICAS_AFTER_APPEND;
             }
             if inner.high_watermark >= end {
@@ -208,7 +210,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
             let a = if !valid_acks {
                 Appended::error(err::INVALID_REQUIRED_ACKS)
             } else {
-                match check_records(ctx, pd.records.as_ref()).await {
+                match check_records(ctx, &topic, pd.records.as_ref()).await {
                     Ok(()) => append(ctx, &topic, pd.index, pd.records.as_ref(), acks),
                     Err(code) => Appended::error(code),
                 }
@@ -218,8 +220,8 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
     }
     if acks == -1 {
         for a in &mut results {
-            if let Some((p, end)) = a.wait.take() {
-                a.code = wait_replicated(ctx, &p, end, deadline).await;
+            if let Some((p, end, min_isr)) = a.wait.take() {
+                a.code = wait_replicated(ctx, &p, end, min_isr, deadline).await;
             }
         }
     }

@@ -421,6 +421,12 @@ impl PartitionLog {
         self.failure = Some(format!("sync failed: {e}"));
     }
 
+    /// Replaces the segment, retention and sync settings (a topic's configs changed); they
+    /// apply from the next append and retention pass.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
     /// The highest leader epoch this replica knows of: saved at a leadership change, or
     /// stamped on a batch in its log. A restarted cluster starts above it, so leader epochs
     /// never go back (clients ignore metadata with an older epoch than they have seen, KIP-320).

@@ -54,6 +54,8 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
         Ok(ApiKey::CreatePartitions) => (0, 3),
         Ok(ApiKey::DeleteRecords) => (0, 2),
         Ok(ApiKey::DescribeConfigs) => (1, 4),
+        Ok(ApiKey::AlterConfigs) => (0, 2),
+        Ok(ApiKey::IncrementalAlterConfigs) => (0, 1),
         Ok(ApiKey::DescribeCluster) => (0, 1),
         Ok(ApiKey::OffsetForLeaderEpoch) => (2, 4),
         _ => (0, -1),
