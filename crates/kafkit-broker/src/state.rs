@@ -488,6 +488,12 @@ impl ClusterState {
             .unwrap_or(self.config.message_max_bytes)
     }
 
+    /// True if the topic's `cleanup.policy` includes `compact` (records then need keys).
+    pub fn is_compacted(&self, topic: &str) -> bool {
+        self.topic_override::<String>(topic, "cleanup.policy")
+            .is_some_and(|p| p.contains("compact"))
+    }
+
     /// `min.insync.replicas` for a topic.
     pub fn min_insync_replicas(&self, topic: &str) -> usize {
         self.topic_override(topic, "min.insync.replicas")
@@ -918,11 +924,14 @@ impl ClusterState {
         }
     }
 
-    /// Grows a topic to `count` partitions (CreatePartitions).
+    /// Grows a topic to `count` partitions (CreatePartitions); `assignment`, if given, has
+    /// the replicas of each new partition (INVALID_REPLICA_ASSIGNMENT unless there is one list
+    /// per new partition, each of the topic's replication factor, of known, distinct brokers).
     pub fn create_partitions(
         &self,
         name: &str,
         count: i32,
+        assignment: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), i16> {
         let mut topics = self.topics.write().expect("topics lock");
@@ -938,10 +947,30 @@ impl ClusterState {
             (count - have) as usize * old.replication_factor.max(1) as usize,
         )
         .map_err(CreateTopicError::code)?;
+        if let Some(a) = assignment {
+            let rf = old.replication_factor.max(1) as usize;
+            let bad = a.len() != (count - have) as usize
+                || a.iter().any(|r| {
+                    r.len() != rf
+                        || r.iter().any(|b| self.broker(*b).is_none())
+                        || r.iter().collect::<HashSet<_>>().len() != r.len()
+                });
+            if bad {
+                return Err(CreateTopicError::InvalidReplicaAssignment.code());
+            }
+        }
+        // `build_partitions` takes lists indexed by partition from 0.
+        let manual: Option<Vec<Vec<i32>>> = assignment.map(|a| {
+            old.partitions
+                .iter()
+                .map(|p| p.replicas.clone())
+                .chain(a.iter().cloned())
+                .collect()
+        });
         if validate_only {
             return Ok(());
         }
-        let added = self.build_partitions(name, have..count, old.replication_factor, None).map_err(|e| {
+        let added = self.build_partitions(name, have..count, old.replication_factor, manual.as_deref()).map_err(|e| {
             tracing::error!(target: "kafkit::broker", topic = name, error = %e, "adding partitions failed");
             self.remove_partition_dirs(name, have..count);
             CreateTopicError::Storage.code()

@@ -825,3 +825,135 @@ async fn topic_configs_can_be_altered_and_are_applied() {
     );
     c.shutdown().await;
 }
+
+/// CreatePartitions with explicit replicas for the new partitions (librdkafka's 0081).
+#[tokio::test]
+async fn create_partitions_with_assignments() {
+    use kafkit_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafkit_protocol::messages::CreatePartitionsRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        kafkit_broker::Cluster::builder()
+            .brokers(3)
+            .data_dir(dir.path())
+            .start()
+    };
+    let c = start().await.unwrap();
+    c.create_topic_with("grow", 1, 2).unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let grow = |count: i32, a: &[&[i32]]| {
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(5_000)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name("grow"))
+                .with_count(count)
+                .with_assignments(Some(
+                    a.iter()
+                        .map(|r| {
+                            CreatePartitionsAssignment::default()
+                                .with_broker_ids(r.iter().map(|b| BrokerId(*b)).collect())
+                        })
+                        .collect(),
+                ))])
+    };
+    for bad in [
+        &[&[3, 1][..]][..],
+        &[&[3][..], &[1][..]][..],
+        &[&[3, 3][..], &[1, 2][..]][..],
+    ] {
+        let (_, r) = conn.send(&grow(3, bad)).await.unwrap();
+        assert_eq!(r.results[0].error_code, 39, "{bad:?}");
+    }
+    let (_, r) = conn.send(&grow(3, &[&[3, 1], &[1, 2]])).await.unwrap();
+    assert_eq!(r.results[0].error_code, 0);
+    async fn replicas(c: &kafkit_broker::Cluster) -> Vec<Vec<i32>> {
+        let conn = Connection::connect(&c.addrs()[0], conn_config())
+            .await
+            .unwrap();
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("grow"))),
+        ]));
+        let (_, md) = conn.send(&req).await.unwrap();
+        let mut parts = md.topics[0].partitions.clone();
+        parts.sort_by_key(|p| p.partition_index);
+        parts
+            .iter()
+            .skip(1)
+            .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+            .collect()
+    }
+    assert_eq!(replicas(&c).await, vec![vec![3, 1], vec![1, 2]]);
+    c.shutdown().await;
+    let c = start().await.unwrap();
+    assert_eq!(replicas(&c).await, vec![vec![3, 1], vec![1, 2]], "kept");
+    c.shutdown().await;
+}
+
+/// A compacted topic refuses records without a key, naming them in `record_errors` (Kafka's
+/// LogValidator; librdkafka's 0011 attributes the error per message from it).
+#[tokio::test]
+async fn compacted_topics_refuse_records_without_keys() {
+    use kafkit_protocol::batch::{encode_records, new_record};
+    use kafkit_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafkit_protocol::messages::CreateTopicsRequest;
+    use kafkit_protocol::records::Compression;
+    use kafkit_protocol::str_bytes;
+    let c = cluster().await;
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name("compacted"))
+            .with_num_partitions(1)
+            .with_replication_factor(3)
+            .with_configs(vec![CreatableTopicConfig::default()
+                .with_name(str_bytes("cleanup.policy"))
+                .with_value(Some(str_bytes("compact")))])]);
+    let (_, resp) = conn.send(&req).await.unwrap();
+    assert_eq!(resp.topics[0].error_code, 0);
+    let leader = c.control().leader("compacted", 0).unwrap();
+    let lconn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
+        .await
+        .unwrap();
+    for codec in [Compression::None, Compression::Gzip] {
+        let recs: Vec<_> = (0..5)
+            .map(|i| {
+                let key = (i % 2 == 0).then(|| bytes::Bytes::from(format!("k{i}")));
+                new_record(i, 1, key, Some(bytes::Bytes::from("v")))
+            })
+            .collect();
+        let batch = encode_records(&recs, codec).unwrap();
+        let (_, resp) = lconn
+            .send(&produce_request("compacted", -1, batch))
+            .await
+            .unwrap();
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 87);
+        let idx: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(idx, vec![1, 3]);
+    }
+    assert_eq!(c.control().high_watermark("compacted", 0), Some(0));
+    let keyed = encode_records(
+        &[new_record(
+            0,
+            1,
+            Some(bytes::Bytes::from("k")),
+            Some(bytes::Bytes::from("v")),
+        )],
+        Compression::None,
+    )
+    .unwrap();
+    let (_, resp) = lconn
+        .send(&produce_request("compacted", -1, keyed))
+        .await
+        .unwrap();
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    c.shutdown().await;
+}

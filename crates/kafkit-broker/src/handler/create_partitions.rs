@@ -1,5 +1,5 @@
 //! CreatePartitions (key 37) v0-v3: grows a topic; replicas of new partitions follow the same
-//! placement as at creation. Not implemented: manual assignments (ignored).
+//! placement as at creation, or the request's assignments (validated; kept across restarts).
 
 use kafkit_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafkit_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
@@ -11,10 +11,17 @@ pub fn handle(ctx: &Ctx, req: CreatePartitionsRequest, _version: i16) -> CreateP
         .topics
         .into_iter()
         .map(|t| {
-            let code = match ctx
-                .cluster
-                .create_partitions(&t.name.0, t.count, req.validate_only)
-            {
+            let assignment: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let code = match ctx.cluster.create_partitions(
+                &t.name.0,
+                t.count,
+                assignment.as_deref(),
+                req.validate_only,
+            ) {
                 Ok(()) => 0,
                 Err(code) => code,
             };

@@ -16,8 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafkit_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafkit_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafkit_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafkit_protocol::str_bytes;
 use kafkit_protocol::{batch, validate};
 
 use super::{err, Ctx};
@@ -29,6 +32,8 @@ pub(super) struct Appended {
     pub(super) base: i64,
     pub(super) log_start: i64,
     pub(super) wait: Option<(Arc<PartitionState>, i64, usize)>,
+    /// Records refused one by one (index in the batch, why), with INVALID_RECORD.
+    pub(super) record_errors: Vec<(i32, String)>,
 }
 
 impl Appended {
@@ -38,6 +43,7 @@ impl Appended {
             base: -1,
             log_start: -1,
             wait: None,
+            record_errors: Vec::new(),
         }
     }
 }
@@ -106,6 +112,7 @@ pub(super) fn append(
                 base,
                 log_start,
                 wait: Some((p.clone(), end, min_isr)),
+                record_errors: Vec::new(),
             }
         }
         Err(AppendError::Code(code)) => Appended::error(code),
@@ -157,6 +164,36 @@ async fn check_records(ctx: &Ctx, topic: &str, records: Option<&Bytes>) -> Resul
         tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, error = %e, "refusing a produced batch");
         e.code().code()
     })
+}
+
+/// On a topic whose `cleanup.policy` includes `compact`, records without a key are refused
+/// (as Kafka's LogValidator: "Compacted topic cannot accept message without key"): their
+/// indexes in the batch. Compressed batches are decoded on a blocking thread.
+async fn keyless_records(ctx: &Ctx, topic: &str, records: Option<&Bytes>) -> Vec<i32> {
+    let Some(data) = records else {
+        return Vec::new();
+    };
+    if !ctx.cluster.is_compacted(topic) {
+        return Vec::new();
+    }
+    let cap = ctx.cluster.config.max_decompressed_batch_bytes;
+    let data = data.clone();
+    let find = move || -> Vec<i32> {
+        batch::decode_records_capped(&data, cap)
+            .map(|recs| {
+                recs.iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.key.is_none())
+                    .map(|(i, _)| i as i32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    ctx.cluster
+        .limits
+        .decompress(find)
+        .await
+        .unwrap_or_default()
 }
 
 /// Waits until every in-sync replica has the records below `end`.
@@ -211,7 +248,24 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
                 Appended::error(err::INVALID_REQUIRED_ACKS)
             } else {
                 match check_records(ctx, &topic, pd.records.as_ref()).await {
-                    Ok(()) => append(ctx, &topic, pd.index, pd.records.as_ref(), acks),
+                    Ok(()) => {
+                        let keyless = keyless_records(ctx, &topic, pd.records.as_ref()).await;
+                        if keyless.is_empty() {
+                            append(ctx, &topic, pd.index, pd.records.as_ref(), acks)
+                        } else {
+                            let message = format!(
+                                "Compacted topic cannot accept message without key in topic partition {topic}-{}.",
+                                pd.index
+                            );
+                            Appended {
+                                record_errors: keyless
+                                    .into_iter()
+                                    .map(|i| (i, message.clone()))
+                                    .collect(),
+                                ..Appended::error(err::INVALID_RECORD)
+                            }
+                        }
+                    }
                     Err(code) => Appended::error(code),
                 }
             };
@@ -245,6 +299,18 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
                         .with_base_offset(if a.code == err::NONE { a.base } else { -1 });
                     if version >= 5 {
                         r.log_start_offset = a.log_start;
+                    }
+                    if version >= 8 && !a.record_errors.is_empty() {
+                        r.error_message = Some(str_bytes("One or more records have been rejected"));
+                        r.record_errors = a
+                            .record_errors
+                            .iter()
+                            .map(|(i, m)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(*i)
+                                    .with_batch_index_error_message(Some(str_bytes(m)))
+                            })
+                            .collect();
                     }
                     r
                 })
