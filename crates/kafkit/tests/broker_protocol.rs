@@ -764,10 +764,11 @@ async fn topic_configs_can_be_altered_and_are_applied() {
         .await
         .unwrap();
     let big = kafkit_protocol::batch::encode_records(
+        // Keyed: the topic turns compacted below, and compacted topics need keys.
         &[kafkit_protocol::batch::new_record(
             0,
             1,
-            None,
+            Some(bytes::Bytes::from("k")),
             Some(bytes::Bytes::from(vec![b'x'; 800])),
         )],
         kafkit_protocol::records::Compression::None,
