@@ -425,6 +425,20 @@ impl ClusterState {
                         Some(a) => Some(parse_assignment(a).ok_or_else(bad)?),
                         None => None,
                     };
+                    // Its config overrides first: the logs open with the settings they give.
+                    let path = state.data_dir.join("topic-configs").join(name);
+                    if let Ok(data) = storage.read_file(&path) {
+                        let map: BTreeMap<String, String> = String::from_utf8_lossy(&data)
+                            .lines()
+                            .filter_map(|l| l.split_once('='))
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect();
+                        state
+                            .topic_configs
+                            .lock()
+                            .expect("configs lock")
+                            .insert(name.to_owned(), map);
+                    }
                     let topic = state.build_topic(name, parts, rf, id, manual.as_deref())?;
                     state
                         .topics
@@ -432,31 +446,6 @@ impl ClusterState {
                         .expect("topics lock")
                         .insert(name.to_owned(), Arc::new(topic));
                 }
-            }
-        }
-        // Config overrides of the topics that exist (a leftover file of a deleted topic is
-        // ignored and replaced if the topic comes back).
-        let names: Vec<String> = state
-            .topics
-            .read()
-            .expect("topics lock")
-            .keys()
-            .cloned()
-            .collect();
-        for name in names {
-            let path = state.data_dir.join("topic-configs").join(&name);
-            if let Ok(data) = storage.read_file(&path) {
-                let map: BTreeMap<String, String> = String::from_utf8_lossy(&data)
-                    .lines()
-                    .filter_map(|l| l.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-                state
-                    .topic_configs
-                    .lock()
-                    .expect("configs lock")
-                    .insert(name.clone(), map);
-                state.apply_log_config(&name);
             }
         }
         Ok(state)
@@ -490,7 +479,11 @@ impl ClusterState {
 
     /// True if the topic's `cleanup.policy` includes `compact` (records then need keys).
     pub fn is_compacted(&self, topic: &str) -> bool {
-        self.topic_override::<String>(topic, "cleanup.policy")
+        self.topic_configs
+            .lock()
+            .expect("configs lock")
+            .get(topic)
+            .and_then(|m| m.get("cleanup.policy"))
             .is_some_and(|p| p.contains("compact"))
     }
 
@@ -551,7 +544,7 @@ impl ClusterState {
             return Err((3, format!("topic {topic} does not exist")));
         }
         for (k, v) in &configs {
-            crate::topic_config::validate_supported(k, Some(v)).map_err(|m| (40, m))?;
+            crate::topic_config::validate(k, Some(v)).map_err(|m| (40, m))?;
         }
         if validate_only {
             return Ok(());
@@ -643,10 +636,11 @@ impl ClusterState {
     fn remove_partition_dirs(&self, name: &str, range: std::ops::Range<i32>) {
         for p in range {
             for b in &self.brokers {
-                let dir = self.partition_dir(b.id, name, p);
-                if dir.exists() {
-                    let _ = self.config.storage.remove_dir_all(&dir);
-                }
+                // Most brokers hold no replica of `p`: NotFound is expected.
+                let _ = self
+                    .config
+                    .storage
+                    .remove_dir_all(&self.partition_dir(b.id, name, p));
             }
         }
     }
@@ -809,17 +803,20 @@ impl ClusterState {
         assignment: &[Vec<i32>],
     ) -> Result<(i32, i16), CreateTopicError> {
         let rf = assignment.first().map_or(0, |a| a.len());
-        let bad = assignment.is_empty()
-            || rf == 0
-            || assignment.iter().any(|a| {
-                a.len() != rf
-                    || a.iter().any(|b| self.broker(*b).is_none())
-                    || a.iter().collect::<HashSet<_>>().len() != a.len()
-            });
-        if bad {
+        if assignment.is_empty() || !self.valid_replica_lists(assignment, rf) {
             return Err(CreateTopicError::InvalidReplicaAssignment);
         }
         self.plan_topic(name, assignment.len() as i32, rf as i16)
+    }
+
+    /// Every list has `rf` (> 0) distinct, known brokers.
+    fn valid_replica_lists(&self, lists: &[Vec<i32>], rf: usize) -> bool {
+        rf > 0
+            && lists.iter().all(|a| {
+                a.len() == rf
+                    && a.iter().all(|b| self.broker(*b).is_some())
+                    && a.iter().collect::<HashSet<_>>().len() == a.len()
+            })
     }
 
     /// Creates a topic with a manual replica assignment (see
@@ -949,13 +946,7 @@ impl ClusterState {
         .map_err(CreateTopicError::code)?;
         if let Some(a) = assignment {
             let rf = old.replication_factor.max(1) as usize;
-            let bad = a.len() != (count - have) as usize
-                || a.iter().any(|r| {
-                    r.len() != rf
-                        || r.iter().any(|b| self.broker(*b).is_none())
-                        || r.iter().collect::<HashSet<_>>().len() != r.len()
-                });
-            if bad {
+            if a.len() != (count - have) as usize || !self.valid_replica_lists(a, rf) {
                 return Err(CreateTopicError::InvalidReplicaAssignment.code());
             }
         }

@@ -2,9 +2,12 @@
 //! config APIs): an unknown name or a value of the wrong kind is INVALID_CONFIG (40), and
 //! nothing is created — as Kafka's `LogConfig.validate` does.
 //!
-//! Accepting a name is not honouring it: the configs this cluster applies are those
-//! DescribeConfigs shows; the others are validated and otherwise ignored (see
-//! docs/COMPATIBILITY.md).
+//! Accepting a name is not honouring it: the cluster applies `max.message.bytes`,
+//! `min.insync.replicas`, `retention.ms`, `retention.bytes`, `segment.bytes`, `segment.ms` and
+//! `cleanup.policy` (`ClusterState::log_config_for` and friends); the others are validated,
+//! kept and shown (docs/COMPATIBILITY.md). `cleanup.policy=compact` is accepted: there is no
+//! compaction, but a policy without `delete` turns retention off, so the latest value of every
+//! key stays readable.
 
 /// What a config's value must be.
 #[derive(Debug, Clone, Copy)]
@@ -92,25 +95,6 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
     } else {
         Err(format!("Invalid value {value} for configuration {name}"))
     }
-}
-
-/// The configs this cluster applies per topic; the others are accepted, kept and shown.
-pub const APPLIED: &[&str] = &[
-    "max.message.bytes",
-    "min.insync.replicas",
-    "retention.ms",
-    "retention.bytes",
-    "segment.bytes",
-    "segment.ms",
-    "cleanup.policy",
-];
-
-/// [`validate`] for a config about to be set. (`cleanup.policy=compact` is accepted: there is
-/// no compaction, but a topic without `delete` in its policy is never trimmed by retention,
-/// so the latest value of every key stays readable — as compaction promises — while the log
-/// keeps older ones too.)
-pub fn validate_supported(name: &str, value: Option<&str>) -> Result<(), String> {
-    validate(name, value)
 }
 
 #[cfg(test)]

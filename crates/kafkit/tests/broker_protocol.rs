@@ -41,12 +41,6 @@ fn fetch(
                 .with_partition_max_bytes(max_bytes)])])
 }
 
-async fn leader_conn(c: &kafkit_broker::Cluster, topic: &str) -> Connection {
-    let leader = c.partitions(topic).unwrap()[0].0;
-    let addr = &c.addrs()[(leader - 1) as usize];
-    Connection::connect(addr, conn_config()).await.unwrap()
-}
-
 fn records_len(resp: &kafkit_protocol::messages::FetchResponse) -> usize {
     resp.responses[0].partitions[0]
         .records
@@ -58,7 +52,7 @@ fn records_len(resp: &kafkit_protocol::messages::FetchResponse) -> usize {
 async fn fetch_waits_max_wait_when_min_bytes_not_reached() {
     let c = cluster().await;
     c.create_topic("poll", 1).unwrap();
-    let conn = leader_conn(&c, "poll").await;
+    let conn = leader_conn(&c, "poll", 0).await;
     let w = Writer::new(writer_config(&c, "poll")).unwrap();
     w.write_messages(vec![Message::value("small")])
         .await
@@ -112,7 +106,7 @@ async fn fetch_respects_max_bytes_but_returns_one_oversized_batch() {
             .await
             .unwrap();
     }
-    let conn = leader_conn(&c, "limits").await;
+    let conn = leader_conn(&c, "limits", 0).await;
     let (_, all) = conn
         .send(&fetch("limits", 0, 1, 1_000_000, 0))
         .await
@@ -215,7 +209,7 @@ async fn limits_answer_with_the_protocols_error_codes() {
     assert!(err.to_string().contains("MessageTooLarge"), "{err}");
     assert_eq!(c.partitions("limited").unwrap()[0].1, 0);
     // Unknown topic with auto-creation off: UNKNOWN_TOPIC_OR_PARTITION (3).
-    let conn = leader_conn(&c, "limited").await;
+    let conn = leader_conn(&c, "limited", 0).await;
     let (_, resp) = conn.send(&fetch("nope", 0, 1, 1000, 0)).await.unwrap();
     assert_eq!(resp.responses[0].partitions[0].error_code, 3);
     let md = MetadataRequest::default()
@@ -317,10 +311,7 @@ async fn list_offsets_by_time_and_max_timestamp() {
 
     let c = cluster().await;
     c.create_topic_with("times", 2, 3).unwrap();
-    let leader = c.control().leader("times", 0).unwrap();
-    let conn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
-        .await
-        .unwrap();
+    let conn = leader_conn(&c, "times", 0).await;
     // Offsets 0-1 in one batch (times 1000, 2000), then 2 (3000), then 3 (2500).
     for recs in [vec![(0, 1000), (1, 2000)], vec![(0, 3000)], vec![(0, 2500)]] {
         let recs: Vec<_> = recs
@@ -371,10 +362,7 @@ async fn list_offsets_by_time_and_max_timestamp() {
         ]
     );
     // An empty partition has no record at or after any time, and none with a largest one.
-    let leader1 = c.control().leader("times", 1).unwrap();
-    let conn1 = Connection::connect(&c.addrs()[(leader1 - 1) as usize], conn_config())
-        .await
-        .unwrap();
+    let conn1 = leader_conn(&c, "times", 1).await;
     for ts in [1234, -3] {
         let (_, resp) = conn1.send(&ask(1, ts)).await.unwrap();
         assert_eq!(resp.topics[0].partitions[0].offset, -1, "timestamp {ts}");
@@ -573,16 +561,9 @@ async fn create_topics_with_a_manual_assignment() {
     use kafkit_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopic,
     };
-    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafkit_protocol::messages::CreateTopicsRequest;
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        kafkit_broker::Cluster::builder()
-            .brokers(3)
-            .data_dir(dir.path())
-            .start()
-    };
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     let conn = Connection::connect(&c.addrs()[0], conn_config())
         .await
         .unwrap();
@@ -616,14 +597,8 @@ async fn create_topics_with_a_manual_assignment() {
         assert_eq!(resp.topics[0].error_code, code, "{name}");
     }
     async fn replicas(c: &kafkit_broker::Cluster) -> Vec<(i32, Vec<i32>)> {
-        let conn = Connection::connect(&c.addrs()[0], conn_config())
-            .await
-            .unwrap();
-        let req = MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(topic_name("manual"))),
-        ]));
-        let (_, md) = conn.send(&req).await.unwrap();
-        let mut v: Vec<_> = md.topics[0]
+        let md = topic_metadata(c, "manual").await;
+        let mut v: Vec<_> = md
             .partitions
             .iter()
             .map(|p| {
@@ -639,7 +614,7 @@ async fn create_topics_with_a_manual_assignment() {
     let expect: Vec<(i32, Vec<i32>)> = wanted.iter().map(|a| (a[0], a.to_vec())).collect();
     assert_eq!(replicas(&c).await, expect);
     c.shutdown().await;
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     assert_eq!(replicas(&c).await, expect, "kept across a restart");
     let admin = kafkit::Admin::new(c.addrs()).unwrap();
     admin.create_partitions("manual", 8).await.unwrap();
@@ -666,13 +641,7 @@ async fn topic_configs_can_be_altered_and_are_applied() {
     use kafkit_protocol::str_bytes;
 
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        kafkit_broker::Cluster::builder()
-            .brokers(3)
-            .data_dir(dir.path())
-            .start()
-    };
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     c.create_topic_with("conf", 1, 3).unwrap();
     let conn = Connection::connect(&c.addrs()[0], conn_config())
         .await
@@ -759,10 +728,7 @@ async fn topic_configs_can_be_altered_and_are_applied() {
         ]
     );
     // Applied: a batch over 500 bytes is too large now.
-    let leader = c.control().leader("conf", 0).unwrap();
-    let lconn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
-        .await
-        .unwrap();
+    let lconn = leader_conn(&c, "conf", 0).await;
     let big = kafkit_protocol::batch::encode_records(
         // Keyed: the topic turns compacted below, and compacted topics need keys.
         &[kafkit_protocol::batch::new_record(
@@ -809,7 +775,7 @@ async fn topic_configs_can_be_altered_and_are_applied() {
         .unwrap();
     assert_eq!(r.responses[0].error_code, 42);
     c.shutdown().await;
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     let conn = Connection::connect(&c.addrs()[0], conn_config())
         .await
         .unwrap();
@@ -833,16 +799,9 @@ async fn create_partitions_with_assignments() {
     use kafkit_protocol::messages::create_partitions_request::{
         CreatePartitionsAssignment, CreatePartitionsTopic,
     };
-    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafkit_protocol::messages::CreatePartitionsRequest;
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        kafkit_broker::Cluster::builder()
-            .brokers(3)
-            .data_dir(dir.path())
-            .start()
-    };
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     c.create_topic_with("grow", 1, 2).unwrap();
     let conn = Connection::connect(&c.addrs()[0], conn_config())
         .await
@@ -873,14 +832,7 @@ async fn create_partitions_with_assignments() {
     let (_, r) = conn.send(&grow(3, &[&[3, 1], &[1, 2]])).await.unwrap();
     assert_eq!(r.results[0].error_code, 0);
     async fn replicas(c: &kafkit_broker::Cluster) -> Vec<Vec<i32>> {
-        let conn = Connection::connect(&c.addrs()[0], conn_config())
-            .await
-            .unwrap();
-        let req = MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_name(Some(topic_name("grow"))),
-        ]));
-        let (_, md) = conn.send(&req).await.unwrap();
-        let mut parts = md.topics[0].partitions.clone();
+        let mut parts = topic_metadata(c, "grow").await.partitions;
         parts.sort_by_key(|p| p.partition_index);
         parts
             .iter()
@@ -890,7 +842,7 @@ async fn create_partitions_with_assignments() {
     }
     assert_eq!(replicas(&c).await, vec![vec![3, 1], vec![1, 2]]);
     c.shutdown().await;
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     assert_eq!(replicas(&c).await, vec![vec![3, 1], vec![1, 2]], "kept");
     c.shutdown().await;
 }
@@ -919,10 +871,7 @@ async fn compacted_topics_refuse_records_without_keys() {
                 .with_value(Some(str_bytes("compact")))])]);
     let (_, resp) = conn.send(&req).await.unwrap();
     assert_eq!(resp.topics[0].error_code, 0);
-    let leader = c.control().leader("compacted", 0).unwrap();
-    let lconn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
-        .await
-        .unwrap();
+    let lconn = leader_conn(&c, "compacted", 0).await;
     for codec in [Compression::None, Compression::Gzip] {
         let recs: Vec<_> = (0..5)
             .map(|i| {

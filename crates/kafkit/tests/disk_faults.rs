@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use kafkit::conn::Connection;
 use kafkit::{Admin, Message, Reader, ReaderConfig, StartOffset, Writer};
 use kafkit_broker::log::{LogConfig, SyncPolicy};
 use kafkit_broker::storage::{Fault, FaultRule, FaultyStorage, Op};
@@ -54,10 +53,7 @@ fn batch(n: usize, tag: &str) -> Bytes {
 
 /// Produces one batch to partition 0 on its leader with acks=-1: (error code, time taken).
 async fn produce_raw(c: &Cluster, topic: &str, records: Bytes) -> (i16, Duration) {
-    let leader = c.control().leader(topic, 0).unwrap();
-    let conn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
-        .await
-        .unwrap();
+    let conn = leader_conn(c, topic, 0).await;
     let t = Instant::now();
     let (_, resp) = conn
         .send(&produce_request(topic, -1, records))
@@ -347,10 +343,7 @@ async fn delete_records_frees_a_full_disk() {
     );
 
     let used = disk.used();
-    let leader = c.control().leader("trim", 0).unwrap();
-    let conn = Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
-        .await
-        .unwrap();
+    let conn = leader_conn(&c, "trim", 0).await;
     let req = DeleteRecordsRequest::default()
         .with_timeout_ms(5_000)
         .with_topics(vec![DeleteRecordsTopic::default()

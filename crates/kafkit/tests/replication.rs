@@ -283,28 +283,11 @@ async fn group_survives_losing_its_coordinator() {
 /// found by `kafkit chaos`).
 #[tokio::test]
 async fn leader_epochs_never_go_back_across_restarts() {
-    use kafkit::conn::Connection;
-    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
-    use kafkit_protocol::messages::MetadataRequest;
-
     async fn epoch(c: &kafkit_broker::Cluster) -> i32 {
-        let conn = Connection::connect(&c.addrs()[0], conn_config())
-            .await
-            .unwrap();
-        let req = MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default()
-                .with_name(Some(kafkit_protocol::topic_name("epochs")))]));
-        let (_, md) = conn.send(&req).await.unwrap();
-        md.topics[0].partitions[0].leader_epoch
+        topic_metadata(c, "epochs").await.partitions[0].leader_epoch
     }
     let dir = tempfile::tempdir().unwrap();
-    let start = || {
-        kafkit_broker::Cluster::builder()
-            .brokers(3)
-            .data_dir(dir.path())
-            .start()
-    };
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     c.create_topic_with("epochs", 1, 3).unwrap();
     let e0 = epoch(&c).await;
     // Two leadership changes and no writes: nothing stamps these epochs on a batch.
@@ -315,11 +298,11 @@ async fn leader_epochs_never_go_back_across_restarts() {
     let e1 = epoch(&c).await;
     assert_eq!(e1, e0 + 2);
     c.crash().await;
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     let e2 = epoch(&c).await;
     assert!(e2 > e1, "epoch {e2} after a restart, {e1} before");
     c.shutdown().await;
-    let c = start().await.unwrap();
+    let c = cluster_in(dir.path()).await;
     assert!(epoch(&c).await >= e2);
     c.shutdown().await;
 }

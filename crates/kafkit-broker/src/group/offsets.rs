@@ -151,16 +151,10 @@ impl OffsetStore {
             buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
             buf.extend_from_slice(&payload);
         }
-        if self.torn {
-            self.file.set_len(self.good_len)?;
-            self.torn = false;
-        }
-        let written = storage::append_all(&*self.file, &buf).and_then(|()| self.file.sync());
-        if let Err(e) = written {
+        if let Err(e) =
+            storage::append_or_cut(&*self.file, self.good_len, &buf, true, &mut self.torn)
+        {
             tracing::warn!(target: "kafkit::broker", error = %e, "writing committed offsets failed; nothing of it is kept");
-            if self.file.set_len(self.good_len).is_err() {
-                self.torn = true;
-            }
             return Err(e);
         }
         self.good_len += buf.len() as u64;

@@ -3,7 +3,7 @@
 //! (IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT for list configs), checked as
 //! CreateTopics checks them (INVALID_CONFIG for an unknown name or a bad value, and then
 //! nothing changes), saved, shown by DescribeConfigs, and applied where the cluster implements
-//! them (`topic_config::APPLIED`). Broker configs are fixed when the cluster starts: changing
+//! them (see `topic_config`). Broker configs are fixed when the cluster starts: changing
 //! one is INVALID_REQUEST with a message saying so.
 
 use std::collections::BTreeMap;
@@ -17,6 +17,16 @@ use kafkit_protocol::messages::{
 use kafkit_protocol::str_bytes;
 
 use super::{err, Ctx};
+
+/// `(error_code, error_message)` of a resource's answer.
+fn outcome(
+    result: Result<(), (i16, String)>,
+) -> (i16, Option<kafkit_protocol::protocol::StrBytes>) {
+    match result {
+        Ok(()) => (err::NONE, None),
+        Err((code, message)) => (code, Some(str_bytes(&message))),
+    }
+}
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -65,14 +75,12 @@ pub fn handle(ctx: &Ctx, req: AlterConfigsRequest, _version: i16) -> AlterConfig
                 req.validate_only,
                 |_| Ok(configs),
             );
-            let mut out = AlterConfigsResourceResponse::default()
+            let (code, message) = outcome(result);
+            AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name);
-            if let Err((code, message)) = result {
-                out.error_code = code;
-                out.error_message = Some(str_bytes(&message));
-            }
-            out
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
@@ -164,14 +172,12 @@ pub fn handle_incremental(
                     Ok(cur)
                 },
             );
-            let mut out = IncrementalResponse::default()
+            let (code, message) = outcome(result);
+            IncrementalResponse::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name);
-            if let Err((code, message)) = result {
-                out.error_code = code;
-                out.error_message = Some(str_bytes(&message));
-            }
-            out
+                .with_resource_name(r.resource_name)
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)

@@ -323,6 +323,21 @@ impl PartitionLog {
         self.start_offset
     }
 
+    /// The segment starting at offset `base` (one the index refers to).
+    fn segment(&self, base: i64) -> &Segment {
+        self.segments
+            .iter()
+            .find(|s| s.base == base)
+            .expect("indexed segment exists")
+    }
+
+    /// `len` bytes at `pos` of segment `base`.
+    fn read_span(&self, base: i64, pos: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        storage::read_exact_at(&*self.segment(base).file.get()?, &mut buf, pos)?;
+        Ok(buf)
+    }
+
     /// Bytes on disk.
     pub fn size(&self) -> u64 {
         self.segments.iter().map(|s| s.size).sum()
@@ -372,37 +387,25 @@ impl PartitionLog {
     }
 
     fn try_write(&mut self, data: &[u8]) -> std::io::Result<(i64, u64)> {
-        if self.torn {
-            let seg = self.segments.last().expect("a log has a segment");
-            seg.file.get()?.set_len(seg.size)?;
-            self.torn = false;
-        }
         let sync = self.config.sync == SyncPolicy::EveryWrite;
+        if self.torn {
+            // Cut the torn tail before a roll can leave it behind.
+            let seg = self.segments.last().expect("a log has a segment");
+            storage::append_or_cut(&*seg.file.get()?, seg.size, &[], false, &mut self.torn)?;
+        }
+        let mut torn = false;
         let seg = self.active_for(data.len())?;
-        let pos = seg.size;
-        let file = seg.file.get()?;
-        let written =
-            storage::append_all(&*file, data).and_then(
-                |()| {
-                    if sync {
-                        file.sync()
-                    } else {
-                        Ok(())
-                    }
-                },
-            );
-        if let Err(e) = written {
-            if let Err(cut) = file.set_len(pos) {
-                tracing::error!(target: "kafkit::broker", dir = %self.dir.display(), error = %cut, "cannot cut a failed write off the log; retrying before the next append");
-                self.torn = true;
+        let (base, pos) = (seg.base, seg.size);
+        let written = storage::append_or_cut(&*seg.file.get()?, pos, data, sync, &mut torn);
+        if written.is_ok() {
+            seg.size += data.len() as u64;
+            if sync {
+                seg.synced = seg.size;
             }
-            return Err(e);
         }
-        seg.size += data.len() as u64;
-        if sync {
-            seg.synced = seg.size;
-        }
-        Ok((seg.base, pos))
+        self.torn = torn;
+        written?;
+        Ok((base, pos))
     }
 
     /// Why the last write or sync failed, while it is the latest word on this log.
@@ -455,12 +458,7 @@ impl PartitionLog {
     pub fn synced_offset(&self) -> i64 {
         self.index
             .iter()
-            .find(|e| {
-                self.segments
-                    .iter()
-                    .find(|s| s.base == e.segment)
-                    .is_some_and(|s| e.pos + e.len as u64 > s.synced)
-            })
+            .find(|e| e.pos + e.len as u64 > self.segment(e.segment).synced)
             .map_or(self.next_offset, |e| e.base_offset)
     }
 
@@ -628,13 +626,7 @@ impl PartitionLog {
         if end == e0.pos {
             return Ok(Bytes::new());
         }
-        let seg = self
-            .segments
-            .iter()
-            .find(|s| s.base == e0.segment)
-            .expect("indexed segment exists");
-        let mut buf = vec![0u8; (end - e0.pos) as usize];
-        storage::read_exact_at(&*seg.file.get()?, &mut buf, e0.pos)?;
+        let buf = self.read_span(e0.segment, e0.pos, (end - e0.pos) as usize)?;
         Ok(Bytes::from(buf))
     }
 
@@ -700,13 +692,7 @@ impl PartitionLog {
 
     /// The records of one indexed batch.
     fn records_of(&self, e: &Entry) -> std::io::Result<Vec<kafkit_protocol::records::Record>> {
-        let seg = self
-            .segments
-            .iter()
-            .find(|s| s.base == e.segment)
-            .expect("indexed segment exists");
-        let mut buf = vec![0u8; e.len as usize];
-        storage::read_exact_at(&*seg.file.get()?, &mut buf, e.pos)?;
+        let buf = self.read_span(e.segment, e.pos, e.len as usize)?;
         batch::decode_records(&Bytes::from(buf)).map_err(std::io::Error::other)
     }
 

@@ -71,6 +71,30 @@ pub fn append_all(f: &dyn StorageFile, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Appends `data` to a file whose good bytes end at `good_len`, all or nothing: a torn tail left
+/// by an earlier failure (`*torn`) is cut first; if this append (or, with `sync`, its fsync)
+/// fails, the file is cut back to `good_len` before the error is returned — or, if even the
+/// cut fails, `*torn` is set and the cut happens before the next append. Files are
+/// `O_APPEND`: without the cut, the next write would land behind the torn bytes. The segment
+/// logs and the committed-offsets log both append through this.
+pub fn append_or_cut(
+    f: &dyn StorageFile,
+    good_len: u64,
+    data: &[u8],
+    sync: bool,
+    torn: &mut bool,
+) -> io::Result<()> {
+    if *torn {
+        f.set_len(good_len)?;
+        *torn = false;
+    }
+    let written = append_all(f, data).and_then(|()| if sync { f.sync() } else { Ok(()) });
+    if written.is_err() && f.set_len(good_len).is_err() {
+        *torn = true;
+    }
+    written
+}
+
 /// Fills `buf` from `pos`, or fails with `UnexpectedEof`.
 pub fn read_exact_at(f: &dyn StorageFile, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
     while !buf.is_empty() {

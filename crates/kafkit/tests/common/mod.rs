@@ -88,3 +88,41 @@ pub async fn within<T>(secs: u64, what: &str, f: impl std::future::Future<Output
         .await
         .unwrap_or_else(|_| panic!("timed out after {secs}s: {what}"))
 }
+
+/// A 3-broker cluster keeping its data in `dir` (start it again on the same `dir` to restart).
+pub async fn cluster_in(dir: &std::path::Path) -> Cluster {
+    init_logs();
+    Cluster::builder()
+        .brokers(3)
+        .data_dir(dir)
+        .start()
+        .await
+        .expect("cluster starts")
+}
+
+/// A connection to the leader of `topic`/`partition`.
+pub async fn leader_conn(c: &Cluster, topic: &str, partition: i32) -> kafkit::conn::Connection {
+    let leader = c
+        .control()
+        .leader(topic, partition)
+        .expect("partition exists");
+    kafkit::conn::Connection::connect(&c.addrs()[(leader - 1) as usize], conn_config())
+        .await
+        .expect("connect to the leader")
+}
+
+/// Metadata of one topic, from the first broker.
+pub async fn topic_metadata(
+    c: &Cluster,
+    topic: &str,
+) -> kafkit_protocol::messages::metadata_response::MetadataResponseTopic {
+    use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
+    let conn = kafkit::conn::Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .expect("connect");
+    let req = kafkit_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(kafkit_protocol::topic_name(topic))),
+    ]));
+    let (_, md) = conn.send(&req).await.expect("metadata");
+    md.topics.into_iter().next().expect("the topic asked for")
+}
