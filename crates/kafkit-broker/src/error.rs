@@ -19,3 +19,6 @@ pub enum BrokerError {
         source: std::io::Error,
     },
 }
+
+/// The answer to one item of a request: `Err((Kafka error code, message))`.
+pub type Outcome<T = ()> = Result<T, (i16, String)>;

@@ -22,6 +22,7 @@
 //! errors. Legacy message formats (Produce v0-v2, Fetch v0-v3) are converted to and from v2
 //! batches. Resource limits and request validation: [`limits`], docs/LIMITS.md.
 
+pub mod acl;
 pub mod capture;
 mod cluster;
 pub mod control;
@@ -31,6 +32,7 @@ mod handler;
 pub mod limits;
 pub mod log;
 pub mod replication;
+pub mod scram;
 pub mod server;
 pub mod state;
 pub mod storage;

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -289,6 +289,13 @@ pub struct ClusterState {
     /// Per-topic config overrides (AlterConfigs, IncrementalAlterConfigs), saved in
     /// `<data_dir>/topic-configs/<topic>`.
     pub topic_configs: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    /// Dynamic broker configs (AlterConfigs on BROKER resources) by resource name: a broker
+    /// id, or "" for the cluster-wide default; saved in `<data_dir>/broker-configs/<id|default>`.
+    pub broker_configs: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    /// ACLs (CreateAcls, DescribeAcls, DeleteAcls), saved in `<data_dir>/acls`.
+    pub acls: crate::acl::AclStore,
+    /// SCRAM credentials (AlterUserScramCredentials), saved in `<data_dir>/scram-credentials`.
+    pub scram: crate::scram::ScramStore,
 }
 
 /// Why a topic could not be created.
@@ -346,6 +353,15 @@ pub fn valid_topic_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
+/// `key=value` lines of a saved config file.
+fn parse_config_lines(data: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 /// Java's `String.hashCode`, used to place groups on coordinators as Kafka does.
 pub fn java_string_hash(s: &str) -> i32 {
     s.encode_utf16()
@@ -389,6 +405,12 @@ impl ClusterState {
             capture: config.capture_dir.clone().map(crate::capture::Capture::new),
             topics_unsaved: AtomicBool::new(false),
             topic_configs: Mutex::new(HashMap::new()),
+            broker_configs: Mutex::new(HashMap::new()),
+            acls: crate::acl::AclStore::open(storage.clone(), data_dir.join("acls"))?,
+            scram: crate::scram::ScramStore::open(
+                storage.clone(),
+                data_dir.join("scram-credentials"),
+            )?,
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),
@@ -412,6 +434,23 @@ impl ClusterState {
             .and_then(|s| String::from_utf8_lossy(&s).trim().parse::<i64>().ok())
             .unwrap_or(1000);
         *state.next_producer_id.lock().expect("pid lock") = next_pid;
+        // Dynamic broker configs before the topics: their logs open with the settings they give.
+        if let Ok(files) = storage.list_dir(&state.data_dir.join("broker-configs")) {
+            for path in files {
+                let name = match path.file_name().and_then(|f| f.to_str()) {
+                    Some("default") => "",
+                    Some(id) if id.parse::<i32>().is_ok() => id,
+                    _ => continue, // e.g. a temporary file a crash left behind
+                };
+                if let Ok(data) = storage.read_file(&path) {
+                    state
+                        .broker_configs
+                        .lock()
+                        .expect("configs lock")
+                        .insert(name.to_owned(), parse_config_lines(&data));
+                }
+            }
+        }
         if let Ok(list) = storage.read_file(&state.data_dir.join("topics")) {
             for line in String::from_utf8_lossy(&list).lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
@@ -428,11 +467,7 @@ impl ClusterState {
                     // Its config overrides first: the logs open with the settings they give.
                     let path = state.data_dir.join("topic-configs").join(name);
                     if let Ok(data) = storage.read_file(&path) {
-                        let map: BTreeMap<String, String> = String::from_utf8_lossy(&data)
-                            .lines()
-                            .filter_map(|l| l.split_once('='))
-                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                            .collect();
+                        let map = parse_config_lines(&data);
                         state
                             .topic_configs
                             .lock()
@@ -461,57 +496,75 @@ impl ClusterState {
             .unwrap_or_default()
     }
 
-    /// A topic's override of `key`, parsed.
-    fn topic_override<T: std::str::FromStr>(&self, topic: &str, key: &str) -> Option<T> {
-        self.topic_configs
+    /// The value of topic config `key` for `topic` on `broker`: the topic's override, else
+    /// the broker's dynamic config of that name (`log.retention.ms` for `retention.ms`...),
+    /// else the cluster-wide dynamic default; `None` means the static `ClusterConfig`.
+    fn topic_setting<T: std::str::FromStr>(
+        &self,
+        topic: &str,
+        key: &str,
+        broker: i32,
+    ) -> Option<T> {
+        let parse = |v: &String| v.trim().parse().ok();
+        let topic_value = self
+            .topic_configs
             .lock()
             .expect("configs lock")
             .get(topic)
             .and_then(|m| m.get(key))
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(parse);
+        topic_value.or_else(|| {
+            let name = crate::topic_config::broker_synonym(key)?;
+            let b = self.broker_configs.lock().expect("configs lock");
+            b.get(&broker.to_string())
+                .and_then(|m| m.get(name))
+                .or_else(|| b.get("").and_then(|m| m.get(name)))
+                .and_then(parse)
+        })
     }
 
-    /// `max.message.bytes` for a topic.
-    pub fn max_message_bytes(&self, topic: &str) -> usize {
-        self.topic_override(topic, "max.message.bytes")
+    /// `max.message.bytes` for a topic on its leader `broker`.
+    pub fn max_message_bytes(&self, topic: &str, broker: i32) -> usize {
+        self.topic_setting(topic, "max.message.bytes", broker)
             .unwrap_or(self.config.message_max_bytes)
     }
 
-    /// True if the topic's `cleanup.policy` includes `compact` (records then need keys).
-    pub fn is_compacted(&self, topic: &str) -> bool {
-        self.topic_configs
-            .lock()
-            .expect("configs lock")
-            .get(topic)
-            .and_then(|m| m.get("cleanup.policy"))
+    /// True if the topic's `cleanup.policy` on its leader `broker` includes `compact` (records
+    /// then need keys).
+    pub fn is_compacted(&self, topic: &str, broker: i32) -> bool {
+        self.topic_setting::<String>(topic, "cleanup.policy", broker)
             .is_some_and(|p| p.contains("compact"))
     }
 
-    /// `min.insync.replicas` for a topic.
-    pub fn min_insync_replicas(&self, topic: &str) -> usize {
-        self.topic_override(topic, "min.insync.replicas")
+    /// `min.insync.replicas` for a topic on its leader `broker`.
+    pub fn min_insync_replicas(&self, topic: &str, broker: i32) -> usize {
+        self.topic_setting(topic, "min.insync.replicas", broker)
             .unwrap_or(self.config.min_insync_replicas)
     }
 
-    /// The log settings of a topic: the cluster's, with its overrides of `retention.ms`,
-    /// `retention.bytes`, `segment.bytes` and `segment.ms`.
-    pub fn log_config_for(&self, topic: &str) -> crate::log::LogConfig {
+    /// The log settings of `topic`'s replica on `broker`: the cluster's, with the topic's (or
+    /// the broker's dynamic) `retention.ms`, `retention.bytes`, `segment.bytes` and
+    /// `segment.ms`.
+    pub fn log_config_for(&self, topic: &str, broker: i32) -> crate::log::LogConfig {
         let mut c = self.config.log.clone();
         let ms = |v: i64| (v >= 0).then(|| Duration::from_millis(v as u64));
-        if let Some(v) = self.topic_override::<i64>(topic, "retention.ms") {
+        if let Some(v) = self.topic_setting::<i64>(topic, "retention.ms", broker) {
             c.retention_ms = ms(v);
         }
-        if let Some(v) = self.topic_override::<i64>(topic, "retention.bytes") {
+        if let Some(v) = self.topic_setting::<i64>(topic, "retention.bytes", broker) {
             c.retention_bytes = (v >= 0).then_some(v as u64);
         }
-        if let Some(v) = self.topic_override::<u64>(topic, "segment.bytes") {
+        if let Some(v) = self.topic_setting::<u64>(topic, "segment.bytes", broker) {
             c.segment_bytes = v;
         }
-        if let Some(v) = self.topic_override::<i64>(topic, "segment.ms").and_then(ms) {
+        if let Some(v) = self
+            .topic_setting::<i64>(topic, "segment.ms", broker)
+            .and_then(ms)
+        {
             c.segment_ms = v;
         }
         // No compaction here: a policy without "delete" keeps everything (see topic_config).
-        let policy: Option<String> = self.topic_override(topic, "cleanup.policy");
+        let policy: Option<String> = self.topic_setting(topic, "cleanup.policy", broker);
         if policy.is_some_and(|p| !p.contains("delete")) {
             c.retention_ms = None;
             c.retention_bytes = None;
@@ -519,13 +572,90 @@ impl ClusterState {
         c
     }
 
+    /// A broker's dynamic config overrides ("" for the cluster-wide default).
+    pub fn broker_overrides(&self, name: &str) -> BTreeMap<String, String> {
+        self.broker_configs
+            .lock()
+            .expect("configs lock")
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces the dynamic config overrides of broker `name` (an id, or "" for the
+    /// cluster-wide default) after [`crate::topic_config::validate_broker`], saves them and
+    /// gives every log its new settings. `Err((code, message))`: INVALID_REQUEST (42) for an
+    /// unknown broker, INVALID_CONFIG (40), KAFKA_STORAGE_ERROR (56).
+    pub fn set_broker_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), (i16, String)> {
+        if !name.is_empty()
+            && name
+                .parse::<i32>()
+                .ok()
+                .and_then(|id| self.broker(id))
+                .is_none()
+        {
+            return Err((42, format!("broker {name} does not exist")));
+        }
+        for (k, v) in &configs {
+            crate::topic_config::validate_broker(k, Some(v)).map_err(|m| (40, m))?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let file = if name.is_empty() { "default" } else { name };
+        self.save_configs(&self.data_dir.join("broker-configs"), file, &configs)
+            .map_err(|e| (56, format!("saving broker configs: {e}")))?;
+        tracing::info!(target: "kafkit::broker", broker = name, ?configs, "broker configs changed");
+        self.broker_configs
+            .lock()
+            .expect("configs lock")
+            .insert(name.to_owned(), configs);
+        let topics: Vec<String> = self
+            .topics
+            .read()
+            .expect("topics lock")
+            .keys()
+            .cloned()
+            .collect();
+        for topic in topics {
+            self.apply_log_config(&topic);
+        }
+        Ok(())
+    }
+
+    /// Writes `configs` to `dir/file` (`key=value` lines; no file when empty).
+    fn save_configs(
+        &self,
+        dir: &Path,
+        file: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> std::io::Result<()> {
+        let path = dir.join(file);
+        if configs.is_empty() {
+            match self.config.storage.remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            let text: String = configs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            self.config
+                .storage
+                .create_dir_all(dir)
+                .and_then(|()| self.config.storage.write_atomic(&path, text.as_bytes()))
+        }
+    }
+
     /// Gives every replica log of `topic` its current log settings.
     fn apply_log_config(&self, topic: &str) {
-        let cfg = self.log_config_for(topic);
         if let Some(t) = self.topic(topic) {
             for p in &t.partitions {
-                for log in p.lock().logs.values_mut() {
-                    log.set_config(cfg.clone());
+                for (&broker, log) in p.lock().logs.iter_mut() {
+                    log.set_config(self.log_config_for(topic, broker));
                 }
             }
         }
@@ -549,21 +679,8 @@ impl ClusterState {
         if validate_only {
             return Ok(());
         }
-        let dir = self.data_dir.join("topic-configs");
-        let path = dir.join(topic);
-        let saved = if configs.is_empty() {
-            match self.config.storage.remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
-        } else {
-            let text: String = configs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-            self.config
-                .storage
-                .create_dir_all(&dir)
-                .and_then(|()| self.config.storage.write_atomic(&path, text.as_bytes()))
-        };
-        saved.map_err(|e| (56, format!("saving topic configs: {e}")))?;
+        self.save_configs(&self.data_dir.join("topic-configs"), topic, &configs)
+            .map_err(|e| (56, format!("saving topic configs: {e}")))?;
         tracing::info!(target: "kafkit::broker", topic, ?configs, "topic configs changed");
         self.topic_configs
             .lock()
@@ -693,7 +810,7 @@ impl ClusterState {
                     r,
                     PartitionLog::open_shared(
                         &self.partition_dir(r, name, p),
-                        self.log_config_for(name),
+                        self.log_config_for(name, r),
                         &self.files,
                     )?,
                 );

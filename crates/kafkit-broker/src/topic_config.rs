@@ -97,9 +97,97 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// Dynamic broker configs that are the broker-wide default of a topic config (Kafka's
+/// synonyms): a topic without an override of its own uses the value set for the broker that
+/// holds the replica (or leads the partition), else the cluster-wide default, else the
+/// cluster's static setting. These are applied wherever the topic config is.
+const BROKER_SYNONYMS: &[(&str, &str)] = &[
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("compression.type", "compression.type"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.preallocate", "preallocate"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
+];
+
+/// Dynamic broker configs Kafka accepts that have no counterpart in the embedded cluster
+/// (its threads are tokio's; its listeners are PLAINTEXT): recorded and described, no effect.
+const BROKER_NO_COUNTERPART: &[&str] = &[
+    "background.threads",
+    "num.io.threads",
+    "num.network.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "log.cleaner.threads",
+];
+
+/// The dynamic broker config that is the default of topic config `topic_name`.
+pub fn broker_synonym(topic_name: &str) -> Option<&'static str> {
+    BROKER_SYNONYMS
+        .iter()
+        .find(|(_, t)| *t == topic_name)
+        .map(|(b, _)| *b)
+}
+
+/// The topic config a dynamic broker config is the default of.
+pub fn topic_synonym(broker_name: &str) -> Option<&'static str> {
+    BROKER_SYNONYMS
+        .iter()
+        .find(|(b, _)| *b == broker_name)
+        .map(|(_, t)| *t)
+}
+
+/// Checks one dynamic broker config (AlterConfigs on a BROKER resource): `Err` carries the
+/// message for INVALID_CONFIG. Security settings (`ssl.*`, `sasl.*`, `listener.name.*`) are
+/// accepted as Kafka does and recorded; the listeners they would configure do not exist yet.
+pub fn validate_broker(name: &str, value: Option<&str>) -> Result<(), String> {
+    if let Some(topic_name) = topic_synonym(name) {
+        return validate(topic_name, value).map_err(|e| e.replace(topic_name, name));
+    }
+    if BROKER_NO_COUNTERPART.contains(&name) {
+        return match value {
+            Some(v) if v.trim().parse::<i64>().map_or(true, |n| n < 1) => {
+                Err(format!("Invalid value {v} for configuration {name}"))
+            }
+            _ => Ok(()),
+        };
+    }
+    if ["ssl.", "sasl.", "listener.name."]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "{name} is not a dynamic broker config of kafkit's embedded cluster (the others are \
+         set when it starts: ClusterConfig)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::validate;
+    use super::{validate, validate_broker};
+
+    #[test]
+    fn broker_configs_are_checked() {
+        assert!(validate_broker("log.cleanup.policy", Some("compact")).is_ok());
+        assert!(validate_broker("log.cleanup.policy", Some("forever")).is_err());
+        assert!(validate_broker("background.threads", Some("9")).is_ok());
+        assert!(validate_broker("background.threads", Some("0")).is_err());
+        assert!(validate_broker("sasl.kerberos.min.time.before.relogin", Some("1")).is_ok());
+        let e = validate_broker("log.dirs", Some("/x")).unwrap_err();
+        assert!(e.contains("log.dirs"), "{e}");
+    }
 
     #[test]
     fn names_and_values_are_checked() {

@@ -768,9 +768,14 @@ async fn topic_configs_can_be_altered_and_are_applied() {
         ("retention.ms".into(), "3600000".into(), 1),
     ];
     assert_eq!(described(&conn).await, want);
-    // Broker configs are fixed.
+    // Static broker configs cannot be changed; unknown brokers do not exist.
     let (_, r) = conn
-        .send(&replace(4, "1", &[("min.insync.replicas", "2")]))
+        .send(&replace(4, "1", &[("log.dirs", "/elsewhere")]))
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].error_code, 40);
+    let (_, r) = conn
+        .send(&replace(4, "99", &[("min.insync.replicas", "2")]))
         .await
         .unwrap();
     assert_eq!(r.responses[0].error_code, 42);
@@ -905,5 +910,390 @@ async fn compacted_topics_refuse_records_without_keys() {
         .await
         .unwrap();
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    c.shutdown().await;
+}
+
+/// CreateAcls, DescribeAcls and DeleteAcls with Kafka's rules: bad bindings refused one by
+/// one (INVALID_REQUEST), LITERAL/PREFIXED/MATCH filters, ACLs kept across a restart.
+#[tokio::test]
+async fn acls_are_created_described_and_deleted() {
+    use kafkit_protocol::messages::create_acls_request::AclCreation;
+    use kafkit_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafkit_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
+    use kafkit_protocol::str_bytes;
+
+    const TOPIC: i8 = 2;
+    const GROUP: i8 = 3;
+    const ANY: i8 = 1;
+    const MATCH: i8 = 2;
+    const LITERAL: i8 = 3;
+    const PREFIXED: i8 = 4;
+    const READ: i8 = 3;
+    const WRITE: i8 = 4;
+    const ALLOW: i8 = 3;
+    let create = |rt: i8, name: &str, pt: i8, principal: &str, op: i8| {
+        AclCreation::default()
+            .with_resource_type(rt)
+            .with_resource_name(str_bytes(name))
+            .with_resource_pattern_type(pt)
+            .with_principal(str_bytes(principal))
+            .with_host(str_bytes("*"))
+            .with_operation(op)
+            .with_permission_type(ALLOW)
+    };
+    async fn describe(conn: &Connection, rt: i8, name: Option<&str>, pt: i8) -> Vec<String> {
+        let req = DescribeAclsRequest::default()
+            .with_resource_type_filter(rt)
+            .with_resource_name_filter(name.map(kafkit_protocol::str_bytes))
+            .with_pattern_type_filter(pt)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1);
+        let (_, resp) = conn.send(&req).await.unwrap();
+        assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+        resp.resources
+            .iter()
+            .flat_map(|r| {
+                r.acls.iter().map(move |a| {
+                    format!(
+                        "{}:{}:{} {} {}",
+                        r.resource_type, r.pattern_type, r.resource_name, a.principal, a.operation
+                    )
+                })
+            })
+            .collect()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster_in(dir.path()).await;
+    let conn = Connection::connect(&c.addrs()[1], conn_config())
+        .await
+        .unwrap();
+    let (_, resp) = conn
+        .send(&CreateAclsRequest::default().with_creations(vec![
+            create(TOPIC, "orders", LITERAL, "User:alice", READ),
+            create(TOPIC, "ord", PREFIXED, "User:bob", WRITE),
+            create(GROUP, "g", LITERAL, "User:alice", READ),
+            create(TOPIC, "x", MATCH, "User:alice", READ),
+            create(TOPIC, "x", LITERAL, "alice", READ),
+        ]))
+        .await
+        .unwrap();
+    let codes: Vec<i16> = resp.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![0, 0, 0, 42, 42]);
+    assert!(resp.results[4]
+        .error_message
+        .as_ref()
+        .unwrap()
+        .contains("principal"));
+
+    assert_eq!(
+        describe(&conn, TOPIC, Some("orders"), MATCH).await,
+        vec!["2:4:ord User:bob 4", "2:3:orders User:alice 3"]
+    );
+    assert_eq!(describe(&conn, ANY, None, ANY).await.len(), 3, "everything");
+    assert_eq!(
+        describe(&conn, TOPIC, Some("ord"), PREFIXED).await,
+        vec!["2:4:ord User:bob 4"]
+    );
+    let (_, bad) = conn
+        .send(&DescribeAclsRequest::default().with_resource_type_filter(0))
+        .await
+        .unwrap();
+    assert_eq!(bad.error_code, 42, "an UNKNOWN filter is refused");
+
+    c.shutdown().await;
+    let c = cluster_in(dir.path()).await;
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    assert_eq!(describe(&conn, ANY, None, ANY).await.len(), 3, "restart");
+    let (_, resp) = conn
+        .send(&DeleteAclsRequest::default().with_filters(vec![
+            DeleteAclsFilter::default()
+                .with_resource_type_filter(TOPIC)
+                .with_resource_name_filter(Some(str_bytes("orders")))
+                .with_pattern_type_filter(MATCH)
+                .with_principal_filter(Some(str_bytes("User:alice")))
+                .with_host_filter(None)
+                .with_operation(ANY)
+                .with_permission_type(ANY),
+            DeleteAclsFilter::default().with_resource_type_filter(0),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(resp.filter_results[0].error_code, 0);
+    assert_eq!(resp.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(
+        &*resp.filter_results[0].matching_acls[0].resource_name,
+        "orders"
+    );
+    assert_eq!(resp.filter_results[1].error_code, 42);
+    assert_eq!(
+        describe(&conn, ANY, None, ANY).await,
+        vec!["2:4:ord User:bob 4", "3:3:g User:alice 3"]
+    );
+    c.shutdown().await;
+}
+
+/// Dynamic broker configs (AlterConfigs on BROKER resources): the cluster-wide default and a
+/// per-broker value of a topic setting apply to topics without their own override, show in
+/// DescribeConfigs with Kafka's names and sources, and are kept across a restart.
+#[tokio::test]
+async fn dynamic_broker_configs_apply_to_topics_without_overrides() {
+    use kafkit_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafkit_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafkit_protocol::messages::{DescribeConfigsRequest, IncrementalAlterConfigsRequest};
+    use kafkit_protocol::str_bytes;
+
+    let set = |broker: &str, name: &str, op: i8, value: &str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(str_bytes(broker))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(str_bytes(name))
+                    .with_config_operation(op)
+                    .with_value(Some(str_bytes(value)))]),
+        ])
+    };
+    async fn described(conn: &Connection, rt: i8, name: &str, key: &str) -> (String, i8) {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(rt)
+                .with_resource_name(kafkit_protocol::str_bytes(name))
+                .with_configuration_keys(None),
+        ]);
+        let (_, resp) = conn.send(&req).await.unwrap();
+        let c = resp.results[0]
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == key)
+            .unwrap_or_else(|| panic!("{key} not described for {name}"));
+        (c.value.as_ref().unwrap().to_string(), c.config_source)
+    }
+    let record = |n: usize| {
+        kafkit_protocol::batch::encode_records(
+            &[kafkit_protocol::batch::new_record(
+                0,
+                1,
+                None,
+                Some(bytes::Bytes::from(vec![b'x'; n])),
+            )],
+            kafkit_protocol::records::Compression::None,
+        )
+        .unwrap()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster_in(dir.path()).await;
+    c.create_topic_with("plain", 1, 3).unwrap();
+    c.create_topic_with("own", 1, 3).unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let code =
+        |r: &kafkit_protocol::messages::IncrementalAlterConfigsResponse| r.responses[0].error_code;
+    let (_, r) = conn
+        .send(&set("", "message.max.bytes", 0, "500"))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    let (_, r) = conn
+        .send(&set("", "message.max.bytes", 0, "small"))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 40, "a bad value");
+    let topic_own = kafkit_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(str_bytes("own"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(str_bytes("max.message.bytes"))
+            .with_config_operation(0)
+            .with_value(Some(str_bytes("100000")))]);
+    let (_, r) = conn
+        .send(&IncrementalAlterConfigsRequest::default().with_resources(vec![topic_own]))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    for (topic, want) in [("plain", 10), ("own", 0)] {
+        let lconn = leader_conn(&c, topic, 0).await;
+        let (_, resp) = lconn
+            .send(&produce_request(topic, -1, record(800)))
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code, want,
+            "{topic}"
+        );
+    }
+    assert_eq!(
+        described(&conn, 2, "plain", "max.message.bytes").await,
+        ("500".into(), 3)
+    );
+    assert_eq!(
+        described(&conn, 4, "1", "message.max.bytes").await,
+        ("500".into(), 3)
+    );
+    // A per-broker value beats the default: the leader's counts.
+    let leader = c.partitions("plain").unwrap()[0].0;
+    let (_, r) = conn
+        .send(&set(
+            &leader.to_string(),
+            "log.cleanup.policy",
+            2,
+            "compact",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    assert_eq!(
+        described(&conn, 4, &leader.to_string(), "log.cleanup.policy").await,
+        ("delete,compact".into(), 2)
+    );
+    let lconn = leader_conn(&c, "plain", 0).await;
+    let (_, resp) = lconn
+        .send(&produce_request("plain", -1, record(10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 87,
+        "compacted by the broker default: keyless records are INVALID_RECORD"
+    );
+
+    c.shutdown().await;
+    let c = cluster_in(dir.path()).await;
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    assert_eq!(
+        described(&conn, 4, "", "message.max.bytes").await,
+        ("500".into(), 3),
+        "kept across a restart"
+    );
+    let (_, r) = conn
+        .send(&set(&leader.to_string(), "log.cleanup.policy", 1, ""))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    let (_, r) = conn
+        .send(&set("", "message.max.bytes", 1, ""))
+        .await
+        .unwrap();
+    assert_eq!(code(&r), 0);
+    let lconn = leader_conn(&c, "plain", 0).await;
+    let (_, resp) = lconn
+        .send(&produce_request("plain", -1, record(800)))
+        .await
+        .unwrap();
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    c.shutdown().await;
+}
+
+/// AlterUserScramCredentials and DescribeUserScramCredentials (KIP-554): upserts and deletes
+/// with Kafka's per-user errors, iteration counts described (never the keys), kept across a
+/// restart.
+#[tokio::test]
+async fn scram_credentials_are_altered_and_described() {
+    use kafkit_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use kafkit_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafkit_protocol::messages::{
+        AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    };
+    use kafkit_protocol::str_bytes;
+
+    let upsert = |user: &str, mechanism: i8, iterations: i32| {
+        ScramCredentialUpsertion::default()
+            .with_name(str_bytes(user))
+            .with_mechanism(mechanism)
+            .with_iterations(iterations)
+            .with_salt(bytes::Bytes::from_static(b"0123456789abcdef"))
+            .with_salted_password(bytes::Bytes::from(vec![7u8; 32]))
+    };
+    async fn describe(
+        conn: &Connection,
+        users: Option<&[&str]>,
+    ) -> Vec<(String, i16, Vec<(i8, i32)>)> {
+        let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
+            u.iter()
+                .map(|n| UserName::default().with_name(kafkit_protocol::str_bytes(n)))
+                .collect()
+        }));
+        let (_, resp) = conn.send(&req).await.unwrap();
+        resp.results
+            .iter()
+            .map(|r| {
+                (
+                    r.user.to_string(),
+                    r.error_code,
+                    r.credential_infos
+                        .iter()
+                        .map(|c| (c.mechanism, c.iterations))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster_in(dir.path()).await;
+    let conn = Connection::connect(&c.addrs()[2], conn_config())
+        .await
+        .unwrap();
+    assert_eq!(
+        describe(&conn, Some(&["alice"])).await,
+        vec![("alice".into(), 91, vec![])],
+        "RESOURCE_NOT_FOUND"
+    );
+    let (_, resp) = conn
+        .send(
+            &AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                upsert("alice", 1, 10000),
+                upsert("bob", 1, 1000),
+                upsert("carol", 3, 8192),
+            ]),
+        )
+        .await
+        .unwrap();
+    let codes: Vec<i16> = resp.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![0, 93, 33]);
+    let (_, resp) = conn
+        .send(
+            &AlterUserScramCredentialsRequest::default()
+                .with_upsertions(vec![upsert("alice", 2, 4096)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.results[0].error_code, 0);
+    c.shutdown().await;
+
+    let c = cluster_in(dir.path()).await;
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    assert_eq!(
+        describe(&conn, None).await,
+        vec![("alice".into(), 0, vec![(1, 10000), (2, 4096)])]
+    );
+    let (_, resp) = conn
+        .send(
+            &AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                ScramCredentialDeletion::default()
+                    .with_name(str_bytes("alice"))
+                    .with_mechanism(1),
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.results[0].error_code, 0);
+    assert_eq!(
+        describe(&conn, Some(&["alice"])).await,
+        vec![("alice".into(), 0, vec![(2, 4096)])]
+    );
     c.shutdown().await;
 }

@@ -3,8 +3,10 @@
 //! (IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT for list configs), checked as
 //! CreateTopics checks them (INVALID_CONFIG for an unknown name or a bad value, and then
 //! nothing changes), saved, shown by DescribeConfigs, and applied where the cluster implements
-//! them (see `topic_config`). Broker configs are fixed when the cluster starts: changing
-//! one is INVALID_REQUEST with a message saying so.
+//! them (see `topic_config`). BROKER resources (a broker id, or "" for the cluster-wide
+//! default) take Kafka's dynamic broker configs that have a meaning here: the topic-config
+//! defaults (`log.retention.ms`, `log.cleanup.policy`, `message.max.bytes`...), applied to
+//! topics without an override of their own; see `topic_config::validate_broker`.
 
 use std::collections::BTreeMap;
 
@@ -45,11 +47,10 @@ fn alter(
             let next = change(ctx.cluster.topic_overrides(name))?;
             ctx.cluster.set_topic_configs(name, next, validate_only)
         }
-        BROKER => Err((
-            err::INVALID_REQUEST,
-            "broker configs of kafkit's embedded cluster are set when it starts (ClusterConfig)"
-                .into(),
-        )),
+        BROKER => {
+            let next = change(ctx.cluster.broker_overrides(name))?;
+            ctx.cluster.set_broker_configs(name, next, validate_only)
+        }
         other => Err((
             err::INVALID_REQUEST,
             format!("resource type {other} has no configs here"),
@@ -99,6 +100,7 @@ fn is_list(name: &str) -> bool {
     matches!(
         name,
         "cleanup.policy"
+            | "log.cleanup.policy"
             | "leader.replication.throttled.replicas"
             | "follower.replication.throttled.replicas"
     )
@@ -145,7 +147,7 @@ pub fn handle_incremental(
                                     return Err(bad("APPEND and SUBTRACT need a list config"));
                                 }
                                 let v = value.ok_or_else(|| bad("needs a value"))?;
-                                let default = if name == "cleanup.policy" {
+                                let default = if name.ends_with("cleanup.policy") {
                                     "delete"
                                 } else {
                                     ""

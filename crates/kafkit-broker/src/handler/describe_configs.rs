@@ -1,7 +1,9 @@
 //! DescribeConfigs (key 32) v1-v4: the settings a topic or broker actually runs with (the ones
-//! this cluster implements), and a topic's overrides (set by CreateTopics, AlterConfigs or
-//! IncrementalAlterConfigs) with source TOPIC_CONFIG. Broker configs are read-only. Not
-//! implemented: synonyms, documentation.
+//! this cluster implements), a topic's overrides (set by CreateTopics, AlterConfigs or
+//! IncrementalAlterConfigs) with source TOPIC_CONFIG, and dynamic broker configs with source
+//! DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG (a topic shows the cluster-wide
+//! default of a setting it does not override). Brokers name the log settings as Kafka does
+//! (`log.retention.ms` for `retention.ms`). Not implemented: the synonyms list, documentation.
 
 use kafkit_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -17,6 +19,10 @@ const BROKER: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 /// Config source TOPIC_CONFIG (an override).
 const TOPIC_CONFIG: i8 = 1;
+/// Config source DYNAMIC_BROKER_CONFIG (set for one broker).
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+/// Config source DYNAMIC_DEFAULT_BROKER_CONFIG (set for every broker).
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 
 fn ms(d: Option<std::time::Duration>) -> String {
     d.map_or("-1".to_owned(), |d| d.as_millis().to_string())
@@ -91,18 +97,50 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest, _version: i16) -> Describe
                 out.error_message = Some(str_bytes("unknown resource"));
                 return out;
             }
-            let overrides = if r.resource_type == TOPIC {
-                ctx.cluster.topic_overrides(&r.resource_name)
-            } else {
-                Default::default()
+            // Lowest precedence first; a later layer replaces an earlier one's value.
+            let mut layers: Vec<(i8, std::collections::BTreeMap<String, String>)> = Vec::new();
+            let broker_named = |(k, v): (&str, String)| {
+                let k = crate::topic_config::broker_synonym(k).unwrap_or(k);
+                (k.to_owned(), v)
             };
-            let mut all: Vec<(String, String, i8)> = settings(ctx, r.resource_type)
-                .into_iter()
-                .filter(|(k, _)| !overrides.contains_key(*k))
-                .map(|(k, v)| (k.to_owned(), v, DEFAULT_CONFIG))
-                .collect();
-            all.extend(overrides.into_iter().map(|(k, v)| (k, v, TOPIC_CONFIG)));
-            all.sort();
+            let defaults = ctx.cluster.broker_overrides("");
+            match r.resource_type {
+                TOPIC => {
+                    let d = settings(ctx, TOPIC);
+                    layers.push((
+                        DEFAULT_CONFIG,
+                        d.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    ));
+                    let inherited = defaults
+                        .into_iter()
+                        .filter_map(|(k, v)| {
+                            Some((crate::topic_config::topic_synonym(&k)?.to_owned(), v))
+                        })
+                        .collect();
+                    layers.push((DYNAMIC_DEFAULT_BROKER_CONFIG, inherited));
+                    layers.push((TOPIC_CONFIG, ctx.cluster.topic_overrides(&r.resource_name)));
+                }
+                _ if r.resource_name.is_empty() => {
+                    layers.push((DYNAMIC_DEFAULT_BROKER_CONFIG, defaults));
+                }
+                _ => {
+                    let d = settings(ctx, BROKER);
+                    layers.push((DEFAULT_CONFIG, d.into_iter().map(broker_named).collect()));
+                    layers.push((DYNAMIC_DEFAULT_BROKER_CONFIG, defaults));
+                    layers.push((
+                        DYNAMIC_BROKER_CONFIG,
+                        ctx.cluster.broker_overrides(&r.resource_name),
+                    ));
+                }
+            }
+            let mut merged: std::collections::BTreeMap<String, (String, i8)> = Default::default();
+            for (source, layer) in layers {
+                for (k, v) in layer {
+                    merged.insert(k, (v, source));
+                }
+            }
+            let all: Vec<(String, String, i8)> =
+                merged.into_iter().map(|(k, (v, s))| (k, v, s)).collect();
             out.configs = all
                 .into_iter()
                 .filter(|(k, _, _)| {
@@ -114,7 +152,10 @@ pub fn handle(ctx: &Ctx, req: DescribeConfigsRequest, _version: i16) -> Describe
                     DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(&k))
                         .with_value(Some(str_bytes(&v)))
-                        .with_read_only(r.resource_type != TOPIC)
+                        .with_read_only(
+                            r.resource_type != TOPIC
+                                && crate::topic_config::validate_broker(&k, None).is_err(),
+                        )
                         .with_config_source(source)
                 })
                 .collect();

@@ -80,7 +80,7 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
                 // The converted batch is ours (one valid v2 batch; the fuzz target
                 // `legacy_message_set` checks that); only its size is left to check.
                 let batch = to_batch(ctx, set).await.and_then(|batch| {
-                    if batch.len() > ctx.cluster.max_message_bytes(topic) {
+                    if batch.len() > ctx.cluster.max_message_bytes(topic, ctx.broker_id) {
                         Err(err::MESSAGE_TOO_LARGE)
                     } else {
                         Ok(batch)

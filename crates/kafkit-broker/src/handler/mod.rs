@@ -1,6 +1,7 @@
 //! One file per Kafka API. Each handler takes the decoded request and returns the response; the
 //! connection loop in `server.rs` does framing and version checks.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -27,6 +28,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod scram_credentials;
 mod sync_group;
 
 use std::sync::Arc;
@@ -85,6 +87,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The range served for a raw api key.
@@ -200,6 +207,17 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r, v))
         }
         // The server checks `SUPPORTED` before decoding, so other kinds never get here.
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(acls::handle_describe(ctx, r, v))
+        }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::handle_create(ctx, r, v)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::handle_delete(ctx, r, v)),
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            scram_credentials::handle_describe(ctx, r, v),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram_credentials::handle_alter(ctx, r, v))
+        }
         _ => return None,
     })
 }

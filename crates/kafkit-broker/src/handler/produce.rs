@@ -76,7 +76,7 @@ pub(super) fn append(
     if inner.leader != ctx.broker_id {
         return Appended::error(err::NOT_LEADER_OR_FOLLOWER);
     }
-    let min_isr = ctx.cluster.min_insync_replicas(topic);
+    let min_isr = ctx.cluster.min_insync_replicas(topic, ctx.broker_id);
     if acks == -1 && inner.isr.len() < min_isr {
         return Appended::error(err::NOT_ENOUGH_REPLICAS);
     }
@@ -145,7 +145,7 @@ async fn check_records(ctx: &Ctx, topic: &str, records: Option<&Bytes>) -> Resul
         // record batch per partition".
         _ => return Err(err::INVALID_RECORD),
     }
-    if data.len() > ctx.cluster.max_message_bytes(topic) {
+    if data.len() > ctx.cluster.max_message_bytes(topic, ctx.broker_id) {
         return Err(err::MESSAGE_TOO_LARGE);
     }
     let cap = ctx.cluster.config.max_decompressed_batch_bytes;
@@ -173,7 +173,7 @@ async fn keyless_records(ctx: &Ctx, topic: &str, records: Option<&Bytes>) -> Vec
     let Some(data) = records else {
         return Vec::new();
     };
-    if !ctx.cluster.is_compacted(topic) {
+    if !ctx.cluster.is_compacted(topic, ctx.broker_id) {
         return Vec::new();
     }
     let cap = ctx.cluster.config.max_decompressed_batch_bytes;

@@ -58,6 +58,8 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
         Ok(ApiKey::IncrementalAlterConfigs) => (0, 1),
         Ok(ApiKey::DescribeCluster) => (0, 1),
         Ok(ApiKey::OffsetForLeaderEpoch) => (2, 4),
+        Ok(ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls) => (1, 3),
+        Ok(ApiKey::DescribeUserScramCredentials | ApiKey::AlterUserScramCredentials) => (0, 0),
         _ => (0, -1),
     }
 }
