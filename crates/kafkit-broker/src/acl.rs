@@ -64,6 +64,10 @@ pub mod permission {
     pub const ALLOW: i8 = 3;
 }
 
+/// At most this many ACLs (Kafka has no limit; a peer must not grow the file and the memory
+/// without one): more is POLICY_VIOLATION (44).
+pub const MAX_ACLS: usize = 100_000;
+
 /// INVALID_REQUEST
 const INVALID_REQUEST: i16 = 42;
 /// KAFKA_STORAGE_ERROR
@@ -302,9 +306,13 @@ impl AclStore {
         let mut results: Vec<_> = new.iter().map(Acl::validate).collect();
         let mut acls = self.acls.lock().expect("acl lock");
         let mut next = acls.clone();
-        for (acl, r) in new.into_iter().zip(&results) {
+        for (acl, r) in new.into_iter().zip(results.iter_mut()) {
             if r.is_ok() {
-                next.insert(acl);
+                if next.len() >= MAX_ACLS && !next.contains(&acl) {
+                    *r = Err((44, format!("the cluster holds {MAX_ACLS} ACLs, its limit")));
+                } else {
+                    next.insert(acl);
+                }
             }
         }
         if next.len() != acls.len() {

@@ -119,6 +119,9 @@ impl Credential {
     }
 }
 
+/// At most this many (user, mechanism) credentials: more is POLICY_VIOLATION (44).
+pub const MAX_CREDENTIALS: usize = 100_000;
+
 /// RESOURCE_NOT_FOUND
 const RESOURCE_NOT_FOUND: i16 = 91;
 /// DUPLICATE_RESOURCE
@@ -413,6 +416,12 @@ fn apply(creds: &mut BTreeMap<Key, Credential>, change: &Alteration) -> Outcome 
             }
             if salt.is_empty() || salted_password.is_empty() {
                 return bad("salt and salted password must not be empty".into());
+            }
+            if creds.len() >= MAX_CREDENTIALS && !creds.contains_key(&(user.clone(), m)) {
+                return Err((
+                    44,
+                    format!("the cluster holds {MAX_CREDENTIALS} SCRAM credentials, its limit"),
+                ));
             }
             creds.insert(
                 (user.clone(), m),

@@ -29,6 +29,11 @@ pub struct ClusterArgs {
     /// Replication factor of auto-created topics (default: 3, or fewer brokers).
     #[arg(long)]
     pub replication_factor: Option<i16>,
+    /// How long a new consumer group waits for more members before its first rebalance
+    /// completes (Kafka's `group.initial.rebalance.delay.ms`; Kafka's default is 3000, this
+    /// cluster's 0 so tests form groups at once).
+    #[arg(long, default_value_t = 0)]
+    pub group_initial_rebalance_delay_ms: u64,
     /// When logs reach the disk: "interval:1s" (the default: fsync every second), "every-write"
     /// (fsync before acknowledging), "never" (leave it to the OS).
     #[arg(long, default_value = "interval:1s", value_parser = parse_sync)]
@@ -58,7 +63,10 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         .port_base(a.port_base)
         .data_dir(&dir)
         .default_partitions(a.partitions)
-        .auto_create_topics(a.auto_create_topics);
+        .auto_create_topics(a.auto_create_topics)
+        .group_initial_rebalance_delay(std::time::Duration::from_millis(
+            a.group_initial_rebalance_delay_ms,
+        ));
     builder = builder.log_config(kafkit_broker::log::LogConfig {
         sync: a.sync,
         ..Default::default()
