@@ -609,3 +609,63 @@ async fn cluster_without_topic_auto_creation() {
         .contains(&"made".to_string()));
     child.kill().await.unwrap();
 }
+
+/// `consume -G` commits what it printed within about a second, also when nothing new
+/// arrives after a burst (it used to commit only when the next record came), so a group
+/// describe shows no false lag and a rebalance re-delivers nothing already printed.
+#[tokio::test]
+async fn consume_in_a_group_commits_a_burst_without_waiting_for_more() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(1)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("burst", 2).unwrap();
+    let b = c.bootstrap();
+    let mut child = kafkit()
+        .args([
+            "consume",
+            "-b",
+            &b,
+            "-t",
+            "burst",
+            "-G",
+            "g",
+            "-o",
+            "beginning",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let w = kafkit::Writer::new(kafkit::WriterConfig {
+        brokers: vec![b.clone()],
+        topic: "burst".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let msgs: Vec<kafkit::Message> = (0..200)
+        .map(|i| kafkit::Message::new(format!("k{i}"), format!("v{i}")))
+        .collect();
+    w.write_messages(msgs).await.unwrap();
+    let admin = kafkit::Admin::new(vec![b.clone()]).unwrap();
+    let start = Instant::now();
+    let committed = loop {
+        let total: i64 = admin
+            .group_offsets("g", Some("burst"))
+            .await
+            .map(|o| o.iter().map(|x| x.committed.max(0)).sum())
+            .unwrap_or(0);
+        if total == 200 || start.elapsed() > Duration::from_secs(20) {
+            break total;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        committed, 200,
+        "the burst is committed while the consumer idles"
+    );
+    c.shutdown().await;
+}

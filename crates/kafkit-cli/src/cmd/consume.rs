@@ -209,6 +209,9 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             start_offset,
             heartbeat_interval: Duration::from_secs(1),
             session_timeout: Duration::from_secs(10),
+            // Printed records are marked (below); the reader commits marks every second, before
+            // a rebalance takes their partitions away, and on close.
+            commit_interval: Duration::from_secs(1),
             ..base
         })?;
         readers.push(std::sync::Arc::new(r));
@@ -266,9 +269,6 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
-    // Printed but not yet committed (group mode): committed every second and at the end.
-    let mut to_commit: BTreeMap<i32, Message> = BTreeMap::new();
-    let mut last_commit = std::time::Instant::now();
     let done = |positions: &BTreeMap<i32, i64>, readers: &[std::sync::Arc<Reader>]| {
         if a.group.is_some() {
             let r = &readers[0];
@@ -282,6 +282,8 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         }
         positions.iter().all(|(p, pos)| *pos >= ends[p])
     };
+    // Printed but not yet flushed (group mode); marked once they reach stdout.
+    let mut pending: Vec<Message> = Vec::new();
     let result: anyhow::Result<()> = async {
         loop {
             if a.count.is_some_and(|c| printed >= c) {
@@ -312,31 +314,26 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             }
             printed += 1;
             if a.group.is_some() {
-                to_commit.insert(m.partition, m);
-            }
-            if rx.is_empty() {
-                out.flush()?;
-            }
-            if !to_commit.is_empty() && last_commit.elapsed() >= Duration::from_secs(1) {
-                out.flush()?;
-                let msgs: Vec<Message> = std::mem::take(&mut to_commit).into_values().collect();
-                if let Err(e) = readers[0].commit_messages(&msgs).await {
-                    tracing::warn!(target: "kafkit::reader", error = %e, "commit failed; will retry");
-                    for m in msgs {
-                        to_commit.entry(m.partition).or_insert(m);
+                // Printed: flushed before it counts as processed, then marked for commit.
+                pending.push(m);
+                if rx.is_empty() || pending.len() >= 1024 {
+                    out.flush()?;
+                    for m in pending.drain(..) {
+                        readers[0].mark(&m);
                     }
                 }
-                last_commit = std::time::Instant::now();
+            } else if rx.is_empty() {
+                out.flush()?;
             }
         }
         out.flush()?;
         Ok(())
     }
     .await;
-    if !to_commit.is_empty() {
-        let msgs: Vec<Message> = to_commit.into_values().collect();
-        if let Err(e) = readers[0].commit_messages(&msgs).await {
-            eprintln!("warning: committing consumed offsets failed: {e}");
+    if result.is_ok() {
+        // Flushed by the loop's end: what was printed is processed; close commits the marks.
+        for m in pending.drain(..) {
+            readers[0].mark(&m);
         }
     }
     for r in &readers {

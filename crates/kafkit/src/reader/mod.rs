@@ -293,7 +293,11 @@ impl Reader {
         })
     }
 
-    fn mark(&self, m: &Message) {
+    /// Marks a message processed without committing now: its offset + 1 is committed by the
+    /// next periodic commit (`commit_interval`), before its partition is revoked in a
+    /// rebalance, by [`commit_messages`](Self::commit_messages), or on [`close`](Self::close)
+    /// (librdkafka's `offsets_store`, franz-go's `MarkCommitRecords`). Marks only move forward.
+    pub fn mark(&self, m: &Message) {
         let Some(t) = self.shared.topic_index(&m.topic) else {
             return; // not a message of this reader
         };
