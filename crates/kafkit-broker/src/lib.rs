@@ -27,6 +27,7 @@ pub mod capture;
 mod cluster;
 pub mod control;
 mod error;
+pub mod fetch_session;
 pub mod group;
 mod handler;
 pub mod limits;

@@ -33,6 +33,10 @@ pub struct ClusterConfig {
     /// Wait for more members when a group forms (Kafka's `group.initial.rebalance.delay.ms`;
     /// default 0 here, 3 s in Kafka).
     pub group_initial_rebalance_delay: Duration,
+    /// Incremental fetch sessions (KIP-227) each broker keeps (Kafka's
+    /// `max.incremental.fetch.session.cache.slots`; default 1,000). Beyond it, the least
+    /// recently used session idle for 2 minutes is evicted, or the fetch is served without one.
+    pub max_fetch_sessions: usize,
     /// Most connections served at once per broker (Kafka's `max.connections`; default 1024).
     /// Connections beyond it are accepted and closed at once, with a log line.
     pub max_connections: usize,
@@ -96,6 +100,7 @@ impl Default for ClusterConfig {
             message_max_bytes: 1024 * 1024 + 12,
             max_frame_bytes: kafkit_protocol::frame::DEFAULT_MAX_FRAME,
             group_initial_rebalance_delay: Duration::ZERO,
+            max_fetch_sessions: 1000,
             max_connections: 1024,
             max_connections_per_ip: usize::MAX,
             default_replication_factor: None,
@@ -296,6 +301,8 @@ pub struct ClusterState {
     pub acls: crate::acl::AclStore,
     /// SCRAM credentials (AlterUserScramCredentials), saved in `<data_dir>/scram-credentials`.
     pub scram: crate::scram::ScramStore,
+    /// Incremental fetch sessions (KIP-227) of each broker, by broker id.
+    pub fetch_sessions: HashMap<i32, Mutex<crate::fetch_session::SessionCache>>,
 }
 
 /// Why a topic could not be created.
@@ -407,6 +414,16 @@ impl ClusterState {
             topic_configs: Mutex::new(HashMap::new()),
             broker_configs: Mutex::new(HashMap::new()),
             acls: crate::acl::AclStore::open(storage.clone(), data_dir.join("acls"))?,
+            fetch_sessions: brokers
+                .iter()
+                .map(|b| {
+                    let cache = crate::fetch_session::SessionCache::new(
+                        config.max_fetch_sessions,
+                        Duration::from_secs(120),
+                    );
+                    (b.id, Mutex::new(cache))
+                })
+                .collect(),
             scram: crate::scram::ScramStore::open(
                 storage.clone(),
                 data_dir.join("scram-credentials"),

@@ -1297,3 +1297,124 @@ async fn scram_credentials_are_altered_and_described() {
     );
     c.shutdown().await;
 }
+
+/// Incremental fetch sessions (KIP-227) over TCP: a full fetch opens a session, later
+/// requests carry only changed partitions and get only partitions with news, forgotten
+/// partitions stay out, wrong epochs and unknown sessions are refused (71, 70), and a leader
+/// epoch newer than the partition's is UNKNOWN_LEADER_EPOCH.
+#[tokio::test]
+async fn fetch_sessions_send_only_what_changed() {
+    use kafkit_protocol::messages::fetch_request::ForgottenTopic;
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(1)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("sess", 3).unwrap();
+    let conn = Connection::connect(&c.addrs()[0], conn_config())
+        .await
+        .unwrap();
+    let produce = |p: i32, n: usize| {
+        let mut req = produce_request(
+            "sess",
+            -1,
+            kafkit_protocol::batch::encode_records(
+                &(0..n)
+                    .map(|i| {
+                        kafkit_protocol::batch::new_record(
+                            i as i64,
+                            1,
+                            None,
+                            Some(bytes::Bytes::from("v")),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                kafkit_protocol::records::Compression::None,
+            )
+            .unwrap(),
+        );
+        req.topic_data[0].partition_data[0].index = p;
+        req
+    };
+    let (_, r) = conn.send(&produce(0, 5)).await.unwrap();
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let request = |id: i32, epoch: i32, parts: &[(i32, i64)]| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(1 << 20)
+            .with_session_id(id)
+            .with_session_epoch(epoch)
+            .with_topics(if parts.is_empty() {
+                vec![]
+            } else {
+                vec![FetchTopic::default()
+                    .with_topic(topic_name("sess"))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|&(p, o)| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(o)
+                                    .with_partition_max_bytes(1 << 20)
+                            })
+                            .collect(),
+                    )]
+            })
+    };
+    let answered = |r: &kafkit_protocol::messages::FetchResponse| -> Vec<(i32, usize)> {
+        r.responses
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.records.as_ref().map_or(0, |b| b.len())))
+            })
+            .collect()
+    };
+    // Full fetch: a session, every partition answered.
+    let (_, r) = conn
+        .send(&request(0, 0, &[(0, 0), (1, 0), (2, 0)]))
+        .await
+        .unwrap();
+    let id = r.session_id;
+    assert!(id > 0 && r.error_code == 0);
+    let got = answered(&r);
+    assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert!(got[0].1 > 0 && got[1].1 == 0);
+    // Partition 0 moves on; nothing new anywhere: an empty answer.
+    let (_, r) = conn.send(&request(id, 1, &[(0, 5)])).await.unwrap();
+    assert_eq!((r.error_code, r.session_id), (0, id));
+    assert_eq!(answered(&r), vec![]);
+    // Records on partition 2 only: only partition 2, without being asked again.
+    conn.send(&produce(2, 3)).await.unwrap();
+    let (_, r) = conn.send(&request(id, 2, &[])).await.unwrap();
+    let got = answered(&r);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 2);
+    assert!(got[0].1 > 0);
+    // Forget partition 1; news on it is not sent.
+    let mut req = request(id, 3, &[(2, 3)]);
+    req.forgotten_topics_data = vec![ForgottenTopic::default()
+        .with_topic(topic_name("sess"))
+        .with_partitions(vec![1])];
+    let (_, r) = conn.send(&req).await.unwrap();
+    assert_eq!(answered(&r), vec![]);
+    conn.send(&produce(1, 2)).await.unwrap();
+    let (_, r) = conn.send(&request(id, 4, &[])).await.unwrap();
+    assert_eq!(answered(&r), vec![]);
+    // Refusals.
+    let (_, r) = conn.send(&request(id, 9, &[])).await.unwrap();
+    assert_eq!(r.error_code, 71, "INVALID_FETCH_SESSION_EPOCH");
+    let (_, r) = conn.send(&request(id + 1000, 1, &[])).await.unwrap();
+    assert_eq!(r.error_code, 70, "FETCH_SESSION_ID_NOT_FOUND");
+    // A sessionless fetch (id 0, epoch -1) still works, with a leader epoch from the future.
+    let mut req = request(0, -1, &[(0, 0)]);
+    req.topics[0].partitions[0].current_leader_epoch = 1_000_000;
+    let (_, r) = conn.send(&req).await.unwrap();
+    assert_eq!(r.session_id, 0);
+    assert_eq!(r.responses[0].partitions[0].error_code, 75);
+    c.shutdown().await;
+}

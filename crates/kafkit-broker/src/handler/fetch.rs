@@ -4,141 +4,182 @@
 //! partition) are returned, except that the first batch of the first non-empty partition is
 //! returned whole even when larger (KIP-74), so a consumer can always make progress.
 //!
-//! Not implemented: fetch sessions (KIP-227; `session_id` 0 is returned, so clients send full
-//! fetches), follower fetching over the wire (followers replicate in-process), topic ids (v13+),
+//! Incremental fetch sessions (KIP-227) from v7: see [`crate::fetch_session`]. A client's
+//! `current_leader_epoch` is checked (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+//!
+//! Not implemented: follower fetching over the wire (followers replicate in-process), topic ids (v13+),
 //! isolation levels (no transactions yet, so both read up to the high watermark).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafkit_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafkit_protocol::messages::{FetchRequest, FetchResponse};
+use kafkit_protocol::topic_name;
 
 use super::{err, Ctx};
-use crate::state::PartitionState;
+use crate::fetch_session::{Answer, Mode, SessionError, Wanted};
+use crate::state::{PartitionInner, PartitionState};
+
+/// The partition `w` names, if it exists.
+fn partition(ctx: &Ctx, w: &Wanted) -> Option<Arc<PartitionState>> {
+    let topic = ctx.cluster.topic(&w.topic)?;
+    let i = usize::try_from(w.partition).ok()?;
+    topic.partitions.get(i).cloned()
+}
+
+/// Why `w` cannot be read from this broker now, if it cannot: not the leader, or a leader
+/// epoch the client knows that is older (FENCED_LEADER_EPOCH) or newer (UNKNOWN_LEADER_EPOCH)
+/// than the partition's, or an offset out of range.
+fn refusal(ctx: &Ctx, inner: &PartitionInner, w: &Wanted) -> Option<i16> {
+    let Some(log) = inner.leader_log().filter(|_| inner.leader == ctx.broker_id) else {
+        return Some(err::NOT_LEADER_OR_FOLLOWER);
+    };
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch < inner.leader_epoch {
+        return Some(err::FENCED_LEADER_EPOCH);
+    }
+    if w.current_leader_epoch > inner.leader_epoch {
+        return Some(err::UNKNOWN_LEADER_EPOCH);
+    }
+    if w.fetch_offset > log.next_offset() || w.fetch_offset < log.log_start_offset() {
+        return Some(err::OFFSET_OUT_OF_RANGE);
+    }
+    None
+}
 
 /// (bytes available within limits, whether some partition has an error to report).
-fn poll(ctx: &Ctx, req: &FetchRequest) -> (u64, bool) {
+fn poll(ctx: &Ctx, parts: &[(Wanted, Option<Arc<PartitionState>>)]) -> (u64, bool) {
     let mut total = 0;
-    for t in &req.topics {
-        let Some(topic) = ctx.cluster.topic(&t.topic.0) else {
+    for (w, part) in parts {
+        let Some(part) = part else {
             return (total, true);
         };
-        for p in &t.partitions {
-            let Some(part) = usize::try_from(p.partition)
-                .ok()
-                .and_then(|i| topic.partitions.get(i))
-            else {
-                return (total, true);
-            };
-            let inner = part.lock();
-            let Some(log) = inner.leader_log().filter(|_| inner.leader == ctx.broker_id) else {
-                return (total, true);
-            };
-            if p.fetch_offset > log.next_offset() || p.fetch_offset < log.log_start_offset() {
-                return (total, true);
-            }
-            total += log
-                .bytes_after(p.fetch_offset, inner.high_watermark)
-                .min(p.partition_max_bytes.max(0) as u64);
+        let inner = part.lock();
+        if refusal(ctx, &inner, w).is_some() {
+            return (total, true);
         }
+        let log = inner.leader_log().expect("checked by refusal");
+        total += log
+            .bytes_after(w.fetch_offset, inner.high_watermark)
+            .min(w.max_bytes.max(0) as u64);
     }
     (total, false)
 }
 
-fn read(ctx: &Ctx, req: &FetchRequest) -> Vec<FetchableTopicResponse> {
-    let mut budget = req.max_bytes.max(0) as usize;
+fn read(
+    ctx: &Ctx,
+    parts: &[(Wanted, Option<Arc<PartitionState>>)],
+    max_bytes: i32,
+) -> Vec<PartitionData> {
+    let mut budget = max_bytes.max(0) as usize;
     let mut first_data = true;
-    let mut out = Vec::new();
-    for t in &req.topics {
-        let topic = ctx.cluster.topic(&t.topic.0);
-        let mut parts = Vec::new();
-        for p in &t.partitions {
-            let mut pd = PartitionData::default().with_partition_index(p.partition);
-            let part = topic.as_ref().and_then(|topic| {
-                usize::try_from(p.partition)
-                    .ok()
-                    .and_then(|i| topic.partitions.get(i))
-            });
-            match part {
-                None => pd.error_code = err::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(part) => {
-                    let inner = part.lock();
-                    match inner.leader_log().filter(|_| inner.leader == ctx.broker_id) {
-                        None => pd.error_code = err::NOT_LEADER_OR_FOLLOWER,
-                        Some(log) => {
-                            let hw = inner.high_watermark;
-                            pd.high_watermark = hw;
-                            pd.last_stable_offset = hw;
-                            pd.log_start_offset = log.log_start_offset();
-                            if p.fetch_offset > log.next_offset()
-                                || p.fetch_offset < log.log_start_offset()
-                            {
-                                pd.error_code = err::OFFSET_OUT_OF_RANGE;
-                            } else {
-                                let limit = budget.min(p.partition_max_bytes.max(0) as usize);
-                                match log.read(p.fetch_offset, limit, first_data, hw) {
-                                    Ok(data) => {
-                                        if !data.is_empty() {
-                                            first_data = false;
-                                            budget = budget.saturating_sub(data.len());
-                                        }
-                                        pd.records = Some(data);
-                                    }
-                                    Err(e) => {
-                                        tracing::error!(target: "kafkit::broker", error = %e, "log read failed");
-                                        pd.error_code = err::KAFKA_STORAGE_ERROR;
-                                    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (w, part) in parts {
+        let mut pd = PartitionData::default().with_partition_index(w.partition);
+        match part {
+            None => pd.error_code = err::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(part) => {
+                let inner = part.lock();
+                if let Some(log) = inner.leader_log().filter(|_| inner.leader == ctx.broker_id) {
+                    pd.high_watermark = inner.high_watermark;
+                    pd.last_stable_offset = inner.high_watermark;
+                    pd.log_start_offset = log.log_start_offset();
+                }
+                match refusal(ctx, &inner, w) {
+                    Some(code) => pd.error_code = code,
+                    None => {
+                        let log = inner.leader_log().expect("checked by refusal");
+                        let limit = budget.min(w.max_bytes.max(0) as usize);
+                        match log.read(w.fetch_offset, limit, first_data, inner.high_watermark) {
+                            Ok(data) => {
+                                if !data.is_empty() {
+                                    first_data = false;
+                                    budget = budget.saturating_sub(data.len());
                                 }
+                                pd.records = Some(data);
+                            }
+                            Err(e) => {
+                                tracing::error!(target: "kafkit::broker", error = %e, "log read failed");
+                                pd.error_code = err::KAFKA_STORAGE_ERROR;
                             }
                         }
                     }
                 }
             }
-            parts.push(pd);
         }
-        out.push(
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_partitions(parts),
-        );
+        out.push(pd);
     }
     out
 }
 
-pub async fn handle(ctx: &Ctx, req: FetchRequest, _version: i16) -> FetchResponse {
+pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse {
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = req.min_bytes.max(0) as u64;
-    // Woken by appends to the requested partitions (each partition's own `data`), and by
-    // cluster-wide changes (leadership, faults, topics).
-    let parts: Vec<Arc<PartitionState>> = req
+    let wanted: Vec<Wanted> = req
         .topics
         .iter()
-        .filter_map(|t| ctx.cluster.topic(&t.topic.0).map(|topic| (t, topic)))
-        .flat_map(|(t, topic)| {
-            t.partitions
-                .iter()
-                .filter_map(|p| {
-                    usize::try_from(p.partition)
-                        .ok()
-                        .and_then(|i| topic.partitions.get(i).cloned())
-                })
-                .collect::<Vec<_>>()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| Wanted {
+                topic: t.topic.0.to_string(),
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+            })
         })
         .collect();
+    // Fetch sessions (KIP-227) exist from v7; older requests are sessionless.
+    let sessions = ctx.cluster.fetch_sessions.get(&ctx.broker_id);
+    let (mode, wanted) = match sessions.filter(|_| version >= 7) {
+        None => (Mode::Sessionless, wanted),
+        Some(cache) => {
+            let forgotten: Vec<(String, i32)> = req
+                .forgotten_topics_data
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
+                .collect();
+            let begun = cache.lock().expect("fetch sessions lock").begin(
+                Instant::now(),
+                req.session_id,
+                req.session_epoch,
+                wanted,
+                &forgotten,
+            );
+            match begun {
+                Ok(b) => b,
+                Err(SessionError(code)) => {
+                    tracing::debug!(target: "kafkit::broker", session_id = req.session_id, epoch = req.session_epoch, code, "fetch session refused");
+                    return FetchResponse::default().with_error_code(code);
+                }
+            }
+        }
+    };
+    let parts: Vec<(Wanted, Option<Arc<PartitionState>>)> = wanted
+        .into_iter()
+        .map(|w| {
+            let p = partition(ctx, &w);
+            (w, p)
+        })
+        .collect();
+    // Woken by appends to the requested partitions (each partition's own `data`), and by
+    // cluster-wide changes (leadership, faults, topics).
     loop {
         // Register for wake-ups before checking, so an append between the check and the wait
         // is not missed.
         let notified = ctx.cluster.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let mut appended: Vec<_> = parts.iter().map(|p| Box::pin(p.data.notified())).collect();
+        let mut appended: Vec<_> = parts
+            .iter()
+            .filter_map(|(_, p)| p.as_ref())
+            .map(|p| Box::pin(p.data.notified()))
+            .collect();
         for n in &mut appended {
             n.as_mut().enable();
         }
-        let (available, errors) = poll(ctx, &req);
+        let (available, errors) = poll(ctx, &parts);
         if errors || available >= min_bytes {
             break;
         }
@@ -160,5 +201,47 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, _version: i16) -> FetchRespons
             break;
         }
     }
-    FetchResponse::default().with_responses(read(ctx, &req))
+    let data = read(ctx, &parts, req.max_bytes);
+    let include = match (mode, sessions) {
+        (Mode::Sessionless, _) | (_, None) => vec![true; data.len()],
+        (mode, Some(cache)) => {
+            let keys: Vec<(&str, i32)> = parts
+                .iter()
+                .map(|(w, _)| (w.topic.as_str(), w.partition))
+                .collect();
+            let answers: Vec<Answer> = data
+                .iter()
+                .map(|pd| Answer {
+                    record_bytes: pd.records.as_ref().map_or(0, |r| r.len()),
+                    error_code: pd.error_code,
+                    high_watermark: pd.high_watermark,
+                    log_start_offset: pd.log_start_offset,
+                })
+                .collect();
+            cache
+                .lock()
+                .expect("fetch sessions lock")
+                .finish(mode, &keys, &answers)
+        }
+    };
+    // One entry per topic, topics in the order they first appear.
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = Default::default();
+    for (((w, _), pd), keep) in parts.iter().zip(data).zip(include) {
+        if !keep {
+            continue;
+        }
+        let i = *index.entry(w.topic.as_str()).or_insert_with(|| {
+            responses.push(FetchableTopicResponse::default().with_topic(topic_name(&w.topic)));
+            responses.len() - 1
+        });
+        responses[i].partitions.push(pd);
+    }
+    let session_id = match mode {
+        Mode::Sessionless => 0,
+        Mode::Full(id) | Mode::Incremental(id) => id,
+    };
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(responses)
 }
