@@ -304,6 +304,15 @@ impl Cluster {
         }
     }
 
+    /// Incremental fetch sessions (KIP-227) the brokers hold now, in all.
+    pub fn fetch_sessions(&self) -> usize {
+        self.state
+            .fetch_sessions
+            .values()
+            .map(|c| c.lock().expect("fetch sessions lock").len())
+            .sum()
+    }
+
     /// Committed offset of a group for a partition.
     pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
         self.state

@@ -303,10 +303,18 @@ mod tests {
     fn a_session_sends_only_what_changed() {
         let now = Instant::now();
         let mut c = SessionCache::new(10, Duration::from_secs(120));
-        let (mode, read) = c.begin(now, 0, 0, vec![w(0, 0), w(1, 0), w(2, 0)], &[]).unwrap();
-        let Mode::Full(id) = mode else { panic!("{mode:?}") };
+        let (mode, read) = c
+            .begin(now, 0, 0, vec![w(0, 0), w(1, 0), w(2, 0)], &[])
+            .unwrap();
+        let Mode::Full(id) = mode else {
+            panic!("{mode:?}")
+        };
         // Partition 1 has records; all three go out in a full response.
-        let inc = c.finish(mode, &keys(&read), &[answer(0, 0), answer(50, 5), answer(0, 0)]);
+        let inc = c.finish(
+            mode,
+            &keys(&read),
+            &[answer(0, 0), answer(50, 5), answer(0, 0)],
+        );
         assert_eq!(inc, vec![true, true, true]);
         // Next: only partition 1's offset changed. Every partition is read (1 now last: it
         // returned records), only the changed ones answered.
@@ -314,8 +322,16 @@ mod tests {
         assert_eq!(mode, Mode::Incremental(id));
         assert_eq!(keys(&read), vec![("t", 0), ("t", 2), ("t", 1)]);
         assert_eq!(read[2].fetch_offset, 5);
-        let inc = c.finish(mode, &keys(&read), &[answer(0, 0), answer(0, 3), answer(0, 5)]);
-        assert_eq!(inc, vec![false, true, false], "only partition 2's high watermark moved");
+        let inc = c.finish(
+            mode,
+            &keys(&read),
+            &[answer(0, 0), answer(0, 3), answer(0, 5)],
+        );
+        assert_eq!(
+            inc,
+            vec![false, true, false],
+            "only partition 2's high watermark moved"
+        );
         // Forgetting a partition removes it from the session.
         let (_, read) = c.begin(now, id, 2, vec![], &[("t".into(), 0)]).unwrap();
         assert_eq!(keys(&read), vec![("t", 2), ("t", 1)]);
@@ -351,11 +367,18 @@ mod tests {
         let t0 = Instant::now();
         let mut c = SessionCache::new(2, Duration::from_secs(120));
         for _ in 0..2 {
-            assert!(matches!(c.begin(t0, 0, 0, vec![w(0, 0)], &[]).unwrap().0, Mode::Full(_)));
+            assert!(matches!(
+                c.begin(t0, 0, 0, vec![w(0, 0)], &[]).unwrap().0,
+                Mode::Full(_)
+            ));
         }
-        let (mode, _) = c.begin(t0 + Duration::from_secs(1), 0, 0, vec![w(0, 0)], &[]).unwrap();
+        let (mode, _) = c
+            .begin(t0 + Duration::from_secs(1), 0, 0, vec![w(0, 0)], &[])
+            .unwrap();
         assert_eq!(mode, Mode::Sessionless, "no room, nothing idle long enough");
-        let (mode, _) = c.begin(t0 + Duration::from_secs(121), 0, 0, vec![w(0, 0)], &[]).unwrap();
+        let (mode, _) = c
+            .begin(t0 + Duration::from_secs(121), 0, 0, vec![w(0, 0)], &[])
+            .unwrap();
         assert!(matches!(mode, Mode::Full(_)), "an idle session made room");
         assert_eq!(c.len(), 2);
     }

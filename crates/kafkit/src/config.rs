@@ -356,8 +356,16 @@ pub struct ReaderConfig {
     pub max_wait: Duration,
     /// Where to start without a committed offset. Default [`StartOffset::First`].
     pub start_offset: StartOffset,
-    /// Messages buffered ahead of the application, per reader (bounded prefetch). Default 100.
+    /// Most messages fetched ahead of the application, per reader. Default 100,000.
     pub queue_capacity: usize,
+    /// Most bytes per partition in a fetch response, and most bytes of one partition waiting
+    /// for the application before it is left out of fetches (Kafka's
+    /// `max.partition.fetch.bytes`). Default 1 MiB.
+    pub max_partition_bytes: usize,
+    /// Most bytes of fetched records waiting for the application, over all partitions: memory
+    /// is bounded by this (plus one fetch response), not by the partition count (Kafka's
+    /// `fetch.max.bytes` plays this part per request). Default 32 MiB.
+    pub max_buffered_bytes: usize,
     /// Heartbeat period. Default 3 s.
     pub heartbeat_interval: Duration,
     /// The coordinator drops a member it has not heard from for this long. Default 30 s.
@@ -402,7 +410,9 @@ impl Default for ReaderConfig {
             max_bytes: 1_000_000,
             max_wait: Duration::from_secs(10),
             start_offset: StartOffset::First,
-            queue_capacity: 100,
+            queue_capacity: 100_000,
+            max_partition_bytes: 1 << 20,
+            max_buffered_bytes: 32 << 20,
             heartbeat_interval: Duration::from_secs(3),
             session_timeout: Duration::from_secs(30),
             rebalance_timeout: Duration::from_secs(30),
@@ -465,6 +475,15 @@ impl ReaderConfig {
         }
         if self.max_wait.as_millis() > i32::MAX as u128 {
             return Err(Error::config("max_wait", "too large"));
+        }
+        if self.max_partition_bytes == 0 || self.max_partition_bytes > i32::MAX as usize {
+            return Err(Error::config(
+                "max_partition_bytes",
+                "must be between 1 and 2^31-1",
+            ));
+        }
+        if self.max_buffered_bytes == 0 {
+            return Err(Error::config("max_buffered_bytes", "must be at least 1"));
         }
         if self.queue_capacity == 0 {
             return Err(Error::config("queue_capacity", "must be at least 1"));

@@ -193,6 +193,18 @@ impl ClusterClient {
         self.topics.lock().expect("topics lock").remove(topic);
     }
 
+    /// Address of the leader of a partition from cached metadata only (`None`: not known).
+    pub fn cached_leader_addr(&self, topic: &str, partition: i32) -> Option<String> {
+        let leader = *self
+            .topics
+            .lock()
+            .expect("topics lock")
+            .get(topic)?
+            .leaders
+            .get(usize::try_from(partition).ok()?)?;
+        (leader >= 0).then(|| self.broker_addr(leader)).flatten()
+    }
+
     /// Address of the leader of a partition.
     pub async fn leader_addr(&self, topic: &str, partition: i32) -> Result<String> {
         let meta = self.topic(topic).await?;

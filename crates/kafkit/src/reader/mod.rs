@@ -33,14 +33,13 @@
 //! stays bounded when the application is slow.
 
 pub mod assign;
+mod fetch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kafkit_protocol::batch::decode_records;
-use kafkit_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafkit_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafkit_protocol::messages::leave_group_request::MemberIdentity;
 use kafkit_protocol::messages::offset_commit_request::{
@@ -53,19 +52,19 @@ use kafkit_protocol::{str_bytes, topic_name};
 use tokio::sync::{mpsc, watch};
 
 use crate::cluster::ClusterClient;
-use crate::config::{GroupBalancer, IsolationLevel, OffsetOutOfRange, ReaderConfig, StartOffset};
+use crate::config::{GroupBalancer, ReaderConfig, StartOffset};
 use crate::conn::{ConnConfig, Connection};
 use crate::error::{Error, Result};
-use crate::message::{Header, Message};
+use crate::message::Message;
 
 /// A topic-partition: the topic's index in the reader's topic list, and the partition.
 type Tp = (usize, i32);
 
-/// A prefetched message (or a fetcher's fatal error) with the fetch epoch it belongs to.
-struct Fetched {
-    tp: Tp,
-    epoch: u64,
-    item: Result<Message>,
+/// Prefetched messages of one partition, or a partition's fatal error, with the fetch epoch
+/// they belong to.
+enum Fetched {
+    Batch(fetch::Batch),
+    Error { tp: Tp, epoch: u64, error: Error },
 }
 
 #[derive(Default)]
@@ -97,7 +96,9 @@ struct Shared {
     /// High watermark from the latest fetch response, per partition.
     high_watermarks: Mutex<BTreeMap<Tp, i64>>,
     counters: Counters,
-    tx: mpsc::Sender<Fetched>,
+    /// The broker fetch loops and the buffer accounting.
+    fetch: fetch::Fetcher,
+    tx: mpsc::UnboundedSender<Fetched>,
 }
 
 impl Shared {
@@ -149,6 +150,9 @@ pub struct ReaderStats {
     pub commits: u64,
     /// Sum of [`Reader::lag`] over the assigned partitions.
     pub lag: i64,
+    /// Bytes of fetched records waiting for the application now (at most about
+    /// `max_buffered_bytes` plus one fetch response).
+    pub buffered_bytes: u64,
 }
 
 /// Reads messages from a topic, alone or as a member of a consumer group (the tutorial's
@@ -170,11 +174,26 @@ pub struct ReaderStats {
 /// ```
 pub struct Reader {
     shared: Arc<Shared>,
-    rx: tokio::sync::Mutex<mpsc::Receiver<Fetched>>,
+    rx: tokio::sync::Mutex<Receiving>,
     last: Mutex<Option<Message>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     close_tx: watch::Sender<bool>,
     seek_tx: watch::Sender<Option<i64>>,
+}
+
+/// The application's end of the queue: the batch being handed out, message by message.
+struct Receiving {
+    rx: mpsc::UnboundedReceiver<Fetched>,
+    current: Option<fetch::Batch>,
+}
+
+impl Receiving {
+    /// Gives the current batch's accounting back (used up or dropped).
+    fn release(&mut self, shared: &Shared) {
+        if let Some(b) = self.current.take() {
+            shared.fetch.release(b.tp, b.count, b.bytes);
+        }
+    }
 }
 
 impl std::fmt::Debug for Reader {
@@ -207,7 +226,9 @@ impl Reader {
             },
             true,
         );
-        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        // Unbounded in items, bounded by the fetch loops' accounting (max_buffered_bytes,
+        // queue_capacity, max_partition_bytes): see `fetch`.
+        let (tx, rx) = mpsc::unbounded_channel();
         let topics = if config.group_topics.is_empty() {
             vec![config.topic.clone()]
         } else {
@@ -224,10 +245,12 @@ impl Reader {
             positions: Mutex::new(BTreeMap::new()),
             high_watermarks: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
+            fetch: fetch::Fetcher::default(),
             tx,
         });
         let (close_tx, close_rx) = watch::channel(false);
         let (seek_tx, seek_rx) = watch::channel(None);
+        tokio::spawn(fetch::planner(shared.clone(), close_rx.clone()));
         let task = if shared.config.group_id.is_some() {
             tokio::spawn(group_loop(shared.clone(), close_rx))
         } else {
@@ -235,7 +258,7 @@ impl Reader {
         };
         Ok(Self {
             shared,
-            rx: tokio::sync::Mutex::new(rx),
+            rx: tokio::sync::Mutex::new(Receiving { rx, current: None }),
             last: Mutex::new(None),
             task: Mutex::new(Some(task)),
             close_tx,
@@ -263,22 +286,39 @@ impl Reader {
 
     /// The next message, without committing anything.
     pub async fn fetch_message(&self) -> Result<Message> {
-        let mut rx = self.rx.lock().await;
+        let mut r = self.rx.lock().await;
         loop {
-            let f = rx.recv().await.ok_or(Error::Closed)?;
-            if !self.shared.is_current(f.tp, f.epoch) {
-                continue; // fetched before a revocation or a seek
+            if let Some(b) = &mut r.current {
+                if !self.shared.is_current(b.tp, b.epoch) {
+                    r.release(&self.shared); // fetched before a revocation or a seek
+                    continue;
+                }
+                let Some(m) = b.msgs.pop_front() else {
+                    r.release(&self.shared);
+                    continue;
+                };
+                let tp = b.tp;
+                if b.msgs.is_empty() {
+                    r.release(&self.shared);
+                }
+                let c = &self.shared.counters;
+                c.messages.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(m.size() as u64, Ordering::Relaxed);
+                self.shared
+                    .positions
+                    .lock()
+                    .expect("positions lock")
+                    .insert(tp, m.offset + 1);
+                return Ok(m);
             }
-            let m = f.item?;
-            let c = &self.shared.counters;
-            c.messages.fetch_add(1, Ordering::Relaxed);
-            c.bytes.fetch_add(m.size() as u64, Ordering::Relaxed);
-            self.shared
-                .positions
-                .lock()
-                .expect("positions lock")
-                .insert(f.tp, m.offset + 1);
-            return Ok(m);
+            match r.rx.recv().await.ok_or(Error::Closed)? {
+                Fetched::Batch(b) => r.current = Some(b),
+                Fetched::Error { tp, epoch, error } => {
+                    if self.shared.is_current(tp, epoch) {
+                        return Err(error);
+                    }
+                }
+            }
         }
     }
 
@@ -397,6 +437,7 @@ impl Reader {
             rebalances: c.rebalances.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
             lag: self.lags().values().sum(),
+            buffered_bytes: self.shared.fetch.buffered_bytes() as u64,
         }
     }
 
@@ -573,171 +614,6 @@ async fn list_offset(
     Ok(offset)
 }
 
-/// Fetches one partition from `offset` into the queue, tagging messages with `epoch`, until
-/// aborted or its epoch is retired.
-async fn fetcher(shared: Arc<Shared>, tp: Tp, mut offset: i64, epoch: u64) {
-    let cfg = &shared.config;
-    let topic = &shared.topics[tp.0];
-    let partition = tp.1;
-    let mut conn: Option<Connection> = None;
-    let mut backoff = Duration::from_millis(50);
-    let isolation = match cfg.isolation_level {
-        IsolationLevel::ReadUncommitted => 0,
-        IsolationLevel::ReadCommitted => 1,
-    };
-    tracing::info!(target: "kafkit::reader", "initializing kafka reader for partition {partition} of {topic} starting at offset {offset}");
-    while shared.is_current(tp, epoch) {
-        let addr = match shared.client.leader_addr(topic, partition).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(target: "kafkit::reader", topic = %topic, partition, error = %e, "no leader yet");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        if conn
-            .as_ref()
-            .is_none_or(|c| c.addr() != addr || !c.is_alive())
-        {
-            match shared.client.dedicated(&addr).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    tracing::debug!(target: "kafkit::reader", error = %e, "fetch connection failed");
-                    shared.client.invalidate(topic);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            }
-        }
-        let c = conn.as_ref().expect("connected");
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(cfg.max_wait.as_millis() as i32)
-            .with_min_bytes(cfg.min_bytes as i32)
-            .with_max_bytes(cfg.max_bytes as i32)
-            .with_isolation_level(isolation)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(cfg.max_bytes as i32)])]);
-        let resp = match c
-            .send_timeout(&req, cfg.max_wait + Duration::from_secs(30))
-            .await
-        {
-            Ok((_, r)) => r,
-            Err(e) => {
-                shared.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(target: "kafkit::reader", topic = %topic, partition, error = %e, "fetch failed; retrying");
-                conn = None;
-                shared.client.invalidate(topic);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        let Some(pd) = resp
-            .responses
-            .into_iter()
-            .next()
-            .and_then(|t| t.partitions.into_iter().next())
-        else {
-            continue;
-        };
-        shared.counters.fetches.fetch_add(1, Ordering::Relaxed);
-        if pd.high_watermark >= 0 {
-            shared
-                .high_watermarks
-                .lock()
-                .expect("hw lock")
-                .insert(tp, pd.high_watermark);
-        }
-        match pd.error_code {
-            0 => backoff = Duration::from_millis(50),
-            1 => {
-                // OFFSET_OUT_OF_RANGE: as offset_out_of_range says.
-                let reset = match cfg.offset_out_of_range {
-                    OffsetOutOfRange::Earliest => StartOffset::First,
-                    OffsetOutOfRange::Latest => StartOffset::Last,
-                    OffsetOutOfRange::Error => {
-                        tracing::warn!(target: "kafkit::reader", topic = %topic, partition, offset, "offset out of range; stopping this partition");
-                        let _ = shared
-                            .tx
-                            .send(Fetched {
-                                tp,
-                                epoch,
-                                item: Err(Error::kafka(
-                                    1,
-                                    format!("fetch {topic}/{partition} at offset {offset}"),
-                                )),
-                            })
-                            .await;
-                        return;
-                    }
-                };
-                match list_offset(&shared.client, topic, partition, reset).await {
-                    Ok(o) => {
-                        tracing::warn!(target: "kafkit::reader", topic = %topic, partition, from = offset, to = o, "offset out of range; reset");
-                        offset = o;
-                    }
-                    Err(_) => tokio::time::sleep(backoff).await,
-                }
-                continue;
-            }
-            code => {
-                tracing::debug!(target: "kafkit::reader", topic = %topic, partition, code, "fetch error; refreshing metadata");
-                shared.client.invalidate(topic);
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        }
-        let Some(data) = pd.records else { continue };
-        let records = match decode_records(&data) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(target: "kafkit::reader", topic = %topic, partition, offset, error = %e, "undecodable records; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        for r in records {
-            if r.offset < offset {
-                continue;
-            }
-            offset = r.offset + 1;
-            let msg = Message {
-                topic: topic.clone(),
-                partition,
-                offset: r.offset,
-                key: r.key,
-                value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| Header {
-                        key: k.to_string(),
-                        value: v,
-                    })
-                    .collect(),
-                time: now_ms_to_time(r.timestamp),
-            };
-            let f = Fetched {
-                tp,
-                epoch,
-                item: Ok(msg),
-            };
-            if shared.tx.send(f).await.is_err() {
-                return;
-            }
-        }
-    }
-}
-
 /// Without a group: read one partition from `start_offset`, or from where `set_offset` says.
 async fn partition_loop(
     shared: Arc<Shared>,
@@ -764,7 +640,7 @@ async fn partition_loop(
         }
     };
     loop {
-        // A fresh epoch per (re)start: whatever an earlier fetcher queued is dropped.
+        // A fresh epoch per (re)start: whatever was queued before is dropped.
         let epoch = shared.new_epoch(tp);
         shared.session.lock().expect("session lock").assignment = BTreeMap::from([(tp, start)]);
         shared
@@ -772,18 +648,14 @@ async fn partition_loop(
             .lock()
             .expect("positions lock")
             .insert(tp, start);
-        let fetch = fetcher(shared.clone(), tp, start, epoch);
-        tokio::pin!(fetch);
-        let mut fetching = true;
+        tracing::info!(target: "kafkit::reader", "initializing kafka reader for partition {p} of {} starting at offset {start}", cfg.topic);
+        shared.fetch.assign(tp, start, epoch);
         loop {
             tokio::select! {
-                _ = &mut fetch, if fetching => {
-                    if shared.tx.is_closed() {
-                        return;
-                    }
-                    fetching = false; // stopped (offset out of range): wait for a seek
+                _ = close.changed() => {
+                    shared.fetch.unassign(tp);
+                    return;
                 }
-                _ = close.changed() => return,
                 r = seek.changed() => {
                     if r.is_err() {
                         return;
@@ -805,8 +677,8 @@ struct Membership {
     generation: i32,
     /// The protocol the group chose at the last join.
     protocol: Option<GroupBalancer>,
-    /// Fetchers of the partitions this member owns.
-    fetchers: BTreeMap<Tp, tokio::task::AbortHandle>,
+    /// The partitions this member owns (and fetches).
+    fetchers: BTreeSet<Tp>,
 }
 
 impl Membership {
@@ -815,8 +687,8 @@ impl Membership {
         let mut session = shared.session.lock().expect("session lock");
         for p in partitions {
             shared.retire(*p);
-            if let Some(h) = self.fetchers.remove(p) {
-                h.abort();
+            if self.fetchers.remove(p) {
+                shared.fetch.unassign(*p);
             }
             session.assignment.remove(p);
         }
@@ -832,7 +704,7 @@ impl Membership {
     }
 
     fn revoke_all(&mut self, shared: &Shared) {
-        let all: Vec<Tp> = self.fetchers.keys().copied().collect();
+        let all: Vec<Tp> = self.fetchers.iter().copied().collect();
         if !all.is_empty() {
             tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, &all));
         }
@@ -863,7 +735,7 @@ async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
         member_id: String::new(),
         generation: -1,
         protocol: None,
-        fetchers: BTreeMap::new(),
+        fetchers: BTreeSet::new(),
     };
     let mut backoff = Duration::from_millis(100);
     tracing::info!(target: "kafkit::reader", "entering loop for consumer group, {group}");
@@ -1069,7 +941,7 @@ async fn generation(
     let conn = conn?;
     let topics = shared.topics.clone();
     let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (t, p) in m.fetchers.keys() {
+    for (t, p) in &m.fetchers {
         owned.entry(topics[*t].clone()).or_default().push(*p);
     }
     let protocols: Vec<JoinGroupRequestProtocol> = cfg
@@ -1205,13 +1077,13 @@ async fn generation(
     // Apply: revoke what was taken away, start what is new, keep the rest running.
     let revoked: Vec<Tp> = m
         .fetchers
-        .keys()
+        .iter()
         .filter(|p| !mine.contains(p))
         .copied()
         .collect();
     let added: Vec<Tp> = mine
         .iter()
-        .filter(|p| !m.fetchers.contains_key(p))
+        .filter(|p| !m.fetchers.contains(p))
         .copied()
         .collect();
     if !revoked.is_empty() {
@@ -1239,8 +1111,8 @@ async fn generation(
     }
     for (&p, &o) in &starts {
         let epoch = shared.new_epoch(p);
-        let h = tokio::spawn(fetcher(shared.clone(), p, o, epoch));
-        m.fetchers.insert(p, h.abort_handle());
+        shared.fetch.assign(p, o, epoch);
+        m.fetchers.insert(p);
     }
     shared.counters.rebalances.fetch_add(1, Ordering::Relaxed);
     if cooperative && !revoked.is_empty() {
