@@ -396,6 +396,10 @@ pub struct ReaderConfig {
     pub watch_partition_changes: bool,
     /// How often to check the partition count. Default 5 s (as kafka-go).
     pub partition_watch_interval: Duration,
+    /// Told about assigned, revoked and lost partitions of a group member, and awaited, so an
+    /// application that commits by hand can commit before its partitions move
+    /// ([`crate::reader::RebalanceListener`]). Default `None`.
+    pub rebalance_listener: Option<crate::reader::Listener>,
 }
 
 impl Default for ReaderConfig {
@@ -425,6 +429,7 @@ impl Default for ReaderConfig {
             offset_out_of_range: OffsetOutOfRange::Earliest,
             watch_partition_changes: true,
             partition_watch_interval: Duration::from_secs(5),
+            rebalance_listener: None,
         }
     }
 }

@@ -29,7 +29,7 @@ pub use config::{
 };
 pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};
-pub use reader::{Reader, ReaderStats};
+pub use reader::{Reader, ReaderStats, Rebalance, RebalanceListener};
 pub use writer::balancer::Balancer;
 pub use writer::{Delivery, Writer, WriterStats};
 

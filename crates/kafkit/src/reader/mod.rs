@@ -3,8 +3,8 @@
 //! With a `group_id`, a background task keeps the reader a member of its consumer group: find
 //! the coordinator, JoinGroup (offering `group_balancers` in preference order), the leader
 //! assigns with the protocol the group chose (range, roundrobin or cooperative-sticky),
-//! SyncGroup, fetch the committed offsets (or `start_offset` where there are none), start one
-//! fetcher per newly assigned partition, heartbeat.
+//! SyncGroup, fetch the committed offsets (or `start_offset` where there are none), hand the
+//! new partitions to the fetch loops (one per broker, see `fetch`), heartbeat.
 //!
 //! ## Rebalances
 //! * Eager protocols (range, roundrobin): when the group rebalances, every partition is
@@ -29,11 +29,19 @@
 //! * [`Reader::fetch_message`] never commits; [`Reader::commit_messages`] commits exactly the
 //!   messages given (offset + 1 per partition) and returns the broker's verdict.
 //!
-//! Prefetch is bounded: fetchers block when `queue_capacity` messages are waiting, so memory
-//! stays bounded when the application is slow.
+//! A [`RebalanceListener`] (`rebalance_listener`) hears `on_assigned`, `on_revoked` and
+//! `on_lost` and is awaited, so an application that commits by hand commits before its
+//! partitions move.
+//!
+//! Prefetch is bounded by bytes (`max_buffered_bytes`, `max_partition_bytes`) and messages
+//! (`queue_capacity`) over all partitions, so memory stays bounded when the application is slow,
+//! whatever the partition count.
 
 pub mod assign;
 mod fetch;
+mod listener;
+
+pub use listener::{Listener, ListenerFuture, Rebalance, RebalanceListener};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -338,12 +346,7 @@ impl Reader {
     /// rebalance, by [`commit_messages`](Self::commit_messages), or on [`close`](Self::close)
     /// (librdkafka's `offsets_store`, franz-go's `MarkCommitRecords`). Marks only move forward.
     pub fn mark(&self, m: &Message) {
-        let Some(t) = self.shared.topic_index(&m.topic) else {
-            return; // not a message of this reader
-        };
-        let mut p = self.shared.processed.lock().expect("processed lock");
-        let e = p.entry((t, m.partition)).or_insert(m.offset + 1);
-        *e = (*e).max(m.offset + 1);
+        mark(&self.shared, m);
     }
 
     /// Partitions of the first topic (`topic`, or the first of `group_topics`) assigned to
@@ -474,6 +477,16 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Marks `m` processed (see [`Reader::mark`]).
+fn mark(shared: &Shared, m: &Message) {
+    let Some(t) = shared.topic_index(&m.topic) else {
+        return; // not a message of this reader
+    };
+    let mut p = shared.processed.lock().expect("processed lock");
+    let e = p.entry((t, m.partition)).or_insert(m.offset + 1);
+    *e = (*e).max(m.offset + 1);
 }
 
 fn now_ms_to_time(ms: i64) -> Option<SystemTime> {
@@ -695,26 +708,49 @@ impl Membership {
     }
 
     /// The coordinator no longer knows this member's generation (ILLEGAL_GENERATION, 22) or the
-    /// member itself (UNKNOWN_MEMBER_ID, 25): its partitions are lost.
-    fn lost(&mut self, shared: &Shared, code: i16) {
+    /// member itself (UNKNOWN_MEMBER_ID, 25): its partitions are lost (the listener's
+    /// `on_lost`).
+    async fn lost(&mut self, shared: &Arc<Shared>, code: i16) {
         if code == 25 {
             self.member_id.clear();
         }
-        self.revoke_all(shared);
-    }
-
-    fn revoke_all(&mut self, shared: &Shared) {
         let all: Vec<Tp> = self.fetchers.iter().copied().collect();
         if !all.is_empty() {
-            tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, &all));
+            tracing::info!(target: "kafkit::reader", "partitions lost: {}", describe(shared, &all));
         }
         self.revoke(shared, &all);
+        let named = names(shared, &all);
+        listener::notify(shared, named, |l, g, p| l.on_lost(g, p)).await;
+    }
+
+    /// Gives `partitions` up: delivery stops, then the listener's `on_revoked` runs (and may
+    /// commit). The caller commits what was marked afterwards.
+    async fn give_up(&mut self, shared: &Arc<Shared>, partitions: &[Tp]) {
+        if partitions.is_empty() {
+            return;
+        }
+        tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, partitions));
+        self.revoke(shared, partitions);
+        let named = names(shared, partitions);
+        listener::notify(shared, named, |l, g, p| l.on_revoked(g, p)).await;
+    }
+
+    async fn give_up_all(&mut self, shared: &Arc<Shared>) {
+        let all: Vec<Tp> = self.fetchers.iter().copied().collect();
+        self.give_up(shared, &all).await;
     }
 }
 
 enum Outcome {
     Rejoin,
     Closed,
+}
+
+/// `(topic, partition)` pairs for the listener.
+fn names(shared: &Shared, tps: &[Tp]) -> Vec<(String, i32)> {
+    tps.iter()
+        .map(|(t, p)| (shared.topics[*t].clone(), *p))
+        .collect()
 }
 
 /// "topic [partitions], ..." for logs.
@@ -749,7 +785,7 @@ async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
             Err(e) => {
                 tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "group membership failed; retrying");
                 // Ownership is unknown now: stop delivering, commit what was processed.
-                m.revoke_all(&shared);
+                m.give_up_all(&shared).await;
                 let _ = commit_processed(&shared).await;
                 shared.session.lock().expect("session lock").conn = None;
                 tokio::select! {
@@ -762,7 +798,7 @@ async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
     }
     // Closing: stop delivering, commit what was processed, then leave so the group rebalances
     // at once (static members stay: their partitions wait for them for session_timeout).
-    m.revoke_all(&shared);
+    m.give_up_all(&shared).await;
     if let Err(e) = commit_processed(&shared).await {
         tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "final commit failed");
     }
@@ -1011,7 +1047,7 @@ async fn generation(
     let cooperative = chosen == GroupBalancer::CooperativeSticky;
     if !cooperative && !m.fetchers.is_empty() {
         // Eager protocol: nothing may be kept into the new generation.
-        m.revoke_all(shared);
+        m.give_up_all(shared).await;
     }
     let generation_id = join.generation_id;
     tracing::info!(target: "kafkit::reader", "joined group {group} as member {} in generation {generation_id}", m.member_id);
@@ -1055,7 +1091,7 @@ async fn generation(
         0 => {}
         27 => return Ok(Outcome::Rejoin),
         code @ (22 | 25) => {
-            m.lost(shared, code);
+            m.lost(shared, code).await;
             return Ok(Outcome::Rejoin);
         }
         code => return Err(Error::kafka(code, format!("SyncGroup {group}"))),
@@ -1087,8 +1123,7 @@ async fn generation(
         .copied()
         .collect();
     if !revoked.is_empty() {
-        tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, &revoked));
-        m.revoke(shared, &revoked);
+        m.give_up(shared, &revoked).await;
         if let Err(e) = commit_processed(shared).await {
             tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit of revoked partitions failed");
         }
@@ -1109,6 +1144,7 @@ async fn generation(
             positions.insert(p, o);
         }
     }
+    listener::notify(shared, names(shared, &added), |l, g, p| l.on_assigned(g, p)).await;
     for (&p, &o) in &starts {
         let epoch = shared.new_epoch(p);
         shared.fetch.assign(p, o, epoch);
@@ -1182,7 +1218,7 @@ async fn generation(
                 break true;
             }
             code @ (22 | 25) => {
-                m.lost(shared, code);
+                m.lost(shared, code).await;
                 return Ok(Outcome::Rejoin);
             }
             code => return Err(Error::kafka(code, format!("Heartbeat {group}"))),
@@ -1192,7 +1228,7 @@ async fn generation(
     if !cooperative {
         // Eager: revoke everything before rejoining; the commit below still counts for this
         // generation (brokers accept commits while the group prepares the rebalance).
-        m.revoke_all(shared);
+        m.give_up_all(shared).await;
     }
     if let Err(e) = commit_processed(shared).await {
         tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit before rejoining failed");

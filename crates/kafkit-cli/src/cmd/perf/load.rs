@@ -234,7 +234,6 @@ async fn consume_here(
         topic: topic.into(),
         group_id: Some(format!("kafkit-perf-{}", uuid_ish())),
         max_wait: Duration::from_millis(500),
-        queue_capacity: 10_000,
         heartbeat_interval: Duration::from_secs(1),
         session_timeout: Duration::from_secs(10),
         client_id: "kafkit-perf".into(),

@@ -129,6 +129,21 @@ pub struct ConsumeOpts {
     /// Bytes per record when filling the topic.
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
+    /// Which consumer reads: kafkit, or librdkafka tuned for a backlog or at its defaults
+    /// (those two need `--features rdkafka`). Run each in its own process to compare memory.
+    #[arg(long, value_enum, default_value_t = ConsumeClient::Kafkit)]
+    pub client: ConsumeClient,
+}
+
+/// The consumer `perf consume` measures.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumeClient {
+    /// kafkit's Reader.
+    Kafkit,
+    /// librdkafka (`rdkafka` crate) with `fetch.queue.backoff.ms=1` and larger queues.
+    Librdkafka,
+    /// librdkafka at its defaults.
+    LibrdkafkaDefaults,
 }
 
 /// Options of `perf e2e`.
@@ -352,14 +367,27 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
             t.topic(&topic, o.target.partitions, o.target.replication_factor)
                 .await?;
             load::fill(&t.brokers, &topic, o.num_records, o.record_size).await?;
-            let r = load::consume(
-                o.target.client_runtime,
-                &t.brokers,
-                &topic,
-                o.num_records,
-                o.target.json,
-            )
-            .await?;
+            let r = match o.client {
+                ConsumeClient::Kafkit => {
+                    load::consume(
+                        o.target.client_runtime,
+                        &t.brokers,
+                        &topic,
+                        o.num_records,
+                        o.target.json,
+                    )
+                    .await?
+                }
+                #[cfg(feature = "rdkafka")]
+                c => {
+                    let tuned = c == ConsumeClient::Librdkafka;
+                    rdk::consume(t.brokers.clone(), topic.clone(), o.num_records, tuned).await?
+                }
+                #[cfg(not(feature = "rdkafka"))]
+                _ => anyhow::bail!(
+                    "this kafkit was built without librdkafka; build with --features kafkit-cli/rdkafka"
+                ),
+            };
             emit(&r, &o.target)?;
             t.shutdown().await;
         }
