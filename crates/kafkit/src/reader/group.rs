@@ -1,10 +1,11 @@
-//! Group membership: join, sync, assign (as leader), heartbeat, and giving partitions up in
-//! rebalances (eager or cooperative), with the rebalance listener's calls.
+//! The tokio driver of group membership: carries out the [`Action`]s of the sans-io
+//! [`Membership`] machine (`membership.rs`) — requests to the coordinator, commits, the fetch
+//! loops and the rebalance listener — and feeds the answers back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafkit_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafkit_protocol::messages::leave_group_request::MemberIdentity;
@@ -13,72 +14,21 @@ use kafkit_protocol::messages::*;
 use kafkit_protocol::str_bytes;
 use tokio::sync::watch;
 
+use super::membership::{Action, JoinResult, Membership, Settings, SyncResult};
 use super::offsets::{commit_processed, start_offsets};
 use super::{assign, listener, Shared, Tp};
 use crate::config::GroupBalancer;
 use crate::conn::Connection;
 use crate::error::{Error, Result};
 
-/// Group membership that outlives one generation.
-struct Membership {
-    member_id: String,
-    generation: i32,
-    /// The protocol the group chose at the last join.
-    protocol: Option<GroupBalancer>,
-    /// The partitions this member owns (and fetches).
-    fetchers: BTreeSet<Tp>,
-}
-
-impl Membership {
-    /// Stops fetching `partitions` and drops what was prefetched from them.
-    fn revoke(&mut self, shared: &Shared, partitions: &[Tp]) {
-        let mut session = shared.session.lock().expect("session lock");
-        for p in partitions {
-            shared.retire(*p);
-            if self.fetchers.remove(p) {
-                shared.fetch.unassign(*p);
-            }
-            session.assignment.remove(p);
-        }
+/// Stops delivering `partitions` and drops what was prefetched from them.
+fn stop_delivery(shared: &Shared, partitions: &[Tp]) {
+    let mut session = shared.session.lock().expect("session lock");
+    for p in partitions {
+        shared.retire(*p);
+        shared.fetch.unassign(*p);
+        session.assignment.remove(p);
     }
-
-    /// The coordinator no longer knows this member's generation (ILLEGAL_GENERATION, 22) or the
-    /// member itself (UNKNOWN_MEMBER_ID, 25): its partitions are lost (the listener's
-    /// `on_lost`).
-    async fn lost(&mut self, shared: &Arc<Shared>, code: i16) {
-        if code == 25 {
-            self.member_id.clear();
-        }
-        let all: Vec<Tp> = self.fetchers.iter().copied().collect();
-        if !all.is_empty() {
-            tracing::info!(target: "kafkit::reader", "partitions lost: {}", describe(shared, &all));
-        }
-        self.revoke(shared, &all);
-        let named = names(shared, &all);
-        listener::notify(shared, named, |l, g, p| l.on_lost(g, p)).await;
-    }
-
-    /// Gives `partitions` up: delivery stops, then the listener's `on_revoked` runs (and may
-    /// commit). The caller commits what was marked afterwards.
-    async fn give_up(&mut self, shared: &Arc<Shared>, partitions: &[Tp]) {
-        if partitions.is_empty() {
-            return;
-        }
-        tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(shared, partitions));
-        self.revoke(shared, partitions);
-        let named = names(shared, partitions);
-        listener::notify(shared, named, |l, g, p| l.on_revoked(g, p)).await;
-    }
-
-    async fn give_up_all(&mut self, shared: &Arc<Shared>) {
-        let all: Vec<Tp> = self.fetchers.iter().copied().collect();
-        self.give_up(shared, &all).await;
-    }
-}
-
-enum Outcome {
-    Rejoin,
-    Closed,
 }
 
 /// `(topic, partition)` pairs for the listener.
@@ -100,63 +50,465 @@ fn describe<'a>(shared: &Shared, tps: impl IntoIterator<Item = &'a Tp>) -> Strin
         .join(", ")
 }
 
+/// What the driver keeps between actions.
+struct Driver {
+    shared: Arc<Shared>,
+    group: String,
+    /// The last JoinGroup answer (the leader assigns from its member list).
+    join: Option<JoinGroupResponse>,
+    /// The leader's assignment for the next SyncGroup.
+    assignments: Vec<SyncGroupRequestAssignment>,
+    /// Partition counts when the assignment was made (for `watch_partition_changes`).
+    partition_counts: Vec<usize>,
+}
+
 pub(super) async fn group_loop(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
-    let group = shared.config.group_id.clone().expect("group");
-    let mut m = Membership {
-        member_id: String::new(),
-        generation: -1,
-        protocol: None,
-        fetchers: BTreeSet::new(),
+    let cfg = &shared.config;
+    let group = cfg.group_id.clone().expect("group");
+    let mut m = Membership::new(Settings {
+        balancers: cfg.group_balancers.clone(),
+        heartbeat_interval: cfg.heartbeat_interval,
+        commit_interval: cfg.commit_interval,
+        watch_interval: cfg
+            .watch_partition_changes
+            .then(|| cfg.partition_watch_interval.max(Duration::from_millis(1))),
+        is_static: cfg.group_instance_id.is_some(),
+    });
+    let mut d = Driver {
+        shared: shared.clone(),
+        group: group.clone(),
+        join: None,
+        assignments: Vec::new(),
+        partition_counts: Vec::new(),
     };
-    let mut backoff = Duration::from_millis(100);
     tracing::info!(target: "kafkit::reader", "entering loop for consumer group, {group}");
+    let mut queue: VecDeque<Action> = m.start(Instant::now()).into();
     loop {
-        if *close.borrow() {
-            break;
+        if *close.borrow() && !m.is_closed() {
+            // Whatever was under way: close (revoke, commit, leave).
+            queue = m.close(Instant::now()).into();
         }
-        match generation(&shared, &group, &mut m, &mut close).await {
-            Ok(Outcome::Closed) => break,
-            Ok(Outcome::Rejoin) => backoff = Duration::from_millis(100),
-            Err(e) => {
-                tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "group membership failed; retrying");
-                // Ownership is unknown now: stop delivering, commit what was processed.
-                m.give_up_all(&shared).await;
-                let _ = commit_processed(&shared).await;
-                shared.session.lock().expect("session lock").conn = None;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = close.changed() => {}
+        let Some(action) = queue.pop_front() else {
+            let wait = m.next_deadline();
+            tokio::select! {
+                _ = close.changed() => {}
+                _ = async {
+                    match wait {
+                        Some(t) => tokio::time::sleep_until(t.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => queue.extend(m.poll(Instant::now())),
+            }
+            continue;
+        };
+        let next = d.run(&mut m, action, &mut close).await;
+        match next {
+            Step::Stop => return,
+            Step::Then(actions) => queue.extend(actions),
+        }
+    }
+}
+
+enum Step {
+    Then(Vec<Action>),
+    Stop,
+}
+
+impl Driver {
+    /// Carries out one action; returns what the machine says next.
+    async fn run(
+        &mut self,
+        m: &mut Membership,
+        action: Action,
+        close: &mut watch::Receiver<bool>,
+    ) -> Step {
+        let shared = self.shared.clone();
+        let group = self.group.clone();
+        let now = Instant::now;
+        let closing = m.is_closed();
+        match action {
+            Action::Join {
+                member_id,
+                owned,
+                generation,
+            } => {
+                let r = unless_closed(close, self.join(&member_id, &owned, generation)).await;
+                let Some(r) = r else {
+                    return Step::Then(Vec::new()); // closing: the loop closes the machine
+                };
+                let result = match r {
+                    Ok(resp) => {
+                        let result = match resp.error_code {
+                            0 => JoinResult::Joined {
+                                member_id: resp.member_id.to_string(),
+                                generation: resp.generation_id,
+                                protocol: resp.protocol_name.as_ref().map(|p| p.to_string()),
+                                leader: resp.leader == resp.member_id,
+                                has_members: !resp.members.is_empty(),
+                            },
+                            79 => JoinResult::MemberIdRequired(resp.member_id.to_string()),
+                            code => {
+                                tracing::warn!(target: "kafkit::reader", group = %group, code, "JoinGroup refused");
+                                if code != 25 {
+                                    // e.g. NOT_COORDINATOR: find the coordinator again.
+                                    self.reset_conn();
+                                }
+                                JoinResult::Failed(Some(code))
+                            }
+                        };
+                        if resp.error_code == 0 {
+                            tracing::info!(target: "kafkit::reader", "joined group {group} as member {} in generation {}", resp.member_id.as_str(), resp.generation_id);
+                            self.join = Some(resp);
+                        }
+                        result
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "JoinGroup failed; retrying");
+                        self.reset_conn();
+                        JoinResult::Failed(None)
+                    }
+                };
+                Step::Then(m.on_join(now(), result))
+            }
+            Action::ComputeAssignment { protocol } => {
+                let join = self.join.clone().expect("joined");
+                match leader_assign(&shared, &group, protocol, &join).await {
+                    Ok(a) => {
+                        self.assignments = a;
+                        Step::Then(Vec::new())
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "assignment failed");
+                        Step::Then(m.on_sync(now(), SyncResult::Failed(None)))
+                    }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Action::Sync {
+                generation,
+                member_id,
+            } => {
+                let assignments = std::mem::take(&mut self.assignments);
+                let r = unless_closed(close, self.sync(generation, &member_id, assignments)).await;
+                let Some(r) = r else {
+                    return Step::Then(Vec::new());
+                };
+                let result = match r {
+                    Ok(mine) => {
+                        {
+                            let mut s = shared.session.lock().expect("session lock");
+                            s.generation = generation;
+                            s.member_id = member_id.clone();
+                        }
+                        tracing::info!(target: "kafkit::reader", "sync group finished for group, {group}: assigned {}", describe(&shared, &mine));
+                        shared.counters.rebalances.fetch_add(1, Ordering::Relaxed);
+                        self.partition_counts = self.partition_counts().await;
+                        SyncResult::Assigned(mine)
+                    }
+                    Err(SyncError::Rejoin) => SyncResult::Rejoin,
+                    Err(SyncError::Code(code)) => {
+                        if !matches!(code, 22 | 25 | 27) {
+                            self.reset_conn();
+                        }
+                        SyncResult::Failed(Some(code))
+                    }
+                    Err(SyncError::Failed(e)) => {
+                        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "SyncGroup failed; retrying");
+                        self.reset_conn();
+                        SyncResult::Failed(None)
+                    }
+                };
+                Step::Then(m.on_sync(now(), result))
+            }
+            Action::Revoke(tps) => {
+                tracing::info!(target: "kafkit::reader", "revoking partitions {}", describe(&shared, &tps));
+                stop_delivery(&shared, &tps);
+                listener::notify(&shared, names(&shared, &tps), |l, g, p| l.on_revoked(g, p)).await;
+                Step::Then(Vec::new())
+            }
+            Action::Lose(tps) => {
+                tracing::info!(target: "kafkit::reader", "partitions lost: {}", describe(&shared, &tps));
+                stop_delivery(&shared, &tps);
+                // Marks of lost partitions would be refused: drop them.
+                {
+                    let mut p = shared.processed.lock().expect("processed lock");
+                    for tp in &tps {
+                        p.remove(tp);
+                    }
+                }
+                listener::notify(&shared, names(&shared, &tps), |l, g, p| l.on_lost(g, p)).await;
+                Step::Then(Vec::new())
+            }
+            Action::Commit => {
+                if let Err(e) = commit_processed(&shared).await {
+                    tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit failed");
+                }
+                Step::Then(Vec::new())
+            }
+            Action::Start(tps) => match self.start(&tps).await {
+                Ok(()) => Step::Then(Vec::new()),
+                Err(e) => {
+                    tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "cannot start the assigned partitions; rejoining");
+                    self.reset_conn();
+                    Step::Then(m.failed(now()))
+                }
+            },
+            Action::Heartbeat {
+                generation,
+                member_id,
+            } => {
+                let code = match self.heartbeat(generation, &member_id).await {
+                    Ok(code) => {
+                        if !matches!(code, 0 | 22 | 25 | 27) {
+                            tracing::warn!(target: "kafkit::reader", group = %group, code, "heartbeat refused");
+                            self.reset_conn();
+                        }
+                        Some(code)
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "heartbeat failed");
+                        self.reset_conn();
+                        None
+                    }
+                };
+                if code == Some(27) {
+                    tracing::info!(target: "kafkit::reader", "group {group} is rebalancing; rejoining");
+                }
+                Step::Then(m.on_heartbeat(now(), code))
+            }
+            Action::WatchPartitions => {
+                let _ = shared.client.refresh(&shared.topics).await;
+                let counts = self.partition_counts().await;
+                if counts != self.partition_counts && counts.iter().all(|c| *c > 0) {
+                    tracing::info!(target: "kafkit::reader", "partition counts changed ({:?} -> {counts:?}); rejoining", self.partition_counts);
+                    return Step::Then(m.partitions_changed(now()));
+                }
+                Step::Then(Vec::new())
+            }
+            Action::Leave { member_id } => {
+                self.leave(&member_id).await;
+                Step::Then(Vec::new())
+            }
+            Action::Backoff(wait) => {
+                if !closing {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = close.changed() => {}
+                    }
+                }
+                Step::Then(Vec::new())
+            }
+            Action::Stop => Step::Stop,
+        }
+    }
+
+    fn reset_conn(&self) {
+        self.shared.session.lock().expect("session lock").conn = None;
+    }
+
+    async fn partition_counts(&self) -> Vec<usize> {
+        let mut v = Vec::with_capacity(self.shared.topics.len());
+        for t in &self.shared.topics {
+            v.push(
+                self.shared
+                    .client
+                    .topic(t)
+                    .await
+                    .map_or(0, |m| m.leaders.len()),
+            );
+        }
+        v
+    }
+
+    /// JoinGroup, offering every configured assignor (cooperative subscriptions carry the
+    /// owned partitions and the generation).
+    async fn join(
+        &self,
+        member_id: &str,
+        owned: &[Tp],
+        generation: i32,
+    ) -> Result<JoinGroupResponse> {
+        let shared = &self.shared;
+        let cfg = &shared.config;
+        let conn = coordinator_conn(shared, &self.group).await?;
+        let topics = shared.topics.clone();
+        let mut owned_by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in owned {
+            owned_by_topic
+                .entry(topics[*t].clone())
+                .or_default()
+                .push(*p);
+        }
+        let protocols: Vec<JoinGroupRequestProtocol> = cfg
+            .group_balancers
+            .iter()
+            .map(|b| {
+                let metadata = match b {
+                    GroupBalancer::CooperativeSticky => {
+                        assign::encode_subscription_v1(&topics, &owned_by_topic, generation)
+                    }
+                    _ => assign::encode_subscription(&topics),
+                };
+                JoinGroupRequestProtocol::default()
+                    .with_name(str_bytes(b.name()))
+                    .with_metadata(metadata)
+            })
+            .collect();
+        let mut req = JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_session_timeout_ms(cfg.session_timeout.as_millis() as i32)
+            .with_member_id(str_bytes(member_id))
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(protocols);
+        let v = conn.version_for::<JoinGroupRequest>()?;
+        if v >= 1 {
+            req.rebalance_timeout_ms = cfg.rebalance_timeout.as_millis() as i32;
+        }
+        if v >= 5 {
+            req.group_instance_id = cfg.group_instance_id.as_deref().map(str_bytes);
+        }
+        let wait = cfg.rebalance_timeout + cfg.session_timeout;
+        Ok(conn.send_timeout(&req, wait).await?.1)
+    }
+
+    async fn sync(
+        &self,
+        generation: i32,
+        member_id: &str,
+        assignments: Vec<SyncGroupRequestAssignment>,
+    ) -> std::result::Result<BTreeSet<Tp>, SyncError> {
+        let shared = &self.shared;
+        let cfg = &shared.config;
+        let conn = coordinator_conn(shared, &self.group)
+            .await
+            .map_err(SyncError::Failed)?;
+        let mut req = SyncGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_generation_id(generation)
+            .with_member_id(str_bytes(member_id))
+            .with_assignments(assignments);
+        if conn
+            .version_for::<SyncGroupRequest>()
+            .map_err(SyncError::Failed)?
+            >= 3
+        {
+            req.group_instance_id = cfg.group_instance_id.as_deref().map(str_bytes);
+        }
+        let sync = match conn
+            .send_timeout(&req, cfg.rebalance_timeout + cfg.session_timeout)
+            .await
+        {
+            Ok((_, sync)) => sync,
+            // A SyncGroup answer that does not decode: librdkafka's mock cluster answers errors
+            // (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION) with a null assignment, which v3+
+            // does not allow. Rejoin at once with the same member id, as for
+            // REBALANCE_IN_PROGRESS; backing off and reconnecting made a mixed group miss
+            // every rebalance window.
+            Err(Error::Protocol(e)) => {
+                tracing::warn!(target: "kafkit::reader", group = %self.group, error = %e, "undecodable SyncGroup answer; rejoining");
+                return Err(SyncError::Rejoin);
+            }
+            Err(e) => return Err(SyncError::Failed(e)),
+        };
+        if sync.error_code != 0 {
+            return Err(SyncError::Code(sync.error_code));
+        }
+        let assigned = assign::decode_assignment(sync.assignment.clone()).ok_or_else(|| {
+            SyncError::Failed(Error::kafka(
+                -1,
+                format!("undecodable assignment for group {}", self.group),
+            ))
+        })?;
+        Ok(assigned
+            .iter()
+            .filter_map(|(t, ps)| shared.topic_index(t).map(|ti| (ti, ps)))
+            .flat_map(|(ti, ps)| ps.iter().map(move |p| (ti, *p)))
+            .collect())
+    }
+
+    /// Where the new partitions start, the listener's `on_assigned`, then fetching.
+    async fn start(&self, tps: &[Tp]) -> Result<()> {
+        let shared = &self.shared;
+        let conn = coordinator_conn(shared, &self.group).await?;
+        let starts = start_offsets(shared, &conn, &self.group, tps).await?;
+        if !starts.is_empty() {
+            let list: Vec<String> = starts
+                .iter()
+                .map(|((t, p), o)| format!("{}/{p}: {o}", shared.topics[*t]))
+                .collect();
+            tracing::info!(target: "kafkit::reader", "subscribed to partitions: {}", list.join(", "));
+        }
+        {
+            let mut session = shared.session.lock().expect("session lock");
+            let mut positions = shared.positions.lock().expect("positions lock");
+            for (&p, &o) in &starts {
+                session.assignment.insert(p, o);
+                positions.insert(p, o);
             }
         }
+        listener::notify(shared, names(shared, tps), |l, g, p| l.on_assigned(g, p)).await;
+        for (&p, &o) in &starts {
+            let epoch = shared.new_epoch(p);
+            shared.fetch.assign(p, o, epoch);
+        }
+        Ok(())
     }
-    // Closing: stop delivering, commit what was processed, then leave so the group rebalances
-    // at once (static members stay: their partitions wait for them for session_timeout).
-    m.give_up_all(&shared).await;
-    if let Err(e) = commit_processed(&shared).await {
-        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "final commit failed");
+
+    async fn heartbeat(&self, generation: i32, member_id: &str) -> Result<i16> {
+        let shared = &self.shared;
+        let conn = coordinator_conn(shared, &self.group).await?;
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_generation_id(generation)
+            .with_member_id(str_bytes(member_id))
+            .with_group_instance_id(if conn.version_for::<HeartbeatRequest>()? >= 3 {
+                shared.config.group_instance_id.as_deref().map(str_bytes)
+            } else {
+                None
+            });
+        Ok(conn.send(&req).await?.1.error_code)
     }
-    let conn = shared.session.lock().expect("session lock").conn.take();
-    let is_static = shared.config.group_instance_id.is_some();
-    if let (Some(conn), false, false) = (conn, m.member_id.is_empty(), is_static) {
-        let mut req = LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&group)));
+
+    async fn leave(&self, member_id: &str) {
+        let group = &self.group;
+        let conn = self
+            .shared
+            .session
+            .lock()
+            .expect("session lock")
+            .conn
+            .take();
+        let Some(conn) = conn else {
+            return;
+        };
+        let mut req = LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(group)));
         match conn.version_for::<LeaveGroupRequest>() {
             Ok(v) if v >= 3 => {
-                req.members =
-                    vec![MemberIdentity::default().with_member_id(str_bytes(&m.member_id))]
+                req.members = vec![MemberIdentity::default().with_member_id(str_bytes(member_id))]
             }
-            _ => req.member_id = str_bytes(&m.member_id),
+            _ => req.member_id = str_bytes(member_id),
         }
         match tokio::time::timeout(Duration::from_secs(5), conn.send(&req)).await {
             Ok(Ok(_)) => {
-                tracing::info!(target: "kafkit::reader", "left group {group} as member {}", m.member_id)
+                tracing::info!(target: "kafkit::reader", "left group {group} as member {member_id}")
             }
-            other => {
-                tracing::warn!(target: "kafkit::reader", group = %group, "leaving group failed: {:?}", other.map(|r| r.err()))
+            Ok(Err(e)) => {
+                tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "leaving the group failed")
+            }
+            Err(_) => {
+                tracing::warn!(target: "kafkit::reader", group = %group, "leaving the group timed out after 5 s")
             }
         }
     }
+}
+
+/// Why a SyncGroup gave no assignment.
+enum SyncError {
+    /// Rejoin at once (an undecodable answer).
+    Rejoin,
+    /// The coordinator's error code.
+    Code(i16),
+    /// The request failed.
+    Failed(Error),
 }
 
 /// Waits for `fut` unless the reader is closed first.
@@ -230,277 +582,4 @@ async fn leader_assign(
                 .with_assignment(assign::encode_assignment(&a))
         })
         .collect())
-}
-
-/// One generation: join, sync, apply the assignment, heartbeat until a rebalance or close.
-async fn generation(
-    shared: &Arc<Shared>,
-    group: &str,
-    m: &mut Membership,
-    close: &mut watch::Receiver<bool>,
-) -> Result<Outcome> {
-    let cfg = &shared.config;
-    let Some(conn) = unless_closed(close, coordinator_conn(shared, group)).await else {
-        return Ok(Outcome::Closed);
-    };
-    let conn = conn?;
-    let topics = shared.topics.clone();
-    let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (t, p) in &m.fetchers {
-        owned.entry(topics[*t].clone()).or_default().push(*p);
-    }
-    let protocols: Vec<JoinGroupRequestProtocol> = cfg
-        .group_balancers
-        .iter()
-        .map(|b| {
-            let metadata = match b {
-                GroupBalancer::CooperativeSticky => {
-                    assign::encode_subscription_v1(&topics, &owned, m.generation)
-                }
-                _ => assign::encode_subscription(&topics),
-            };
-            JoinGroupRequestProtocol::default()
-                .with_name(str_bytes(b.name()))
-                .with_metadata(metadata)
-        })
-        .collect();
-    let instance = cfg.group_instance_id.as_deref().map(str_bytes);
-
-    // JoinGroup (again with the id the broker gives, if it answers MEMBER_ID_REQUIRED).
-    let join = loop {
-        let mut req = JoinGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_session_timeout_ms(cfg.session_timeout.as_millis() as i32)
-            .with_member_id(str_bytes(&m.member_id))
-            .with_protocol_type(str_bytes("consumer"))
-            .with_protocols(protocols.clone());
-        let v = conn.version_for::<JoinGroupRequest>()?;
-        if v >= 1 {
-            req.rebalance_timeout_ms = cfg.rebalance_timeout.as_millis() as i32;
-        }
-        if v >= 5 {
-            req.group_instance_id = instance.clone();
-        }
-        let wait = cfg.rebalance_timeout + cfg.session_timeout;
-        let Some(r) = unless_closed(close, conn.send_timeout(&req, wait)).await else {
-            return Ok(Outcome::Closed);
-        };
-        let (_, resp) = r?;
-        match resp.error_code {
-            0 => break resp,
-            79 => m.member_id = resp.member_id.to_string(),
-            25 => {
-                m.member_id.clear();
-                return Err(Error::kafka(25, format!("JoinGroup {group}")));
-            }
-            code => return Err(Error::kafka(code, format!("JoinGroup {group}"))),
-        }
-    };
-    m.member_id = join.member_id.to_string();
-    m.generation = join.generation_id;
-    let chosen = join
-        .protocol_name
-        .as_ref()
-        .and_then(|p| GroupBalancer::from_name(p.as_str()))
-        .or_else(|| (cfg.group_balancers.len() == 1).then(|| cfg.group_balancers[0]))
-        .ok_or_else(|| {
-            Error::kafka(
-                23,
-                format!(
-                    "JoinGroup {group}: the group chose {:?}",
-                    join.protocol_name
-                ),
-            )
-        })?;
-    m.protocol = Some(chosen);
-    let cooperative = chosen == GroupBalancer::CooperativeSticky;
-    if !cooperative && !m.fetchers.is_empty() {
-        // Eager protocol: nothing may be kept into the new generation.
-        m.give_up_all(shared).await;
-    }
-    let generation_id = join.generation_id;
-    tracing::info!(target: "kafkit::reader", "joined group {group} as member {} in generation {generation_id}", m.member_id);
-
-    // A static member rejoining a stable group is answered without the member list: the
-    // assignment stays as it is (KIP-345), nothing to compute.
-    let assignments = if join.leader == join.member_id && !join.members.is_empty() {
-        leader_assign(shared, group, chosen, &join).await?
-    } else {
-        Vec::new()
-    };
-    let mut req = SyncGroupRequest::default()
-        .with_group_id(GroupId(str_bytes(group)))
-        .with_generation_id(generation_id)
-        .with_member_id(str_bytes(&m.member_id))
-        .with_assignments(assignments);
-    if conn.version_for::<SyncGroupRequest>()? >= 3 {
-        req.group_instance_id = instance.clone();
-    }
-    let Some(r) = unless_closed(
-        close,
-        conn.send_timeout(&req, cfg.rebalance_timeout + cfg.session_timeout),
-    )
-    .await
-    else {
-        return Ok(Outcome::Closed);
-    };
-    let sync = match r {
-        Ok((_, sync)) => sync,
-        // A SyncGroup answer that does not decode: librdkafka's mock cluster answers errors
-        // (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION) with a null assignment, which v3+ does
-        // not allow. Rejoin at once with the same member id, as for REBALANCE_IN_PROGRESS;
-        // backing off and reconnecting made a mixed group miss every rebalance window.
-        Err(Error::Protocol(e)) => {
-            tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "undecodable SyncGroup answer; rejoining");
-            return Ok(Outcome::Rejoin);
-        }
-        Err(e) => return Err(e),
-    };
-    match sync.error_code {
-        0 => {}
-        27 => return Ok(Outcome::Rejoin),
-        code @ (22 | 25) => {
-            m.lost(shared, code).await;
-            return Ok(Outcome::Rejoin);
-        }
-        code => return Err(Error::kafka(code, format!("SyncGroup {group}"))),
-    }
-    let assigned = assign::decode_assignment(sync.assignment.clone())
-        .ok_or_else(|| Error::kafka(-1, format!("undecodable assignment for group {group}")))?;
-    let mine: BTreeSet<Tp> = assigned
-        .iter()
-        .filter_map(|(t, ps)| shared.topic_index(t).map(|ti| (ti, ps)))
-        .flat_map(|(ti, ps)| ps.iter().map(move |p| (ti, *p)))
-        .collect();
-    tracing::info!(target: "kafkit::reader", "sync group finished for group, {group}: assigned {}", describe(shared, &mine));
-    {
-        let mut s = shared.session.lock().expect("session lock");
-        s.generation = generation_id;
-        s.member_id = m.member_id.clone();
-    }
-
-    // Apply: revoke what was taken away, start what is new, keep the rest running.
-    let revoked: Vec<Tp> = m
-        .fetchers
-        .iter()
-        .filter(|p| !mine.contains(p))
-        .copied()
-        .collect();
-    let added: Vec<Tp> = mine
-        .iter()
-        .filter(|p| !m.fetchers.contains(p))
-        .copied()
-        .collect();
-    if !revoked.is_empty() {
-        m.give_up(shared, &revoked).await;
-        if let Err(e) = commit_processed(shared).await {
-            tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit of revoked partitions failed");
-        }
-    }
-    let starts = start_offsets(shared, &conn, group, &added).await?;
-    if !starts.is_empty() {
-        let list: Vec<String> = starts
-            .iter()
-            .map(|((t, p), o)| format!("{}/{p}: {o}", shared.topics[*t]))
-            .collect();
-        tracing::info!(target: "kafkit::reader", "subscribed to partitions: {}", list.join(", "));
-    }
-    {
-        let mut session = shared.session.lock().expect("session lock");
-        let mut positions = shared.positions.lock().expect("positions lock");
-        for (&p, &o) in &starts {
-            session.assignment.insert(p, o);
-            positions.insert(p, o);
-        }
-    }
-    listener::notify(shared, names(shared, &added), |l, g, p| l.on_assigned(g, p)).await;
-    for (&p, &o) in &starts {
-        let epoch = shared.new_epoch(p);
-        shared.fetch.assign(p, o, epoch);
-        m.fetchers.insert(p);
-    }
-    shared.counters.rebalances.fetch_add(1, Ordering::Relaxed);
-    if cooperative && !revoked.is_empty() {
-        // KIP-429: rejoin so the revoked partitions can go to their new owner.
-        return Ok(Outcome::Rejoin);
-    }
-    let mut partition_counts = Vec::with_capacity(shared.topics.len());
-    for t in &shared.topics {
-        partition_counts.push(shared.client.topic(t).await.map_or(0, |m| m.leaders.len()));
-    }
-
-    // Heartbeat (and commit, and watch the partition count) until something changes.
-    tracing::info!(target: "kafkit::reader", "started heartbeat for group, {group} [{:?}]", cfg.heartbeat_interval);
-    let mut beat = tokio::time::interval(cfg.heartbeat_interval);
-    beat.tick().await;
-    let commit_every = if cfg.commit_interval.is_zero() {
-        Duration::from_secs(3600)
-    } else {
-        cfg.commit_interval
-    };
-    let mut commit_tick = tokio::time::interval(commit_every);
-    commit_tick.tick().await;
-    let mut watch_tick =
-        tokio::time::interval(cfg.partition_watch_interval.max(Duration::from_millis(1)));
-    watch_tick.tick().await;
-    let rebalance = loop {
-        tokio::select! {
-            _ = beat.tick() => {}
-            _ = commit_tick.tick(), if !cfg.commit_interval.is_zero() => {
-                if let Err(e) = commit_processed(shared).await {
-                    tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "periodic commit failed");
-                }
-                continue;
-            }
-            _ = watch_tick.tick(), if cfg.watch_partition_changes => {
-                let _ = shared.client.refresh(&shared.topics).await;
-                let mut grown = false;
-                for (t, before) in shared.topics.iter().zip(&partition_counts) {
-                    if let Ok(meta) = shared.client.topic(t).await {
-                        if meta.leaders.len() != *before {
-                            tracing::info!(target: "kafkit::reader", "{t} now has {} partitions (was {before}); rejoining", meta.leaders.len());
-                            grown = true;
-                        }
-                    }
-                }
-                if grown {
-                    break true;
-                }
-                continue;
-            }
-            _ = close.changed() => return Ok(Outcome::Closed),
-        }
-        let req = HeartbeatRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_generation_id(generation_id)
-            .with_member_id(str_bytes(&m.member_id))
-            .with_group_instance_id(if conn.version_for::<HeartbeatRequest>()? >= 3 {
-                instance.clone()
-            } else {
-                None
-            });
-        let (_, r) = conn.send(&req).await?;
-        match r.error_code {
-            0 => {}
-            27 => {
-                tracing::info!(target: "kafkit::reader", "group {group} is rebalancing; rejoining");
-                break true;
-            }
-            code @ (22 | 25) => {
-                m.lost(shared, code).await;
-                return Ok(Outcome::Rejoin);
-            }
-            code => return Err(Error::kafka(code, format!("Heartbeat {group}"))),
-        }
-    };
-    debug_assert!(rebalance);
-    if !cooperative {
-        // Eager: revoke everything before rejoining; the commit below still counts for this
-        // generation (brokers accept commits while the group prepares the rebalance).
-        m.give_up_all(shared).await;
-    }
-    if let Err(e) = commit_processed(shared).await {
-        tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit before rejoining failed");
-    }
-    Ok(Outcome::Rejoin)
 }

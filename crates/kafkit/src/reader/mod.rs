@@ -41,6 +41,7 @@ pub mod assign;
 mod fetch;
 mod group;
 mod listener;
+mod membership;
 mod offsets;
 
 use group::group_loop;
