@@ -362,9 +362,10 @@ pub struct ReaderConfig {
     /// for the application before it is left out of fetches (Kafka's
     /// `max.partition.fetch.bytes`). Default 1 MiB.
     pub max_partition_bytes: usize,
-    /// Most bytes of fetched records waiting for the application, over all partitions: memory
-    /// is bounded by this (plus one fetch response), not by the partition count (Kafka's
-    /// `fetch.max.bytes` plays this part per request). Default 32 MiB.
+    /// Most bytes of fetched records waiting for the application, over all partitions
+    /// (payload plus each message's own overhead): memory is bounded by this, not by the
+    /// partition count; each partition may hold its share (at least `max_partition_bytes`).
+    /// librdkafka's `queued.max.messages.kbytes` plays this part. Default 16 MiB.
     pub max_buffered_bytes: usize,
     /// Heartbeat period. Default 3 s.
     pub heartbeat_interval: Duration,
@@ -416,7 +417,7 @@ impl Default for ReaderConfig {
             start_offset: StartOffset::First,
             queue_capacity: 100_000,
             max_partition_bytes: 1 << 20,
-            max_buffered_bytes: 32 << 20,
+            max_buffered_bytes: 16 << 20,
             heartbeat_interval: Duration::from_secs(3),
             session_timeout: Duration::from_secs(30),
             rebalance_timeout: Duration::from_secs(30),

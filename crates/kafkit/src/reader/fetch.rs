@@ -10,11 +10,13 @@
 //! assigned partitions and refreshes metadata when a leader is unknown or has moved.
 //!
 //! Memory is bounded by configuration, not by partition count: fetched records wait for the
-//! application in one queue, accounted in bytes and messages; a partition with
-//! `max_partition_bytes` waiting, or any partition while the reader holds
-//! `max_buffered_bytes` or `queue_capacity` messages, is left out of the next request (and
-//! forgotten by the session) until the application catches up. A response can add at most
-//! `max_bytes` on top of that.
+//! application in one queue, accounted in bytes (payload, message struct and allocation, or
+//! the wire size if larger) and messages; a partition holding its share of the budget
+//! (`max_buffered_bytes` / assigned partitions, at least `max_partition_bytes`), or any
+//! partition while the reader holds `max_buffered_bytes` or `queue_capacity` messages, is left
+//! out of the next request (and forgotten by the session) until the application catches up.
+//! Every request first reserves its `max_bytes` from the budget, so all brokers' responses
+//! together stay within it (a record batch larger than the limits still comes whole, KIP-74).
 //!
 //! Errors are per partition: NOT_LEADER_OR_FOLLOWER, fenced or unknown leader epochs,
 //! unknown partitions and storage errors back off that partition and refresh metadata (the
@@ -321,6 +323,11 @@ fn fetchable(shared: &Shared, addr: &str) -> (BTreeMap<Tp, i64>, bool, Option<In
     let mut out = BTreeMap::new();
     let mut next_retry: Option<Instant> = None;
     let parts = f.parts.lock().expect("parts lock");
+    // Each partition may hold its share of the budget (at least max_partition_bytes): a few
+    // partitions prefetch as deep as many do, so memory does not depend on their number.
+    let per_partition = cfg
+        .max_partition_bytes
+        .max(cfg.max_buffered_bytes / parts.len().max(1));
     for (tp, p) in parts.iter() {
         if shared
             .client
@@ -335,7 +342,7 @@ fn fetchable(shared: &Shared, addr: &str) -> (BTreeMap<Tp, i64>, bool, Option<In
             next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
             continue;
         }
-        if p.stopped || full || p.buffered >= cfg.max_partition_bytes {
+        if p.stopped || full || p.buffered >= per_partition {
             continue;
         }
         out.insert(*tp, p.offset);
@@ -607,7 +614,9 @@ fn handle_response(shared: &Arc<Shared>, resp: FetchResponse, asked: &BTreeMap<T
                         .collect(),
                     time: now_ms_to_time(r.timestamp),
                 };
-                bytes += msg.size() + 64;
+                // What the message holds: its payload, the struct, the topic name's copy and
+                // the allocator's share.
+                bytes += msg.size() + std::mem::size_of::<Message>() + topic.len() + 32;
                 msgs.push_back(msg);
             }
             // At least the wire size: the messages share the response's buffer.

@@ -273,6 +273,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
                 &topic,
                 o.consume_records,
                 true,
+                None,
             )
             .await?;
             let rr =

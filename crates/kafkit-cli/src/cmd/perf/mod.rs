@@ -133,6 +133,9 @@ pub struct ConsumeOpts {
     /// (those two need `--features rdkafka`). Run each in its own process to compare memory.
     #[arg(long, value_enum, default_value_t = ConsumeClient::Kafkit)]
     pub client: ConsumeClient,
+    /// kafkit's `max_buffered_bytes` (default: the Reader's, 16 MiB).
+    #[arg(long)]
+    pub max_buffered_bytes: Option<usize>,
 }
 
 /// The consumer `perf consume` measures.
@@ -375,6 +378,7 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
                         &topic,
                         o.num_records,
                         o.target.json,
+                        o.max_buffered_bytes,
                     )
                     .await?
                 }
