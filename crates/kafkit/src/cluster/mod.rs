@@ -193,6 +193,25 @@ impl ClusterClient {
         self.topics.lock().expect("topics lock").remove(topic);
     }
 
+    /// Cached leader node ids of a topic's partitions (`None`: not cached).
+    pub fn cached_leaders(&self, topic: &str) -> Option<Vec<i32>> {
+        self.topics
+            .lock()
+            .expect("topics lock")
+            .get(topic)
+            .map(|m| m.leaders.clone())
+    }
+
+    /// The node id of the broker at `addr`, as metadata named it.
+    pub fn node_id(&self, addr: &str) -> Option<i32> {
+        self.brokers
+            .lock()
+            .expect("brokers lock")
+            .iter()
+            .find(|(_, a)| a.as_str() == addr)
+            .map(|(id, _)| *id)
+    }
+
     /// Address of the leader of a partition from cached metadata only (`None`: not known).
     pub fn cached_leader_addr(&self, topic: &str, partition: i32) -> Option<String> {
         let leader = *self

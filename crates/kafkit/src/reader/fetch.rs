@@ -322,6 +322,13 @@ fn fetchable(shared: &Shared, addr: &str) -> (BTreeMap<Tp, i64>, bool, Option<In
     let mut mine = false;
     let mut out = BTreeMap::new();
     let mut next_retry: Option<Instant> = None;
+    // Leaders from the metadata cache, once per topic per call (no lookup per partition).
+    let node = shared.client.node_id(addr);
+    let leaders: Vec<Option<Vec<i32>>> = shared
+        .topics
+        .iter()
+        .map(|t| shared.client.cached_leaders(t))
+        .collect();
     let parts = f.parts.lock().expect("parts lock");
     // Each partition may hold its share of the budget (at least max_partition_bytes): a few
     // partitions prefetch as deep as many do, so memory does not depend on their number.
@@ -329,12 +336,10 @@ fn fetchable(shared: &Shared, addr: &str) -> (BTreeMap<Tp, i64>, bool, Option<In
         .max_partition_bytes
         .max(cfg.max_buffered_bytes / parts.len().max(1));
     for (tp, p) in parts.iter() {
-        if shared
-            .client
-            .cached_leader_addr(&shared.topics[tp.0], tp.1)
-            .as_deref()
-            != Some(addr)
-        {
+        let leader = leaders[tp.0]
+            .as_ref()
+            .and_then(|l| l.get(usize::try_from(tp.1).ok()?).copied());
+        if node.is_none() || leader != node {
             continue;
         }
         mine = true;

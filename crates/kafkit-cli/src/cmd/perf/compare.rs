@@ -273,7 +273,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
                 &topic,
                 o.consume_records,
                 true,
-                None,
+                (None, None),
             )
             .await?;
             let rr =

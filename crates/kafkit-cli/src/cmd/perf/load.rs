@@ -214,11 +214,11 @@ pub async fn consume(
     topic: &str,
     records: u64,
     quiet: bool,
-    max_buffered_bytes: Option<usize>,
+    tuning: (Option<usize>, Option<usize>),
 ) -> anyhow::Result<Report> {
     let (brokers, topic) = (brokers.to_vec(), topic.to_owned());
     on_runtime(rt, move || async move {
-        consume_here(&brokers, &topic, records, quiet, max_buffered_bytes).await
+        consume_here(&brokers, &topic, records, quiet, tuning).await
     })
     .await
 }
@@ -228,12 +228,13 @@ async fn consume_here(
     topic: &str,
     records: u64,
     quiet: bool,
-    max_buffered_bytes: Option<usize>,
+    (max_buffered_bytes, max_bytes): (Option<usize>, Option<usize>),
 ) -> anyhow::Result<Report> {
     let start = Instant::now();
     let defaults = ReaderConfig::default();
     let r = Reader::new(ReaderConfig {
         max_buffered_bytes: max_buffered_bytes.unwrap_or(defaults.max_buffered_bytes),
+        max_bytes: max_bytes.unwrap_or(defaults.max_bytes),
         brokers: brokers.to_vec(),
         topic: topic.into(),
         group_id: Some(format!("kafkit-perf-{}", uuid_ish())),

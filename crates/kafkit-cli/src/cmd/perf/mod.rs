@@ -136,6 +136,9 @@ pub struct ConsumeOpts {
     /// kafkit's `max_buffered_bytes` (default: the Reader's, 16 MiB).
     #[arg(long)]
     pub max_buffered_bytes: Option<usize>,
+    /// kafkit's `max_bytes` per fetch response (default: the Reader's, 1 MB).
+    #[arg(long)]
+    pub max_bytes: Option<usize>,
 }
 
 /// The consumer `perf consume` measures.
@@ -378,7 +381,7 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
                         &topic,
                         o.num_records,
                         o.target.json,
-                        o.max_buffered_bytes,
+                        (o.max_buffered_bytes, o.max_bytes),
                     )
                     .await?
                 }
