@@ -205,6 +205,23 @@ impl Control {
             .push((api_key, broker, delay));
     }
 
+    /// Forgets every broker's fetch sessions (KIP-227), as restarted brokers would: clients
+    /// get FETCH_SESSION_ID_NOT_FOUND and must start new ones.
+    pub fn drop_fetch_sessions(&self) {
+        for cache in self.state.fetch_sessions.values() {
+            cache.lock().expect("fetch sessions lock").clear();
+        }
+    }
+
+    /// Incremental fetch requests served by all brokers, and the partitions they carried.
+    pub fn fetch_session_stats(&self) -> (u64, u64) {
+        self.state
+            .fetch_sessions
+            .values()
+            .map(|c| c.lock().expect("fetch sessions lock").incremental)
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
     /// Removes injected errors and delays.
     pub fn clear_faults(&self) {
         *self.state.faults.lock().expect("faults lock") = Faults::default();

@@ -95,6 +95,9 @@ pub struct SessionCache {
     next_id: i32,
     slots: usize,
     eviction_idle: Duration,
+    /// Incremental requests served, and the partitions they carried in all (what a client's
+    /// steady state costs: changed partitions only).
+    pub incremental: (u64, u64),
 }
 
 impl SessionCache {
@@ -105,7 +108,14 @@ impl SessionCache {
             next_id: 0,
             slots,
             eviction_idle,
+            incremental: (0, 0),
         }
+    }
+
+    /// Forgets every session (as a restarted broker has none): their next incremental
+    /// requests get FETCH_SESSION_ID_NOT_FOUND.
+    pub fn clear(&mut self) {
+        self.sessions.clear();
     }
 
     /// Sessions held now.
@@ -159,6 +169,8 @@ impl SessionCache {
         }
         s.epoch = if epoch == i32::MAX { 1 } else { epoch + 1 };
         s.last_used = now;
+        self.incremental.0 += 1;
+        self.incremental.1 += wanted.len() as u64;
         for key in forgotten {
             s.parts.shift_remove(key);
         }

@@ -383,6 +383,7 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
             continue;
         }
         if wanted.is_empty() {
+            tracing::trace!(target: "kafkit::reader", broker = %addr, buffered = f.buffered_bytes(), "nothing fetchable here now; waiting");
             // Everything here is paused (full buffer) or backing off: wait for a change.
             let until = next_retry.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
@@ -412,12 +413,17 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
             }
         }
         // The response may add up to its max_bytes to the buffer: take that from the budget
-        // first, so the loops of every broker together stay within max_buffered_bytes.
+        // first, so the loops of every broker together stay within max_buffered_bytes. Each
+        // loop asks for at most its share, so long polls that find nothing cannot hold the
+        // whole budget while another broker's partitions have records waiting.
+        let loops = f.loops.lock().expect("loops lock").len().max(1);
+        let share = cfg.max_bytes.min(cfg.max_buffered_bytes / loops).max(1);
         let Some(max_bytes) = f.reserve(
             cfg.max_buffered_bytes,
-            cfg.max_bytes,
-            cfg.max_partition_bytes.min(cfg.max_bytes),
+            share,
+            cfg.max_partition_bytes.min(share),
         ) else {
+            tracing::trace!(target: "kafkit::reader", broker = %addr, buffered = f.buffered_bytes(), reserved = *f.reserved.lock().expect("reserved lock"), "buffer budget taken; waiting");
             tokio::select! {
                 _ = woken => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -481,6 +487,7 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
             continue;
         }
         session.answered(resp.session_id);
+        tracing::trace!(target: "kafkit::reader", broker = %addr, session = resp.session_id, sent = plan.send.len(), forgot = plan.forget.len(), answered = resp.responses.iter().map(|t| t.partitions.len()).sum::<usize>(), "fetch answered");
         handle_response(&shared, resp, &wanted);
         // Only now: the records are accounted as buffered, so no other loop could take the
         // same room in between.

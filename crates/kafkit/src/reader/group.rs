@@ -238,12 +238,16 @@ impl Driver {
                 listener::notify(&shared, names(&shared, &tps), |l, g, p| l.on_lost(g, p)).await;
                 Step::Then(Vec::new())
             }
-            Action::Commit => {
-                if let Err(e) = commit_processed(&shared).await {
+            Action::Commit => match commit_processed(&shared).await {
+                Ok(()) => Step::Then(Vec::new()),
+                Err(e) => {
                     tracing::warn!(target: "kafkit::reader", group = %group, error = %e, "commit failed");
+                    match e.kafka_code() {
+                        Some(code) => Step::Then(m.on_commit_error(now(), code)),
+                        None => Step::Then(Vec::new()),
+                    }
                 }
-                Step::Then(Vec::new())
-            }
+            },
             Action::Start(tps) => match self.start(&tps).await {
                 Ok(()) => Step::Then(Vec::new()),
                 Err(e) => {

@@ -337,6 +337,26 @@ impl Membership {
         }
     }
 
+    /// A commit was refused with `code`: REBALANCE_IN_PROGRESS means the group is rebalancing
+    /// (rejoin now rather than at the next heartbeat); ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID
+    /// mean the partitions are lost. Other codes change nothing here (the marks are kept and
+    /// retried).
+    pub fn on_commit_error(&mut self, _now: Instant, code: i16) -> Vec<Action> {
+        let State::Stable { .. } = self.state else {
+            return Vec::new();
+        };
+        match code {
+            REBALANCE_IN_PROGRESS => self.rebalance(),
+            ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID => {
+                let mut out = Vec::new();
+                self.lose_all(code, &mut out);
+                out.push(self.join());
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// A topic's partition count changed: rejoin so the group assigns the new partitions.
     pub fn partitions_changed(&mut self, _now: Instant) -> Vec<Action> {
         match self.state {
@@ -638,6 +658,39 @@ mod tests {
             vec![],
             "no timers while joining"
         );
+    }
+
+    #[test]
+    fn a_commit_refused_for_a_rebalance_rejoins_without_waiting_for_the_heartbeat() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(settings(GroupBalancer::Range));
+        m.start(t0);
+        joined(&mut m, t0, 1, false);
+        m.on_sync(t0, SyncResult::Assigned(set(&[(0, 0), (0, 1)])));
+        assert_eq!(
+            m.on_commit_error(t0, 7),
+            vec![],
+            "a retriable error: nothing changes"
+        );
+        let a = m.on_commit_error(t0, 27);
+        assert_eq!(
+            a,
+            vec![
+                Action::Revoke(vec![(0, 0), (0, 1)]),
+                Action::Commit,
+                Action::Join {
+                    member_id: "m1".into(),
+                    owned: vec![],
+                    generation: 1
+                }
+            ]
+        );
+        // While joining, a late commit error is ignored.
+        assert_eq!(m.on_commit_error(t0, 27), vec![]);
+        joined(&mut m, t0, 2, false);
+        m.on_sync(t0, SyncResult::Assigned(set(&[(0, 0)])));
+        let a = m.on_commit_error(t0, 22);
+        assert_eq!(a[0], Action::Lose(vec![(0, 0)]), "ILLEGAL_GENERATION: lost");
     }
 
     #[test]
