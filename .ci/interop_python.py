@@ -481,6 +481,86 @@ def mixed_group_kafka_python_and_kafkit(c):
           [v for _, v in kafkit_got] + [v for _, v in py_got])
 
 
+def mixed_group_handover_prints_nothing_twice(c):
+    """`kafkit consume -G` hands partitions over to a kafka-python member and takes them back
+    when it leaves: 6,000 records, each printed exactly once across both members (issue 13:
+    the CLI used to commit only when a new record came, and re-read ~3,000 it had printed)."""
+    import threading
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka.admin import NewTopic
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    admin = KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=10000)
+    admin.create_topics([NewTopic("handover", num_partitions=4, replication_factor=3)])
+    admin.close()
+    group = "handover-group"
+    kafkit = subprocess.Popen(
+        [KAFKIT, "consume", "-b", c.bootstrap, "-t", "handover", "-G", group, "-f", "%s\\n"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
+    )
+    kafkit_got = []
+    threading.Thread(
+        target=lambda: [kafkit_got.append(line.rstrip("\n")) for line in kafkit.stdout],
+        daemon=True,
+    ).start()
+    producer = KafkaProducer(bootstrap_servers=c.bootstrap, acks="all")
+
+    def produce(lo, hi):
+        for i in range(lo, hi):
+            producer.send("handover", key=f"k{i}".encode(), value=f"h {i}".encode())
+        producer.flush(timeout=30)
+
+    def wait_for(what, cond, seconds=60):
+        deadline = time.time() + seconds
+        while not cond():
+            if time.time() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}: kafkit {len(kafkit_got)}, "
+                                   f"kafka-python {len(py_got)}")
+            time.sleep(0.1)
+
+    py_got, py_parts, stop = [], [set()], threading.Event()
+
+    def python_member():
+        consumer = KafkaConsumer(
+            "handover", bootstrap_servers=c.bootstrap, group_id=group,
+            auto_offset_reset="earliest", enable_auto_commit=False,
+            partition_assignment_strategy=[RangePartitionAssignor],
+            heartbeat_interval_ms=500, session_timeout_ms=10000,
+        )
+        while not stop.is_set():
+            got = consumer.poll(timeout_ms=200)
+            for tp, msgs in got.items():
+                py_got.extend(m.value.decode() for m in msgs)
+            if got:
+                consumer.commit()
+            py_parts[0] = {tp.partition for tp in consumer.assignment()}
+        consumer.close()  # leaves the group
+
+    try:
+        produce(0, 3000)
+        wait_for("kafkit alone to print 3,000", lambda: len(kafkit_got) >= 3000)
+        t = threading.Thread(target=python_member, daemon=True)
+        t.start()
+        wait_for("kafka-python to get 2 partitions", lambda: len(py_parts[0]) == 2)
+        produce(3000, 6000)
+        wait_for("6,000 printed in all", lambda: len(kafkit_got) + len(py_got) >= 6000)
+        stop.set()
+        t.join(timeout=30)
+        # kafkit takes all four partitions back from kafka-python's commits; give it time to
+        # (wrongly) print anything again.
+        time.sleep(4)
+    finally:
+        stop.set()
+        producer.close()
+        kafkit.send_signal(signal.SIGTERM)
+        kafkit.wait(timeout=30)
+    print(f"     kafkit printed {len(kafkit_got)}, kafka-python {len(py_got)}")
+    if not py_got:
+        failures.append("handover: kafka-python never read anything")
+    check("kafkit consume -G + kafka-python: handover both ways, nothing printed twice",
+          [f"h {i}" for i in range(6000)], kafkit_got + py_got)
+
+
 def confluent_disk_full(c):
     """librdkafka (acks=all) against a full disk and space returning: with retries off it gets
     KAFKA_STORAGE_ERROR at once for every refused message (not a timeout), nothing refused is
@@ -570,6 +650,7 @@ def run_all():
         (confluent_transactions_fail_fast, shared),
         (kafka_python_group_rebalance_and_restart, Cluster()),
         (mixed_group_kafka_python_and_kafkit, shared),
+        (mixed_group_handover_prints_nothing_twice, shared),
         (confluent_idempotent_failover, Cluster()),
         (confluent_disk_full, Cluster()),
     ]

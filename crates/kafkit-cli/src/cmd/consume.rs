@@ -174,6 +174,29 @@ pub fn json_record(m: &Message) -> serde_json::Value {
     })
 }
 
+/// In a group: before partitions are revoked, the printing loop flushes what it printed and
+/// marks it, so the commit that follows covers every printed record and the next owner
+/// prints none of them again.
+struct FlushOnRevoke {
+    requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl kafkit::RebalanceListener for FlushOnRevoke {
+    fn on_revoked<'a>(
+        &'a self,
+        _group: &'a kafkit::Rebalance,
+        _partitions: &'a [(String, i32)],
+    ) -> kafkit::reader::ListenerFuture<'a> {
+        Box::pin(async move {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if self.requests.send(done).await.is_ok() {
+                // A printing loop stuck on a blocked stdout must not hold the group up forever.
+                let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+            }
+        })
+    }
+}
+
 pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let spec: OffsetSpec = a.offset.parse().map_err(anyhow::Error::msg)?;
     let admin = Admin::new(a.brokers.brokers.clone())?;
@@ -182,6 +205,8 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("topic {}", a.topic))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(1024);
+    let (flush_tx, mut flush_rx) =
+        tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
     let mut readers = Vec::new();
     let base = ReaderConfig {
         brokers: a.brokers.brokers.clone(),
@@ -207,6 +232,11 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         let r = Reader::new(ReaderConfig {
             group_id: Some(group.clone()),
             start_offset,
+            rebalance_listener: Some(kafkit::reader::Listener(std::sync::Arc::new(
+                FlushOnRevoke {
+                    requests: flush_tx.clone(),
+                },
+            ))),
             heartbeat_interval: Duration::from_secs(1),
             session_timeout: Duration::from_secs(10),
             // Printed records are marked (below); the reader commits marks every second, before
@@ -253,7 +283,12 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             readers.push(std::sync::Arc::new(r));
         }
     }
-    for r in &readers {
+    drop(flush_tx);
+    // Without a group, one reader per partition feeds one channel; a group member's single
+    // reader is read directly (below), so nothing it delivered waits in a channel when its
+    // partitions are revoked.
+    let feeders: &[std::sync::Arc<Reader>] = if a.group.is_some() { &[] } else { &readers };
+    for r in feeders {
         let (r, tx) = (r.clone(), tx.clone());
         tokio::spawn(async move {
             // fetch_message: nothing is committed until the record is printed (below).
@@ -292,17 +327,39 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             if a.exit && done(&positions, &readers) {
                 break;
             }
-            let wait = if a.exit {
+            // Group members flush and mark what they printed after 100 ms without a record.
+            let wait = if a.exit || a.group.is_some() {
                 Duration::from_millis(100)
             } else {
                 Duration::from_secs(3600)
             };
+            let next = async {
+                match a.group {
+                    Some(_) => readers[0].fetch_message().await.ok(),
+                    None => rx.recv().await,
+                }
+            };
             let m = tokio::select! {
-                m = tokio::time::timeout(wait, rx.recv()) => match m {
+                m = tokio::time::timeout(wait, next) => match m {
                     Ok(Some(m)) => m,
                     Ok(None) => break,
-                    Err(_) => { out.flush()?; continue }
+                    Err(_) => {
+                        out.flush()?;
+                        for m in pending.drain(..) {
+                            readers[0].mark(&m);
+                        }
+                        continue
+                    }
                 },
+                Some(done) = flush_rx.recv() => {
+                    // Partitions are being revoked: what was printed counts, now.
+                    out.flush()?;
+                    for m in pending.drain(..) {
+                        readers[0].mark(&m);
+                    }
+                    let _ = done.send(());
+                    continue;
+                }
                 _ = super::shutdown_signal() => break,
             };
             positions.insert(m.partition, m.offset + 1);
@@ -316,7 +373,7 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             if a.group.is_some() {
                 // Printed: flushed before it counts as processed, then marked for commit.
                 pending.push(m);
-                if rx.is_empty() || pending.len() >= 1024 {
+                if pending.len() >= 1024 {
                     out.flush()?;
                     for m in pending.drain(..) {
                         readers[0].mark(&m);
@@ -330,6 +387,8 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
+    // No printing loop any more: the listener must not wait for one while closing.
+    drop(flush_rx);
     if result.is_ok() {
         // Flushed by the loop's end: what was printed is processed; close commits the marks.
         for m in pending.drain(..) {
