@@ -255,14 +255,16 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
         print_row(&name, &k, &r, true);
         rows.push((name, k, r));
     }
-    // Consume rows: the same filled topic, a new group each.
-    for parts in [6] {
+    // Consume rows: the same filled topic, a new group each. Many partitions with one
+    // replica each (as issue 13 measured them); peak memory per client needs a process per
+    // client: benches/consume-scale.sh.
+    for (parts, rf) in [(6, -1), (300, 1), (1000, 1)] {
         let name = format!("consume 100 B partitions={parts}");
         if !wanted(&name) {
             continue;
         }
         let (topic, p) = fresh_topic(parts);
-        t.topic(&topic, p, -1).await?;
+        t.topic(&topic, p, rf).await?;
         load::fill(&t.brokers, &topic, o.consume_records, 100).await?;
         // librdkafka twice: at its defaults and tuned for a backlog (see `rdk::consume`).
         let (mut k, mut r, mut rt) = (None, None, None);
