@@ -358,10 +358,12 @@ mod tests {
     fn rules_fire_on_matching_paths_the_given_number_of_times() {
         let dir = tempfile::tempdir().unwrap();
         let s = FaultyStorage::new();
-        s.inject(FaultRule::times(Op::Sync, Fault::Io, 2).on("b"));
+        // Rules match a part of the path: a name the temporary directory's random name
+        // cannot contain (a rule on "b" also hit "a" one run in ten, in /tmp/.tmpXbXXXX).
+        s.inject(FaultRule::times(Op::Sync, Fault::Io, 2).on("second-file"));
         s.inject(FaultRule::times(Op::Append, Fault::Short(3), 1));
-        let a = s.open(&dir.path().join("a"), true).unwrap();
-        let b = s.open(&dir.path().join("b"), true).unwrap();
+        let a = s.open(&dir.path().join("first-file"), true).unwrap();
+        let b = s.open(&dir.path().join("second-file"), true).unwrap();
         a.sync().unwrap();
         assert!(b.sync().is_err());
         assert!(b.sync().is_err());

@@ -239,6 +239,11 @@ impl Reader {
         } else {
             config.group_topics.clone()
         };
+        let fetch = fetch::Fetcher::new(
+            config.max_buffered_bytes,
+            config.queue_capacity,
+            config.max_partition_bytes,
+        );
         let shared = Arc::new(Shared {
             topics,
             config,
@@ -250,7 +255,7 @@ impl Reader {
             positions: Mutex::new(BTreeMap::new()),
             high_watermarks: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
-            fetch: fetch::Fetcher::default(),
+            fetch,
             tx,
         });
         let (close_tx, close_rx) = watch::channel(false);
