@@ -48,8 +48,10 @@ fn refusal(ctx: &Ctx, inner: &PartitionInner, w: &Wanted) -> Option<i16> {
     None
 }
 
-/// (bytes available within limits, whether some partition has an error to report).
-fn poll(ctx: &Ctx, parts: &[(Wanted, Option<Arc<PartitionState>>)]) -> (u64, bool) {
+/// (bytes available within limits, whether some partition has an error to report). Stops
+/// counting once `min_bytes` are there: the answer goes out then anyway (with 1,000
+/// partitions in a session, summing all of them on every wake-up was the broker's top cost).
+fn poll(ctx: &Ctx, parts: &[(Wanted, Option<Arc<PartitionState>>)], min_bytes: u64) -> (u64, bool) {
     let mut total = 0;
     for (w, part) in parts {
         let Some(part) = part else {
@@ -63,6 +65,9 @@ fn poll(ctx: &Ctx, parts: &[(Wanted, Option<Arc<PartitionState>>)]) -> (u64, boo
         total += log
             .bytes_after(w.fetch_offset, inner.high_watermark)
             .min(w.max_bytes.max(0) as u64);
+        if total >= min_bytes.max(1) {
+            break;
+        }
     }
     (total, false)
 }
@@ -179,7 +184,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
         for n in &mut appended {
             n.as_mut().enable();
         }
-        let (available, errors) = poll(ctx, &parts);
+        let (available, errors) = poll(ctx, &parts, min_bytes);
         if errors || available >= min_bytes {
             break;
         }

@@ -72,6 +72,8 @@ pub(super) struct Fetcher {
     parts: Mutex<BTreeMap<Tp, Part>>,
     /// Something changed: an assignment, a position, freed buffer space, a partition error.
     wake: Notify,
+    /// The planner's own wake-up: assignments and partition errors only (not buffer space).
+    replan: Notify,
     buffered_bytes: AtomicUsize,
     buffered_msgs: AtomicUsize,
     /// Bytes of the budget promised to fetches in flight (their `max_bytes`).
@@ -90,6 +92,7 @@ impl Fetcher {
             starved: Default::default(),
             parts: Default::default(),
             wake: Notify::new(),
+            replan: Notify::new(),
             buffered_bytes: Default::default(),
             buffered_msgs: Default::default(),
             reserved: Default::default(),
@@ -120,12 +123,14 @@ impl Fetcher {
         );
         drop(parts);
         self.wake.notify_waiters();
+        self.replan.notify_waiters();
     }
 
     /// Stops fetching `tp`. Records already queued are dropped by their epoch.
     pub fn unassign(&self, tp: Tp) {
         self.parts.lock().expect("parts lock").remove(&tp);
         self.wake.notify_waiters();
+        self.replan.notify_waiters();
     }
 
     /// A queued batch of `msgs` messages and `bytes` bytes of `tp` left the queue.
@@ -305,7 +310,7 @@ impl ClientSession {
 pub(super) async fn planner(shared: Arc<Shared>, mut close: watch::Receiver<bool>) {
     let f = &shared.fetch;
     loop {
-        let woken = f.wake.notified();
+        let woken = f.replan.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let mut unknown: BTreeSet<String> = BTreeSet::new();
@@ -454,6 +459,7 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
                         shared.client.invalidate(&shared.topics[tp.0]);
                     }
                     f.wake.notify_waiters();
+                    f.replan.notify_waiters();
                     tokio::time::sleep(conn_backoff).await;
                     conn_backoff = (conn_backoff * 2).min(Duration::from_secs(2));
                     continue;
@@ -522,6 +528,7 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
                     shared.client.invalidate(&shared.topics[tp.0]);
                 }
                 f.wake.notify_waiters();
+                f.replan.notify_waiters();
                 tokio::time::sleep(conn_backoff).await;
                 conn_backoff = (conn_backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -596,6 +603,7 @@ fn back_off(shared: &Shared, tp: Tp) {
         p.retry_at = Some(Instant::now() + delay);
     }
     shared.fetch.wake.notify_waiters();
+    shared.fetch.replan.notify_waiters();
 }
 
 fn handle_response(shared: &Arc<Shared>, resp: FetchResponse, asked: &BTreeMap<Tp, i64>) {
