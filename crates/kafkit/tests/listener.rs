@@ -148,3 +148,63 @@ async fn committing_in_on_revoked_hands_over_without_duplicates() {
     a.close().await.unwrap();
     c.shutdown().await;
 }
+
+/// Records every call.
+#[derive(Default)]
+struct Events(Mutex<Vec<String>>);
+
+impl RebalanceListener for Events {
+    fn on_assigned<'a>(&'a self, _g: &'a Rebalance, p: &'a [(String, i32)]) -> ListenerFuture<'a> {
+        Box::pin(async move { self.0.lock().unwrap().push(format!("assigned {}", p.len())) })
+    }
+    fn on_revoked<'a>(&'a self, _g: &'a Rebalance, p: &'a [(String, i32)]) -> ListenerFuture<'a> {
+        Box::pin(async move { self.0.lock().unwrap().push(format!("revoked {}", p.len())) })
+    }
+    fn on_lost<'a>(&'a self, _g: &'a Rebalance, p: &'a [(String, i32)]) -> ListenerFuture<'a> {
+        Box::pin(async move { self.0.lock().unwrap().push(format!("lost {}", p.len())) })
+    }
+}
+
+/// The coordinator answering a heartbeat with UNKNOWN_MEMBER_ID (the member's session
+/// expired): `on_lost`, not `on_revoked`, then a fresh join and `on_assigned` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_member_hears_on_lost_and_rejoins() {
+    let c = cluster().await;
+    c.create_topic("fenced", 3).unwrap();
+    let events = Arc::new(Events::default());
+    let r = Reader::new(ReaderConfig {
+        group_id: Some("fenced-group".into()),
+        heartbeat_interval: Duration::from_millis(100),
+        rebalance_listener: Some(kafkit::reader::Listener(events.clone())),
+        ..reader_config(&c, "fenced", None)
+    })
+    .unwrap();
+    let wait = |want: Vec<&'static str>| {
+        let events = events.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = events.0.lock().unwrap().clone();
+                if got == want {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "events {got:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait(vec!["assigned 3"]).await;
+    // The next heartbeat answer says the coordinator no longer knows this member.
+    c.control().inject_error(12, 25, 1, None);
+    wait(vec!["assigned 3", "lost 3", "assigned 3"]).await;
+    r.close().await.unwrap();
+    assert_eq!(
+        events.0.lock().unwrap().last().map(String::as_str),
+        Some("revoked 3"),
+        "closing revokes"
+    );
+    c.shutdown().await;
+}
