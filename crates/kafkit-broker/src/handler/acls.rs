@@ -21,6 +21,22 @@ fn text(s: Option<&StrBytes>) -> Option<String> {
     s.map(|s| s.to_string())
 }
 
+/// An [`AclFilter`] from a DescribeAcls request or a DeleteAcls filter (the two messages
+/// carry the same fields under the same names, in different types).
+macro_rules! acl_filter {
+    ($f:expr) => {
+        AclFilter {
+            resource_type: $f.resource_type_filter,
+            resource_name: text($f.resource_name_filter.as_ref()),
+            pattern_type: $f.pattern_type_filter,
+            principal: text($f.principal_filter.as_ref()),
+            host: text($f.host_filter.as_ref()),
+            operation: $f.operation,
+            permission_type: $f.permission_type,
+        }
+    };
+}
+
 pub fn handle_create(ctx: &Ctx, req: CreateAclsRequest, _version: i16) -> CreateAclsResponse {
     let new: Vec<Acl> = req
         .creations
@@ -51,15 +67,7 @@ pub fn handle_create(ctx: &Ctx, req: CreateAclsRequest, _version: i16) -> Create
 }
 
 pub fn handle_describe(ctx: &Ctx, req: DescribeAclsRequest, _version: i16) -> DescribeAclsResponse {
-    let filter = AclFilter {
-        resource_type: req.resource_type_filter,
-        resource_name: text(req.resource_name_filter.as_ref()),
-        pattern_type: req.pattern_type_filter,
-        principal: text(req.principal_filter.as_ref()),
-        host: text(req.host_filter.as_ref()),
-        operation: req.operation,
-        permission_type: req.permission_type,
-    };
+    let filter = acl_filter!(req);
     if let Err((code, message)) = filter.validate() {
         return DescribeAclsResponse::default()
             .with_error_code(code)
@@ -96,19 +104,7 @@ pub fn handle_describe(ctx: &Ctx, req: DescribeAclsRequest, _version: i16) -> De
 }
 
 pub fn handle_delete(ctx: &Ctx, req: DeleteAclsRequest, _version: i16) -> DeleteAclsResponse {
-    let filters: Vec<AclFilter> = req
-        .filters
-        .iter()
-        .map(|f| AclFilter {
-            resource_type: f.resource_type_filter,
-            resource_name: text(f.resource_name_filter.as_ref()),
-            pattern_type: f.pattern_type_filter,
-            principal: text(f.principal_filter.as_ref()),
-            host: text(f.host_filter.as_ref()),
-            operation: f.operation,
-            permission_type: f.permission_type,
-        })
-        .collect();
+    let filters: Vec<AclFilter> = req.filters.iter().map(|f| acl_filter!(f)).collect();
     let filter_results = ctx
         .cluster
         .acls

@@ -20,13 +20,27 @@ use kafkit_protocol::topic_name;
 
 use super::{err, Ctx};
 use crate::fetch_session::{Answer, Mode, SessionError, Wanted};
-use crate::state::{PartitionInner, PartitionState};
+use crate::state::{PartitionInner, PartitionState, TopicState};
 
 /// The partition `w` names, if it exists.
-fn partition(ctx: &Ctx, w: &Wanted) -> Option<Arc<PartitionState>> {
-    let topic = ctx.cluster.topic(&w.topic)?;
-    let i = usize::try_from(w.partition).ok()?;
-    topic.partitions.get(i).cloned()
+/// The partitions `wanted` names (`None`: no such topic or partition), each topic looked up
+/// once per request rather than once per partition.
+fn partitions(ctx: &Ctx, wanted: Vec<Wanted>) -> Vec<(Wanted, Option<Arc<PartitionState>>)> {
+    let mut topics: std::collections::HashMap<String, Option<Arc<TopicState>>> = Default::default();
+    wanted
+        .into_iter()
+        .map(|w| {
+            if !topics.contains_key(&w.topic) {
+                topics.insert(w.topic.clone(), ctx.cluster.topic(&w.topic));
+            }
+            let topic = &topics[&w.topic];
+            let p = topic.as_ref().and_then(|t| {
+                let i = usize::try_from(w.partition).ok()?;
+                t.partitions.get(i).cloned()
+            });
+            (w, p)
+        })
+        .collect()
 }
 
 /// Why `w` cannot be read from this broker now, if it cannot: not the leader, or a leader
@@ -161,13 +175,7 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
             }
         }
     };
-    let parts: Vec<(Wanted, Option<Arc<PartitionState>>)> = wanted
-        .into_iter()
-        .map(|w| {
-            let p = partition(ctx, &w);
-            (w, p)
-        })
-        .collect();
+    let parts = partitions(ctx, wanted);
     // Woken by appends to the requested partitions (each partition's own `data`), and by
     // cluster-wide changes (leadership, faults, topics).
     loop {

@@ -174,6 +174,20 @@ pub fn json_record(m: &Message) -> serde_json::Value {
     })
 }
 
+/// Flushes what was printed, then marks it processed (a group member's `pending`; empty
+/// otherwise).
+fn settle(
+    out: &mut impl Write,
+    pending: &mut Vec<Message>,
+    reader: &Reader,
+) -> std::io::Result<()> {
+    out.flush()?;
+    for m in pending.drain(..) {
+        reader.mark(&m);
+    }
+    Ok(())
+}
+
 /// In a group: before partitions are revoked, the printing loop flushes what it printed and
 /// marks it, so the commit that follows covers every printed record and the next owner
 /// prints none of them again.
@@ -344,19 +358,13 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
                     Ok(Some(m)) => m,
                     Ok(None) => break,
                     Err(_) => {
-                        out.flush()?;
-                        for m in pending.drain(..) {
-                            readers[0].mark(&m);
-                        }
+                        settle(&mut out, &mut pending, &readers[0])?;
                         continue
                     }
                 },
                 Some(done) = flush_rx.recv() => {
                     // Partitions are being revoked: what was printed counts, now.
-                    out.flush()?;
-                    for m in pending.drain(..) {
-                        readers[0].mark(&m);
-                    }
+                    settle(&mut out, &mut pending, &readers[0])?;
                     let _ = done.send(());
                     continue;
                 }
@@ -374,10 +382,7 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
                 // Printed: flushed before it counts as processed, then marked for commit.
                 pending.push(m);
                 if pending.len() >= 1024 {
-                    out.flush()?;
-                    for m in pending.drain(..) {
-                        readers[0].mark(&m);
-                    }
+                    settle(&mut out, &mut pending, &readers[0])?;
                 }
             } else if rx.is_empty() {
                 out.flush()?;
@@ -390,10 +395,8 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     // No printing loop any more: the listener must not wait for one while closing.
     drop(flush_rx);
     if result.is_ok() {
-        // Flushed by the loop's end: what was printed is processed; close commits the marks.
-        for m in pending.drain(..) {
-            readers[0].mark(&m);
-        }
+        // What was printed is processed; close commits the marks.
+        settle(&mut out, &mut pending, &readers[0])?;
     }
     for r in &readers {
         r.close().await?;

@@ -165,10 +165,10 @@ impl Fetcher {
     /// Takes up to `want` bytes of the budget for a fetch: `None` when the room left is below
     /// `min` (unless nothing at all is buffered or in flight, so a budget smaller than one
     /// fetch still makes progress).
-    fn reserve(&self, budget: usize, want: usize, min: usize) -> Option<usize> {
+    fn reserve(&self, want: usize, min: usize) -> Option<usize> {
         let mut reserved = self.reserved.lock().expect("reserved lock");
         let used = self.buffered_bytes.load(Ordering::Acquire) + *reserved;
-        let room = budget.saturating_sub(used);
+        let room = self.budget.saturating_sub(used);
         let take = want.min(room);
         if take >= min.min(want) && take > 0 {
             *reserved += take;
@@ -313,7 +313,7 @@ pub(super) async fn planner(shared: Arc<Shared>, mut close: watch::Receiver<bool
         let woken = f.replan.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let mut unknown: BTreeSet<String> = BTreeSet::new();
+        let mut unknown_topics: BTreeSet<String> = BTreeSet::new();
         let mut leaders: BTreeSet<String> = BTreeSet::new();
         for (t, p) in f.assigned() {
             let topic = &shared.topics[t];
@@ -322,12 +322,13 @@ pub(super) async fn planner(shared: Arc<Shared>, mut close: watch::Receiver<bool
                     leaders.insert(addr);
                 }
                 None => {
-                    unknown.insert(topic.clone());
+                    unknown_topics.insert(topic.clone());
                 }
             }
         }
-        if !unknown.is_empty() {
-            let topics: Vec<String> = unknown.into_iter().collect();
+        let unknown = !unknown_topics.is_empty();
+        if unknown {
+            let topics: Vec<String> = unknown_topics.into_iter().collect();
             if let Err(e) = shared.client.refresh(&topics).await {
                 tracing::debug!(target: "kafkit::reader", error = %e, "metadata refresh failed");
             }
@@ -342,13 +343,8 @@ pub(super) async fn planner(shared: Arc<Shared>, mut close: watch::Receiver<bool
                 });
             }
         }
-        let pause = if f.assigned().iter().any(|(t, p)| {
-            shared
-                .client
-                .cached_leader_addr(&shared.topics[*t], *p)
-                .is_none()
-        }) {
-            Duration::from_millis(100) // leaders still unknown: ask again soon
+        let pause = if unknown {
+            Duration::from_millis(100) // leaders were unknown: look again soon
         } else {
             Duration::from_secs(1)
         };
@@ -367,10 +363,9 @@ pub(super) async fn planner(shared: Arc<Shared>, mut close: watch::Receiver<bool
 /// stopped, with room in the buffer. Also says whether any assigned partition is led by
 /// `addr` at all.
 fn fetchable(shared: &Shared, addr: &str) -> (BTreeMap<Tp, i64>, bool, Option<Instant>) {
-    let cfg = &shared.config;
     let f = &shared.fetch;
-    let full = f.buffered_bytes.load(Ordering::Acquire) >= cfg.max_buffered_bytes
-        || f.buffered_msgs.load(Ordering::Acquire) >= cfg.queue_capacity;
+    let full = f.buffered_bytes.load(Ordering::Acquire) >= f.budget
+        || f.buffered_msgs.load(Ordering::Acquire) >= f.max_msgs;
     let now = Instant::now();
     let mut mine = false;
     let mut out = BTreeMap::new();
@@ -472,11 +467,7 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
         // whole budget while another broker's partitions have records waiting.
         let loops = f.loops.lock().expect("loops lock").len().max(1);
         let share = cfg.max_bytes.min(cfg.max_buffered_bytes / loops).max(1);
-        let Some(max_bytes) = f.reserve(
-            cfg.max_buffered_bytes,
-            share,
-            cfg.max_partition_bytes.min(share),
-        ) else {
+        let Some(max_bytes) = f.reserve(share, cfg.max_partition_bytes.min(share)) else {
             tracing::trace!(target: "kafkit::reader", broker = %addr, buffered = f.buffered_bytes(), reserved = *f.reserved.lock().expect("reserved lock"), "buffer budget taken; waiting");
             tokio::select! {
                 _ = woken => {}
@@ -485,8 +476,7 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
             continue;
         };
         let plan = session.plan(&wanted, partition_max);
-        let req = request(&shared, &plan, partition_max, isolation)
-            .with_max_bytes(max_bytes.min(i32::MAX as usize) as i32);
+        let req = request(&shared, &plan, partition_max, max_bytes, isolation);
         let asked: BTreeSet<Tp> = wanted.keys().copied().collect();
         let resp = {
             let c = conn.as_ref().expect("connected");
@@ -550,26 +540,37 @@ async fn broker_loop(shared: Arc<Shared>, addr: String) {
     }
 }
 
-fn request(shared: &Shared, plan: &Plan, partition_max: i32, isolation: i8) -> FetchRequest {
+/// Items per topic index, topics in order.
+fn by_topic<T>(items: impl IntoIterator<Item = (usize, T)>) -> BTreeMap<usize, Vec<T>> {
+    let mut m: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+    for (t, x) in items {
+        m.entry(t).or_default().push(x);
+    }
+    m
+}
+
+fn request(
+    shared: &Shared,
+    plan: &Plan,
+    partition_max: i32,
+    max_bytes: usize,
+    isolation: i8,
+) -> FetchRequest {
     let cfg = &shared.config;
-    let mut topics: BTreeMap<usize, Vec<FetchPartition>> = BTreeMap::new();
-    for ((t, p), o) in &plan.send {
-        topics.entry(*t).or_default().push(
-            FetchPartition::default()
-                .with_partition(*p)
-                .with_fetch_offset(*o)
-                .with_partition_max_bytes(partition_max),
-        );
-    }
-    let mut forgotten: BTreeMap<usize, Vec<i32>> = BTreeMap::new();
-    for (t, p) in &plan.forget {
-        forgotten.entry(*t).or_default().push(*p);
-    }
+    let name = |t: usize| topic_name(&shared.topics[t]);
+    let topics = by_topic(plan.send.iter().map(|((t, p), o)| {
+        let part = FetchPartition::default()
+            .with_partition(*p)
+            .with_fetch_offset(*o)
+            .with_partition_max_bytes(partition_max);
+        (*t, part)
+    }));
+    let forgotten = by_topic(plan.forget.iter().copied());
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(cfg.max_wait.as_millis().min(i32::MAX as u128) as i32)
         .with_min_bytes(cfg.min_bytes as i32)
-        .with_max_bytes(cfg.max_bytes as i32)
+        .with_max_bytes(max_bytes.min(i32::MAX as usize) as i32)
         .with_isolation_level(isolation)
         .with_session_id(plan.session_id)
         .with_session_epoch(plan.epoch)
@@ -578,7 +579,7 @@ fn request(shared: &Shared, plan: &Plan, partition_max: i32, isolation: i8) -> F
                 .into_iter()
                 .map(|(t, parts)| {
                     FetchTopic::default()
-                        .with_topic(topic_name(&shared.topics[t]))
+                        .with_topic(name(t))
                         .with_partitions(parts)
                 })
                 .collect(),
@@ -588,7 +589,7 @@ fn request(shared: &Shared, plan: &Plan, partition_max: i32, isolation: i8) -> F
                 .into_iter()
                 .map(|(t, parts)| {
                     ForgottenTopic::default()
-                        .with_topic(topic_name(&shared.topics[t]))
+                        .with_topic(name(t))
                         .with_partitions(parts)
                 })
                 .collect(),
