@@ -436,8 +436,26 @@ pub fn decode_records(data: &Bytes) -> Result<Vec<Record>, ProtocolError> {
 
 /// [`decode_records`] with a cap on each batch's decompressed size.
 pub fn decode_records_capped(data: &Bytes, cap: usize) -> Result<Vec<Record>, ProtocolError> {
-    let split = split_batches(data)?;
     let mut out = Vec::new();
+    decode_batches_each(data, cap, |mut records| {
+        if out.is_empty() {
+            out = records;
+        } else {
+            out.append(&mut records);
+        }
+    })?;
+    Ok(out)
+}
+
+/// [`decode_records_capped`] handing each batch's records (control records dropped) to `f` as
+/// the batch is decoded, with no vector of every record first: the reader's hot path turns
+/// them into messages directly. On an error, `f` has seen the batches before the bad one.
+pub fn decode_batches_each(
+    data: &Bytes,
+    cap: usize,
+    mut f: impl FnMut(Vec<Record>),
+) -> Result<(), ProtocolError> {
+    let split = split_batches(data)?;
     let decompress = |b: &mut Bytes, c: Compression| -> anyhow::Result<Bytes> {
         match c {
             Compression::None => Ok(b.clone()),
@@ -448,9 +466,11 @@ pub fn decode_records_capped(data: &Bytes, cap: usize) -> Result<Vec<Record>, Pr
         let mut batch = data.slice(range);
         let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(&decompress))
             .map_err(|e| ProtocolError::CorruptBatch(format!("{e:#}")))?;
-        out.extend(set.records.into_iter().filter(|r| !r.control));
+        let mut records = set.records;
+        records.retain(|r| !r.control);
+        f(records);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -443,10 +443,9 @@ impl Driver {
         }
         {
             let mut session = shared.session.lock().expect("session lock");
-            let mut positions = shared.positions.lock().expect("positions lock");
             for (&p, &o) in &starts {
                 session.assignment.insert(p, o);
-                positions.insert(p, o);
+                shared.set_position(p, o);
             }
         }
         listener::notify(shared, names(shared, tps), |l, g, p| l.on_assigned(g, p)).await;

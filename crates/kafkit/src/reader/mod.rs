@@ -50,7 +50,7 @@ use offsets::{commit_processed, list_offset};
 pub use listener::{Listener, ListenerFuture, Rebalance, RebalanceListener};
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,11 +93,15 @@ struct Shared {
     next_epoch: AtomicU64,
     /// Fetch epoch of every partition being read; messages of other epochs are dropped.
     epochs: Mutex<HashMap<Tp, u64>>,
+    /// Bumped after every change to `epochs`: the application's end re-checks its batch's
+    /// epoch only when this moved (not once per message).
+    epoch_changes: AtomicU64,
     session: Mutex<Session>,
     /// Processed but not yet committed: partition → next offset.
     processed: Mutex<BTreeMap<Tp, i64>>,
-    /// Next offset the application gets, per partition (for `lag`).
-    positions: Mutex<BTreeMap<Tp, i64>>,
+    /// Next offset the application gets, per partition (for `lag`); the application's end
+    /// keeps its batch's counter and stores into it without taking this lock.
+    positions: Mutex<BTreeMap<Tp, Arc<AtomicI64>>>,
     /// High watermark from the latest fetch response, per partition.
     high_watermarks: Mutex<BTreeMap<Tp, i64>>,
     counters: Counters,
@@ -111,16 +115,32 @@ impl Shared {
     fn new_epoch(&self, tp: Tp) -> u64 {
         let e = self.next_epoch.fetch_add(1, Ordering::AcqRel) + 1;
         self.epochs.lock().expect("epochs lock").insert(tp, e);
+        self.epoch_changes.fetch_add(1, Ordering::AcqRel);
         e
     }
 
     /// Nothing fetched for `tp` so far is delivered any more.
     fn retire(&self, tp: Tp) {
         self.epochs.lock().expect("epochs lock").remove(&tp);
+        self.epoch_changes.fetch_add(1, Ordering::AcqRel);
     }
 
     fn is_current(&self, tp: Tp, epoch: u64) -> bool {
         self.epochs.lock().expect("epochs lock").get(&tp) == Some(&epoch)
+    }
+
+    /// Sets the next offset the application gets from `tp`.
+    fn set_position(&self, tp: Tp, offset: i64) {
+        self.position(tp).store(offset, Ordering::Release);
+    }
+
+    /// The counter holding `tp`'s position.
+    fn position(&self, tp: Tp) -> Arc<AtomicI64> {
+        let mut positions = self.positions.lock().expect("positions lock");
+        positions
+            .entry(tp)
+            .or_insert_with(|| Arc::new(AtomicI64::new(-1)))
+            .clone()
     }
 
     fn topic_index(&self, topic: &str) -> Option<usize> {
@@ -179,7 +199,11 @@ pub struct ReaderStats {
 /// ```
 pub struct Reader {
     shared: Arc<Shared>,
-    rx: tokio::sync::Mutex<Receiving>,
+    /// The batch being handed out. A plain lock, held for one `pop`: the per-message path
+    /// takes no async lock.
+    current: Mutex<Current>,
+    /// Where batches arrive; held (across `await`) only by the caller waiting for the next.
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Fetched>>,
     last: Mutex<Option<Message>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     close_tx: watch::Sender<bool>,
@@ -187,17 +211,64 @@ pub struct Reader {
 }
 
 /// The application's end of the queue: the batch being handed out, message by message.
-struct Receiving {
-    rx: mpsc::UnboundedReceiver<Fetched>,
-    current: Option<fetch::Batch>,
+#[derive(Default)]
+struct Current {
+    batch: Option<fetch::Batch>,
+    /// `epoch_changes` when the batch's epoch was last found current.
+    checked: u64,
+    /// The batch's partition's position counter.
+    position: Option<Arc<AtomicI64>>,
 }
 
-impl Receiving {
+impl Current {
     /// Gives the current batch's accounting back (used up or dropped).
     fn release(&mut self, shared: &Shared) {
-        if let Some(b) = self.current.take() {
+        if let Some(b) = self.batch.take() {
             shared.fetch.release(b.tp, b.count, b.bytes);
         }
+        self.position = None;
+    }
+
+    /// The next message of the current batch, if it still belongs to its partition's epoch.
+    fn pop(&mut self, shared: &Shared) -> Option<Message> {
+        loop {
+            let b = self.batch.as_mut()?;
+            let changes = shared.epoch_changes.load(Ordering::Acquire);
+            if changes != self.checked {
+                if !shared.is_current(b.tp, b.epoch) {
+                    self.release(shared); // fetched before a revocation or a seek
+                    continue;
+                }
+                self.checked = changes;
+            }
+            let Some(m) = b.msgs.pop_front() else {
+                self.release(shared);
+                continue;
+            };
+            if let Some(p) = &self.position {
+                p.store(m.offset + 1, Ordering::Release);
+            }
+            if b.msgs.is_empty() {
+                self.release(shared);
+            }
+            let c = &shared.counters;
+            c.messages.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(m.size() as u64, Ordering::Relaxed);
+            return Some(m);
+        }
+    }
+
+    /// Makes `b` the batch handed out next.
+    fn install(&mut self, shared: &Shared, b: fetch::Batch) {
+        self.release(shared);
+        self.position = Some(shared.position(b.tp));
+        self.checked = shared.epoch_changes.load(Ordering::Acquire);
+        if !shared.is_current(b.tp, b.epoch) {
+            shared.fetch.release(b.tp, b.count, b.bytes);
+            self.position = None;
+            return;
+        }
+        self.batch = Some(b);
     }
 }
 
@@ -250,6 +321,7 @@ impl Reader {
             client,
             next_epoch: AtomicU64::new(0),
             epochs: Mutex::new(HashMap::new()),
+            epoch_changes: AtomicU64::new(0),
             session: Mutex::new(Session::default()),
             processed: Mutex::new(BTreeMap::new()),
             positions: Mutex::new(BTreeMap::new()),
@@ -268,7 +340,8 @@ impl Reader {
         };
         Ok(Self {
             shared,
-            rx: tokio::sync::Mutex::new(Receiving { rx, current: None }),
+            current: Mutex::new(Current::default()),
+            rx: tokio::sync::Mutex::new(rx),
             last: Mutex::new(None),
             task: Mutex::new(Some(task)),
             close_tx,
@@ -296,33 +369,23 @@ impl Reader {
 
     /// The next message, without committing anything.
     pub async fn fetch_message(&self) -> Result<Message> {
-        let mut r = self.rx.lock().await;
         loop {
-            if let Some(b) = &mut r.current {
-                if !self.shared.is_current(b.tp, b.epoch) {
-                    r.release(&self.shared); // fetched before a revocation or a seek
-                    continue;
-                }
-                let Some(m) = b.msgs.pop_front() else {
-                    r.release(&self.shared);
-                    continue;
-                };
-                let tp = b.tp;
-                if b.msgs.is_empty() {
-                    r.release(&self.shared);
-                }
-                let c = &self.shared.counters;
-                c.messages.fetch_add(1, Ordering::Relaxed);
-                c.bytes.fetch_add(m.size() as u64, Ordering::Relaxed);
-                self.shared
-                    .positions
-                    .lock()
-                    .expect("positions lock")
-                    .insert(tp, m.offset + 1);
+            if let Some(m) = self.current.lock().expect("current lock").pop(&self.shared) {
                 return Ok(m);
             }
-            match r.rx.recv().await.ok_or(Error::Closed)? {
-                Fetched::Batch(b) => r.current = Some(b),
+            let mut rx = self.rx.lock().await;
+            // Another caller may have installed a batch while this one waited for `rx`.
+            if self.current.lock().expect("current lock").batch.is_some() {
+                continue;
+            }
+            // Cancel-safe: a message is only taken out of the channel by a `recv` that
+            // returns, and installed before the next `await`.
+            match rx.recv().await.ok_or(Error::Closed)? {
+                Fetched::Batch(b) => self
+                    .current
+                    .lock()
+                    .expect("current lock")
+                    .install(&self.shared, b),
                 Fetched::Error { tp, epoch, error } => {
                     if self.shared.is_current(tp, epoch) {
                         return Err(error);
@@ -425,7 +488,10 @@ impl Reader {
             .iter()
             .filter_map(|(tp, start)| {
                 let hw = *hws.get(tp)?;
-                let pos = positions.get(tp).copied().unwrap_or(*start).max(*start);
+                let pos = positions
+                    .get(tp)
+                    .map_or(*start, |p| p.load(Ordering::Acquire))
+                    .max(*start);
                 Some(((self.shared.topics[tp.0].clone(), tp.1), (hw - pos).max(0)))
             })
             .collect()
@@ -524,11 +590,7 @@ async fn partition_loop(
         // A fresh epoch per (re)start: whatever was queued before is dropped.
         let epoch = shared.new_epoch(tp);
         shared.session.lock().expect("session lock").assignment = BTreeMap::from([(tp, start)]);
-        shared
-            .positions
-            .lock()
-            .expect("positions lock")
-            .insert(tp, start);
+        shared.set_position(tp, start);
         tracing::info!(target: "kafkit::reader", "initializing kafka reader for partition {p} of {} starting at offset {start}", cfg.topic);
         shared.fetch.assign(tp, start, epoch);
         loop {
