@@ -40,6 +40,38 @@ impl Default for ClusterBuilder {
 }
 
 impl ClusterBuilder {
+    /// The listeners' security (see [`crate::auth::Security`]).
+    pub fn security(mut self, security: crate::auth::Security) -> Self {
+        self.config.security = security;
+        self
+    }
+
+    /// Kafka's `security.protocol` for every listener (default PLAINTEXT). SSL and SASL_SSL
+    /// use a self-signed certificate unless [`tls_cert`](Self::tls_cert) gives one; its CA is
+    /// `<data_dir>/tls/ca.pem` ([`Cluster::tls_ca`]).
+    pub fn security_protocol(mut self, protocol: kafkit_protocol::sasl::SecurityProtocol) -> Self {
+        self.config.security.protocol = protocol;
+        self
+    }
+
+    /// The listeners' certificate chain and key (PEM files).
+    pub fn tls_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.config.security.tls = Some(crate::auth::TlsSource::Files {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// A user for SASL (PLAIN and SCRAM-SHA-256/512), stored as SCRAM credentials.
+    pub fn sasl_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.config
+            .security
+            .users
+            .push((user.into(), password.into()));
+        self
+    }
+
     /// Number of brokers (default 3).
     pub fn brokers(mut self, n: usize) -> Self {
         self.brokers = n;
@@ -159,10 +191,26 @@ impl ClusterBuilder {
             }
         };
         let state = Arc::new(ClusterState::open(self.config, data_dir, infos.clone())?);
+        let (security, tls_ca) = crate::auth::setup(
+            &state.config.security,
+            &state.data_dir,
+            &self.host,
+            &state.scram,
+        )
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => BrokerError::Config(e.to_string()),
+            _ => BrokerError::Io(e),
+        })?;
         let (tx, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for (l, info) in listeners.into_iter().zip(&infos) {
-            tasks.spawn(server::run(l, info.id, state.clone(), rx.clone()));
+            tasks.spawn(server::run(
+                l,
+                info.id,
+                state.clone(),
+                rx.clone(),
+                security.clone(),
+            ));
         }
         tasks.spawn(crate::replication::run(state.clone(), rx.clone()));
         tasks.spawn(maintenance(state.clone(), rx.clone()));
@@ -181,8 +229,9 @@ impl ClusterBuilder {
                 g.dispatch(actions);
             }
         });
-        tracing::info!(target: "kafkit::broker", brokers = infos.len(), data_dir = %state.data_dir.display(), "cluster started");
+        tracing::info!(target: "kafkit::broker", brokers = infos.len(), data_dir = %state.data_dir.display(), security_protocol = %security.protocol, "cluster started");
         Ok(Cluster {
+            tls_ca,
             state,
             brokers: infos,
             shutdown: tx,
@@ -227,6 +276,7 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
 /// A running embedded cluster.
 #[derive(Debug)]
 pub struct Cluster {
+    tls_ca: Option<PathBuf>,
     state: Arc<ClusterState>,
     brokers: Vec<BrokerInfo>,
     shutdown: watch::Sender<bool>,
@@ -235,6 +285,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The self-signed CA's PEM file clients should trust (`<data_dir>/tls/ca.pem`), when the
+    /// listeners use TLS with a self-signed certificate.
+    pub fn tls_ca(&self) -> Option<&std::path::Path> {
+        self.tls_ca.as_deref()
+    }
+
+    /// The listeners' security protocol.
+    pub fn security_protocol(&self) -> kafkit_protocol::sasl::SecurityProtocol {
+        self.state.config.security.protocol
+    }
+
     /// A builder with defaults: 3 brokers on free ports of 127.0.0.1, temporary data.
     pub fn builder() -> ClusterBuilder {
         ClusterBuilder::default()

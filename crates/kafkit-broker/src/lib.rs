@@ -23,6 +23,7 @@
 //! batches. Resource limits and request validation: [`limits`], docs/LIMITS.md.
 
 pub mod acl;
+pub mod auth;
 pub mod capture;
 mod cluster;
 pub mod control;

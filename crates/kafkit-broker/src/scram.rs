@@ -4,88 +4,18 @@
 //! As in Kafka, the password itself never reaches the broker: a client sends the salt, the
 //! iteration count and the salted password (PBKDF2), and the broker keeps only
 //! `StoredKey = H(HMAC(salted, "Client Key"))` and `ServerKey = HMAC(salted, "Server Key")`,
-//! which is what a SCRAM exchange checks against. (The cluster's listeners do not yet
-//! authenticate with them; that is issue 14's SASL.)
+//! which is what a SCRAM exchange checks against (`crate::auth`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256, Sha512};
-
 use crate::error::Outcome;
 use crate::storage::Storage;
 
-/// A SCRAM mechanism, with Kafka's codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mechanism {
-    /// SCRAM-SHA-256 (1)
-    Sha256,
-    /// SCRAM-SHA-512 (2)
-    Sha512,
-}
-
-impl Mechanism {
-    /// From Kafka's code; `None` for UNKNOWN (0) or anything else.
-    pub fn from_code(code: i8) -> Option<Self> {
-        match code {
-            1 => Some(Self::Sha256),
-            2 => Some(Self::Sha512),
-            _ => None,
-        }
-    }
-
-    /// Kafka's code.
-    pub fn code(self) -> i8 {
-        match self {
-            Self::Sha256 => 1,
-            Self::Sha512 => 2,
-        }
-    }
-
-    /// The SASL mechanism name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sha256 => "SCRAM-SHA-256",
-            Self::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => {
-                let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-            Self::Sha512 => {
-                let mut m = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-        }
-    }
-
-    fn hash(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Self::Sha256 => Sha256::digest(data).to_vec(),
-            Self::Sha512 => Sha512::digest(data).to_vec(),
-        }
-    }
-
-    /// `Hi(password, salt, iterations)`: PBKDF2 with this mechanism's HMAC.
-    pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            Self::Sha256 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec()
-            }
-            Self::Sha512 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password, salt, iterations).to_vec()
-            }
-        }
-    }
-}
+/// A SCRAM mechanism, with Kafka's codes (the math is `kafkit_protocol::sasl`'s, shared with
+/// the client).
+pub use kafkit_protocol::sasl::ScramMechanism as Mechanism;
 
 /// Kafka's bounds on the iteration count (`ScramMechanism.minIterations`, and the maximum
 /// `ScramFormatter` accepts).
@@ -109,12 +39,12 @@ pub struct Credential {
 impl Credential {
     /// The keys of a salted password.
     pub fn from_salted(mechanism: Mechanism, salt: &[u8], iterations: i32, salted: &[u8]) -> Self {
-        let client_key = mechanism.hmac(salted, b"Client Key");
+        let (stored_key, server_key) = mechanism.keys(salted);
         Self {
             salt: salt.to_vec(),
             iterations,
-            stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(salted, b"Server Key"),
+            stored_key,
+            server_key,
         }
     }
 }

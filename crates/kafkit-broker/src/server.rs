@@ -19,13 +19,16 @@ use bytes::{BufMut, BytesMut};
 use kafkit_protocol::codec::{self, RequestPeek};
 use kafkit_protocol::frame;
 use kafkit_protocol::messages::{ApiKey, ResponseKind};
+use kafkit_protocol::messages::{RequestKind, SaslAuthenticateResponse, SaslHandshakeResponse};
 use kafkit_protocol::protocol::Decodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use kafkit_protocol::protocol::StrBytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::auth::{ListenerSecurity, SaslSession, Step};
 use crate::handler::{self, Ctx};
 use crate::state::ClusterState;
 
@@ -35,6 +38,7 @@ pub async fn run(
     broker_id: i32,
     cluster: Arc<ClusterState>,
     mut shutdown: watch::Receiver<bool>,
+    security: ListenerSecurity,
 ) {
     let limit = Arc::new(Semaphore::new(cluster.config.max_connections));
     let per_ip = Arc::new(PerIp::default());
@@ -69,9 +73,31 @@ pub async fn run(
                     peer_addr: peer.to_string(),
                 };
                 let sd = shutdown.clone();
+                let sec = security.clone();
                 conns.spawn(async move {
                     tracing::debug!(target: "kafkit::broker", broker = broker_id, %peer, "connection opened");
-                    match serve(stream, &ctx, sd).await {
+                    let _ = stream.set_nodelay(true);
+                    let served = match sec.tls.clone() {
+                        None => {
+                            let (rd, wr) = stream.into_split();
+                            serve(rd, wr, &ctx, sd, &sec).await
+                        }
+                        // The handshake is bounded like a request's read.
+                        Some(acceptor) => match tokio::time::timeout(
+                            ctx.cluster.config.request_read_timeout,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(tls)) => {
+                                let (rd, wr) = tokio::io::split(tls);
+                                serve(rd, wr, &ctx, sd, &sec).await
+                            }
+                            Ok(Err(e)) => Err(Closed::Refused(format!("TLS handshake failed: {e}"))),
+                            Err(_) => Err(Closed::Refused("no TLS handshake within the read timeout".into())),
+                        },
+                    };
+                    match served {
                         Ok(()) => {}
                         // The peer hung up mid-exchange: ordinary, not worth a warning.
                         Err(Closed::Peer(e)) => {
@@ -152,15 +178,38 @@ fn after(at: Instant, d: std::time::Duration) -> Instant {
         .unwrap_or_else(|| at + std::time::Duration::from_secs(365 * 86_400))
 }
 
-/// Serves requests on one connection. `Err` carries the reason the connection is closed.
-async fn serve(
-    stream: TcpStream,
+/// Where a SASL listener's connection is in authenticating.
+enum Auth {
+    /// Nothing to do (PLAINTEXT/SSL listener) or authenticated.
+    Open,
+    /// Waiting for SaslHandshake.
+    Handshake,
+    /// After SaslHandshake: SaslAuthenticate requests carry the exchange (v1), or raw frames
+    /// do (`raw`, SaslHandshake v0).
+    Exchange { session: SaslSession, raw: bool },
+}
+
+/// Serves requests on one connection (plain TCP or TLS halves). `Err` carries the reason the
+/// connection is closed.
+async fn serve<R, W>(
+    mut rd: R,
+    mut wr: W,
     ctx: &Ctx,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(), Closed> {
-    let _ = stream.set_nodelay(true);
+    sec: &ListenerSecurity,
+) -> Result<(), Closed>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut down = ctx.cluster.down[(ctx.broker_id - 1) as usize].subscribe();
-    let (mut rd, mut wr) = stream.into_split();
+    let mut auth = if sec.protocol.sasl() {
+        Auth::Handshake
+    } else {
+        Auth::Open
+    };
+    // KIP-368: past this, only a re-authentication is served.
+    let mut session_expiry: Option<Instant> = None;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut out = BytesMut::with_capacity(64 * 1024);
     let max = ctx.cluster.config.max_frame_bytes;
@@ -233,6 +282,35 @@ async fn serve(
                 _ = down.wait_for(|d| *d) => return Ok(()),
             }
         };
+        if let Auth::Exchange { raw: true, .. } = &auth {
+            // SaslHandshake v0: the exchange's tokens travel as bare frames.
+            let Auth::Exchange { session, .. } = std::mem::replace(&mut auth, Auth::Handshake)
+            else {
+                unreachable!()
+            };
+            let (session, step) = sasl_step(ctx, session, frame.to_vec()).await;
+            let (bytes, next) = match step {
+                Step::Continue(b) => (b, Auth::Exchange { session, raw: true }),
+                Step::Done {
+                    principal,
+                    response,
+                    ..
+                } => {
+                    tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, %principal, "authenticated");
+                    (response, Auth::Open)
+                }
+                Step::Failed(msg) => {
+                    return Err(Closed::Refused(format!(
+                        "SASL authentication failed: {msg}"
+                    )))
+                }
+            };
+            auth = next;
+            out.put_i32(bytes.len() as i32);
+            out.extend_from_slice(&bytes);
+            wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
+            continue;
+        }
         let Some(RequestPeek {
             api_key,
             api_version,
@@ -265,6 +343,44 @@ async fn serve(
             return Err(Closed::Refused(format!(
                 "{key:?} v{api_version} is not supported (we serve v{min}-v{max_v})"
             )));
+        }
+        let sasl_key =
+            api_key == ApiKey::SaslHandshake as i16 || api_key == ApiKey::SaslAuthenticate as i16;
+        if !matches!(auth, Auth::Open) && !sasl_key && key != ApiKey::ApiVersions {
+            // As Kafka: nothing but ApiVersions and the SASL exchange before authentication.
+            return Err(Closed::Refused(format!(
+                "{key:?} before SASL authentication completed"
+            )));
+        }
+        if session_expiry.is_some_and(|at| Instant::now() >= at) && !sasl_key {
+            return Err(Closed::Refused(
+                "SASL session expired (connections.max.reauth.ms) without re-authentication".into(),
+            ));
+        }
+        if sasl_key {
+            let (header, body) =
+                codec::decode_request(frame, key, api_version).map_err(|e| e.to_string())?;
+            let (response, close) = match body {
+                RequestKind::SaslHandshake(r) => {
+                    sasl_handshake(sec, &mut auth, r.mechanism.as_str(), api_version)
+                }
+                RequestKind::SaslAuthenticate(r) => {
+                    let (resp, close, lifetime) =
+                        sasl_authenticate(ctx, sec, &mut auth, r.auth_bytes.to_vec()).await;
+                    if let Some(l) = lifetime {
+                        session_expiry = Some(Instant::now() + l);
+                    }
+                    (resp, close)
+                }
+                _ => unreachable!("sasl_key"),
+            };
+            codec::encode_response(&mut out, header.correlation_id, api_version, key, &response)
+                .map_err(|e| e.to_string())?;
+            wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
+            if let Some(why) = close {
+                return Err(Closed::Refused(why));
+            }
+            continue;
         }
         if handler::legacy::serves(api_key, api_version) {
             // Old versions kafka-protocol no longer decodes: header v1, hand-written bodies.
@@ -319,6 +435,159 @@ async fn serve(
                 c.response(api_key, api_version, &out[4..]);
             }
             wr.write_all_buf(&mut out).await.map_err(Closed::Peer)?;
+        }
+    }
+}
+
+/// Runs one step of the exchange (PLAIN's PBKDF2 on a blocking thread).
+async fn sasl_step(ctx: &Ctx, mut session: SaslSession, msg: Vec<u8>) -> (SaslSession, Step) {
+    if session.is_costly() {
+        let cluster = ctx.cluster.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let step = session.step(&msg, &cluster.scram);
+            (session, step)
+        })
+        .await;
+        match joined {
+            Ok(r) => r,
+            Err(e) => (
+                SaslSession::start("PLAIN", &["PLAIN".into()]).expect("PLAIN"),
+                Step::Failed(format!("authentication task failed: {e}")),
+            ),
+        }
+    } else {
+        let step = session.step(&msg, &ctx.cluster.scram);
+        (session, step)
+    }
+}
+
+/// ILLEGAL_SASL_STATE
+const ILLEGAL_SASL_STATE: i16 = 34;
+/// UNSUPPORTED_SASL_MECHANISM
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+/// SASL_AUTHENTICATION_FAILED
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+/// SaslHandshake: picks the mechanism. Returns the response and, when the connection must be
+/// closed after it, why.
+fn sasl_handshake(
+    sec: &ListenerSecurity,
+    auth: &mut Auth,
+    mechanism: &str,
+    version: i16,
+) -> (ResponseKind, Option<String>) {
+    let mechanisms: Vec<StrBytes> = sec
+        .mechanisms
+        .iter()
+        .map(|m| StrBytes::from_string(m.clone()))
+        .collect();
+    let resp = |code: i16| {
+        ResponseKind::SaslHandshake(
+            SaslHandshakeResponse::default()
+                .with_error_code(code)
+                .with_mechanisms(mechanisms.clone()),
+        )
+    };
+    if !sec.protocol.sasl() {
+        return (
+            resp(ILLEGAL_SASL_STATE),
+            Some(format!("SaslHandshake on a {} listener", sec.protocol)),
+        );
+    }
+    if matches!(auth, Auth::Exchange { .. }) {
+        return (
+            resp(ILLEGAL_SASL_STATE),
+            Some("SaslHandshake during an exchange".into()),
+        );
+    }
+    match SaslSession::start(mechanism, &sec.mechanisms) {
+        None => (
+            resp(UNSUPPORTED_SASL_MECHANISM),
+            Some(format!(
+                "SASL mechanism {mechanism:?} not enabled (enabled: {})",
+                sec.mechanisms.join(", ")
+            )),
+        ),
+        Some(session) => {
+            *auth = Auth::Exchange {
+                session,
+                raw: version == 0,
+            };
+            (resp(0), None)
+        }
+    }
+}
+
+/// SaslAuthenticate: one step of the exchange. Returns the response, why the connection must
+/// be closed after it (a failure), and the session's lifetime once authenticated.
+async fn sasl_authenticate(
+    ctx: &Ctx,
+    sec: &ListenerSecurity,
+    auth: &mut Auth,
+    msg: Vec<u8>,
+) -> (ResponseKind, Option<String>, Option<std::time::Duration>) {
+    let fail = |code: i16, message: String| {
+        ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(message))),
+        )
+    };
+    let session = match std::mem::replace(auth, Auth::Handshake) {
+        Auth::Exchange {
+            session,
+            raw: false,
+        } => session,
+        other => {
+            *auth = other;
+            let why = "SaslAuthenticate without a SaslHandshake v1 before it".to_owned();
+            return (fail(ILLEGAL_SASL_STATE, why.clone()), Some(why), None);
+        }
+    };
+    let (session, step) = sasl_step(ctx, session, msg).await;
+    match step {
+        Step::Continue(bytes) => {
+            *auth = Auth::Exchange {
+                session,
+                raw: false,
+            };
+            (
+                ResponseKind::SaslAuthenticate(
+                    SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
+                ),
+                None,
+                None,
+            )
+        }
+        Step::Done {
+            principal,
+            response,
+            expires_in,
+        } => {
+            *auth = Auth::Open;
+            // KIP-368: a lifetime only when connections.max.reauth.ms is set, capped by the
+            // credential's own expiry (an OAUTHBEARER token's).
+            let lifetime = sec.max_reauth.map(|m| expires_in.map_or(m, |e| e.min(m)));
+            tracing::info!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, %principal, ?lifetime, "authenticated");
+            (
+                ResponseKind::SaslAuthenticate(
+                    SaslAuthenticateResponse::default()
+                        .with_auth_bytes(response.into())
+                        .with_session_lifetime_ms(
+                            lifetime.map_or(0, |l| l.as_millis().min(i64::MAX as u128) as i64),
+                        ),
+                ),
+                None,
+                lifetime,
+            )
+        }
+        Step::Failed(message) => {
+            tracing::warn!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, %message, "SASL authentication failed");
+            (
+                fail(SASL_AUTHENTICATION_FAILED, message.clone()),
+                Some(format!("SASL authentication failed: {message}")),
+                None,
+            )
         }
     }
 }

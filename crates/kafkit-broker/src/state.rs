@@ -89,6 +89,8 @@ pub struct ClusterConfig {
     /// Where everything is stored (default: the real filesystem; tests use
     /// [`crate::storage::FaultyStorage`] to inject a full disk and failing writes).
     pub storage: Arc<dyn crate::storage::Storage>,
+    /// The listeners' security: TLS, SASL users and mechanisms (default PLAINTEXT).
+    pub security: crate::auth::Security,
 }
 
 impl Default for ClusterConfig {
@@ -117,6 +119,7 @@ impl Default for ClusterConfig {
             max_open_files: crate::log::DEFAULT_MAX_OPEN_FILES,
             capture_dir: None,
             storage: crate::storage::disk(),
+            security: crate::auth::Security::default(),
         }
     }
 }

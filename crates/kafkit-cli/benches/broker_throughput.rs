@@ -23,6 +23,7 @@ async fn start_until_ready() -> (Duration, Cluster) {
             client_id: "bench".into(),
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            ..Default::default()
         };
         Connection::connect(&addr, cfg)
             .await

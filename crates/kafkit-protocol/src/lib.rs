@@ -20,6 +20,7 @@ pub mod error;
 pub mod frame;
 pub mod legacy;
 pub mod produce;
+pub mod sasl;
 pub mod validate;
 pub mod versions;
 

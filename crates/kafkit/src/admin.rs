@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use crate::cluster::ClusterClient;
 use crate::conn::ConnConfig;
 use crate::error::{Error, Result};
+use crate::security::SecurityConfig;
 
 /// One partition as `describe_topic` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,13 +104,20 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// An admin client for `brokers` (`host:port`).
+    /// An admin client for `brokers` (`host:port`), PLAINTEXT.
     pub fn new(brokers: Vec<String>) -> Result<Self> {
+        Self::with_security(brokers, SecurityConfig::default())
+    }
+
+    /// An admin client with TLS/SASL settings.
+    pub fn with_security(brokers: Vec<String>, security: SecurityConfig) -> Result<Self> {
         crate::config::validate_brokers(&brokers)?;
+        security.validate()?;
         let conn = ConnConfig {
             client_id: "kafkit-admin".into(),
             dial_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            security: std::sync::Arc::new(security.into()),
         };
         Ok(Self {
             client: ClusterClient::new(brokers, conn, false),

@@ -112,6 +112,8 @@ pub struct WriterConfig {
     pub write_timeout: Duration,
     /// Limit for connecting to a broker. Default 10 s.
     pub dial_timeout: Duration,
+    /// TLS and SASL (Kafka's `security.protocol`, `ssl.*`, `sasl.*`). Default PLAINTEXT.
+    pub security: crate::security::SecurityConfig,
     /// Client id sent to brokers. Default "kafkit".
     pub client_id: String,
     /// Ask brokers to create the topic if it does not exist. Default true.
@@ -149,6 +151,7 @@ impl Default for WriterConfig {
             buffer_memory: 16 * 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             dial_timeout: Duration::from_secs(10),
+            security: Default::default(),
             client_id: "kafkit".into(),
             allow_auto_topic_creation: true,
             compression: Compression::None,
@@ -259,7 +262,7 @@ impl WriterConfig {
         if self.dial_timeout.is_zero() {
             return Err(Error::config("dial_timeout", "must be positive"));
         }
-        Ok(())
+        self.security.validate()
     }
 }
 
@@ -375,6 +378,8 @@ pub struct ReaderConfig {
     pub rebalance_timeout: Duration,
     /// Limit for connecting to a broker. Default 10 s.
     pub dial_timeout: Duration,
+    /// TLS and SASL (Kafka's `security.protocol`, `ssl.*`, `sasl.*`). Default PLAINTEXT.
+    pub security: crate::security::SecurityConfig,
     /// Client id sent to brokers. Default "kafkit".
     pub client_id: String,
     /// How `read_message` commits: zero (the default) commits the previous message
@@ -422,6 +427,7 @@ impl Default for ReaderConfig {
             session_timeout: Duration::from_secs(30),
             rebalance_timeout: Duration::from_secs(30),
             dial_timeout: Duration::from_secs(10),
+            security: Default::default(),
             client_id: "kafkit".into(),
             commit_interval: Duration::ZERO,
             group_balancers: vec![GroupBalancer::Range],
@@ -524,6 +530,6 @@ impl ReaderConfig {
         if self.dial_timeout.is_zero() {
             return Err(Error::config("dial_timeout", "must be positive"));
         }
-        Ok(())
+        self.security.validate()
     }
 }

@@ -51,6 +51,15 @@ pub enum Error {
         /// Cause.
         reason: String,
     },
+    /// The TLS handshake with a broker failed (certificate, name, or not a TLS listener). Not
+    /// retried: the same settings fail the same way.
+    #[error("TLS with broker {addr} failed: {reason}")]
+    Tls {
+        /// Broker address.
+        addr: String,
+        /// The rustls error, with a hint where one helps.
+        reason: String,
+    },
     /// None of the bootstrap brokers could be reached.
     #[error("no broker reachable (tried {tried}): {last}")]
     NoBrokerReachable {

@@ -20,6 +20,7 @@ pub mod conn;
 pub mod error;
 pub mod message;
 pub mod reader;
+pub mod security;
 pub mod writer;
 
 pub use admin::{Admin, GroupDescription, GroupListing, GroupMember, GroupOffset, PartitionInfo};
@@ -30,6 +31,7 @@ pub use config::{
 pub use error::{Error, KafkaCode, Result};
 pub use message::{Header, Message};
 pub use reader::{Reader, ReaderStats, Rebalance, RebalanceListener};
+pub use security::{Sasl, SecurityConfig, SecurityProtocol, TlsConfig};
 pub use writer::balancer::Balancer;
 pub use writer::{Delivery, Writer, WriterStats};
 

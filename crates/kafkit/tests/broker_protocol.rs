@@ -18,6 +18,7 @@ fn conn_config() -> ConnConfig {
         client_id: "test".into(),
         dial_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
+        ..Default::default()
     }
 }
 

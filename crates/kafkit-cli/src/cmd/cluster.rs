@@ -52,6 +52,34 @@ pub struct ClusterArgs {
     /// fuzzer seeds and for bug reports (`DIR/request_decoding`, `DIR/response_decoding`).
     #[arg(long, env = "KAFKIT_CAPTURE_DIR")]
     pub capture: Option<PathBuf>,
+    /// The listeners' security protocol (Kafka's names): PLAINTEXT, SSL, SASL_PLAINTEXT,
+    /// SASL_SSL. With SSL/SASL_SSL and no --tls-cert the certificate is self-signed and its CA
+    /// is written to <data-dir>/tls/ca.pem (printed at start).
+    #[arg(long, default_value = "PLAINTEXT")]
+    pub security_protocol: kafkit::SecurityProtocol,
+    /// Use a self-signed certificate (the default for SSL/SASL_SSL without --tls-cert).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub tls_self_signed: bool,
+    /// The listeners' certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by the CAs in this PEM file (mTLS).
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// A SASL user as USER:PASSWORD (repeatable); kept as SCRAM-SHA-256/512 credentials (salted
+    /// keys, never the password), which PLAIN checks too.
+    #[arg(long = "sasl-user", value_name = "USER:PASSWORD")]
+    pub sasl_users: Vec<String>,
+    /// Enabled SASL mechanisms, comma-separated (default: PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,
+    /// OAUTHBEARER; OAUTHBEARER accepts unsecured JWS tokens, as Kafka's unsecured validator).
+    #[arg(long, value_delimiter = ',')]
+    pub sasl_mechanisms: Vec<String>,
+    /// Kafka's connections.max.reauth.ms: a SASL session's lifetime (0: no expiry).
+    #[arg(long, default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
 }
 
 pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
@@ -83,6 +111,26 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
     if let Some(capture) = a.capture {
         builder = builder.configure(|c| c.capture_dir = Some(capture));
     }
+    let mut users = Vec::new();
+    for u in &a.sasl_users {
+        let (user, password) = u
+            .split_once(':')
+            .with_context(|| "--sasl-user: expected USER:PASSWORD".to_string())?;
+        users.push((user.to_owned(), password.to_owned()));
+    }
+    builder = builder.security(kafkit_broker::auth::Security {
+        protocol: a.security_protocol,
+        tls: match (a.tls_cert, a.tls_key) {
+            (Some(cert), Some(key)) => Some(kafkit_broker::auth::TlsSource::Files { cert, key }),
+            _ => Some(kafkit_broker::auth::TlsSource::SelfSigned),
+        },
+        tls_client_ca: a.tls_client_ca,
+        users,
+        mechanisms: a.sasl_mechanisms,
+        max_reauth: (a.connections_max_reauth_ms > 0)
+            .then(|| Duration::from_millis(a.connections_max_reauth_ms)),
+    });
+    let _ = a.tls_self_signed; // the default; the flag documents the choice
     let cluster = builder
         .start()
         .await
@@ -93,6 +141,12 @@ pub async fn run(a: ClusterArgs) -> anyhow::Result<()> {
         dir.display()
     );
     println!("bootstrap: {}", cluster.bootstrap());
+    if cluster.security_protocol() != kafkit::SecurityProtocol::Plaintext {
+        println!("security protocol: {}", cluster.security_protocol());
+    }
+    if let Some(ca) = cluster.tls_ca() {
+        println!("tls ca: {}", ca.display());
+    }
     let control = cluster.control();
     let commands = async {
         if !a.control {

@@ -112,6 +112,9 @@ impl ClusterClient {
         for addr in &candidates {
             match self.conn(addr).await {
                 Ok(c) => return Ok(c),
+                // Wrong credentials or certificates fail the same way at every broker: say so
+                // now, with the error's own type (SASL_AUTHENTICATION_FAILED, TLS, ...).
+                Err(e) if !e.is_retriable() => return Err(e),
                 Err(e) => last = e.to_string(),
             }
         }

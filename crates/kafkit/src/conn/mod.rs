@@ -3,13 +3,14 @@
 //! A writer task sends requests in order and a reader task matches responses to waiting callers
 //! by correlation id, so many requests can be in flight on one connection. On connect the client
 //! asks `ApiVersions` (v3, falling back to v0 if the broker refuses) and from then on each
-//! [`Connection::send`] uses the highest version both sides support. TLS/SASL: not yet (the
-//! stream is plain TCP; the seam is [`Connection::connect`]).
+//! [`Connection::send`] uses the highest version both sides support. With TLS the stream is
+//! rustls's (the same code path over any `AsyncRead + AsyncWrite`); with SASL the exchange
+//! runs after ApiVersions, before the connection is handed out (see [`crate::security`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::codec;
@@ -17,11 +18,12 @@ use kafkit_protocol::frame;
 use kafkit_protocol::messages::*;
 use kafkit_protocol::protocol::Request;
 use kafkit_protocol::versions::ApiVersionTable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::security::{Sasl, Security};
 
 /// Versions of each API this client knows how to fill in.
 pub fn client_range(api_key: i16) -> (i16, i16) {
@@ -60,6 +62,9 @@ pub fn client_range(api_key: i16) -> (i16, i16) {
         Ok(ApiKey::OffsetForLeaderEpoch) => (2, 4),
         Ok(ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls) => (1, 3),
         Ok(ApiKey::DescribeUserScramCredentials | ApiKey::AlterUserScramCredentials) => (0, 0),
+        // v1: SaslAuthenticate requests carry the exchange (v0's bare frames are not spoken).
+        Ok(ApiKey::SaslHandshake) => (1, 1),
+        Ok(ApiKey::SaslAuthenticate) => (0, 2),
         _ => (0, -1),
     }
 }
@@ -77,10 +82,23 @@ struct Outgoing {
 pub struct ConnConfig {
     /// Client id sent in every request header.
     pub client_id: String,
-    /// Limit for establishing TCP and the ApiVersions exchange.
+    /// Limit for establishing TCP, TLS, the ApiVersions exchange and SASL, each.
     pub dial_timeout: Duration,
     /// Default limit for one request/response.
     pub request_timeout: Duration,
+    /// TLS and SASL (default PLAINTEXT).
+    pub security: Arc<Security>,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        Self {
+            client_id: "kafkit".into(),
+            dial_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            security: Arc::default(),
+        }
+    }
 }
 
 /// A pipelined connection to one broker.
@@ -90,7 +108,9 @@ pub struct Connection {
     pending: Pending,
     versions: ApiVersionTable,
     next_id: AtomicI32,
-    closed: Arc<AtomicBool>,
+    closed: Arc<Closed>,
+    /// When the SASL session ends (KIP-368): the connection is retired a little before.
+    retire_at: Option<Instant>,
     config: ConnConfig,
 }
 
@@ -102,6 +122,33 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Whether a connection broke, and why (the first reason: later failures follow from it).
+#[derive(Default)]
+struct Closed {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Closed {
+    fn close(&self, reason: &str) {
+        self.reason
+            .lock()
+            .expect("reason lock")
+            .get_or_insert_with(|| reason.to_owned());
+        self.flag.store(true, Ordering::Release);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    /// The error for a request that found the connection closed.
+    fn error(&self, addr: &str) -> Error {
+        let reason = self.reason.lock().expect("reason lock").clone();
+        lost(addr, reason.as_deref().unwrap_or("connection closed"))
+    }
+}
+
 fn lost(addr: &str, reason: impl std::fmt::Display) -> Error {
     Error::ConnectionLost {
         addr: addr.to_owned(),
@@ -110,7 +157,8 @@ fn lost(addr: &str, reason: impl std::fmt::Display) -> Error {
 }
 
 impl Connection {
-    /// Connects and negotiates versions, all within `dial_timeout`.
+    /// Connects (TCP, then TLS if configured), negotiates versions and authenticates (SASL if
+    /// configured), each step within `dial_timeout`.
     pub async fn connect(addr: &str, config: ConnConfig) -> Result<Self> {
         let dial = config.dial_timeout;
         let stream = match tokio::time::timeout(dial, TcpStream::connect(addr)).await {
@@ -129,7 +177,35 @@ impl Connection {
             }
         };
         let _ = stream.set_nodelay(true);
-        let mut conn = Self::start(addr, stream, config);
+        let protocol = config.security.config.protocol;
+        let mut conn = if protocol.tls() {
+            let connector = config.security.connector()?;
+            let name = crate::security::server_name(addr)?;
+            let tls = match tokio::time::timeout(dial, connector.connect(name, stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Err(Error::Tls {
+                        addr: addr.to_owned(),
+                        reason: if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                            format!("{e}: the broker closed the connection during the handshake (is it a TLS listener? security.protocol is {protocol})")
+                        } else {
+                            e.to_string()
+                        },
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::Tls {
+                        addr: addr.to_owned(),
+                        reason: format!("no TLS handshake within dial_timeout ({dial:?}) (is it a TLS listener? security.protocol is {protocol})"),
+                    })
+                }
+            };
+            let (rd, wr) = tokio::io::split(tls);
+            Self::start(addr, rd, wr, config)
+        } else {
+            let (rd, wr) = stream.into_split();
+            Self::start(addr, rd, wr, config)
+        };
         let no_answer = || Error::Connect {
             addr: addr.to_owned(),
             reason: format!("no ApiVersions answer within dial_timeout ({dial:?})"),
@@ -137,37 +213,155 @@ impl Connection {
         let versions = match tokio::time::timeout(dial, conn.negotiate()).await {
             Ok(Ok(v)) => v,
             Ok(Err(Error::Timeout { .. })) | Err(_) => return Err(no_answer()),
+            Ok(Err(Error::ConnectionLost { reason, .. })) => {
+                return Err(Error::Connect {
+                    addr: addr.to_owned(),
+                    reason: format!("{reason} (during ApiVersions)"),
+                })
+            }
             Ok(Err(e)) => return Err(e),
         };
         conn.versions = versions;
+        if let Some(sasl) = conn.config.security.config.sasl.clone() {
+            let lifetime = match tokio::time::timeout(dial, conn.authenticate(&sasl)).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(Error::Connect {
+                        addr: addr.to_owned(),
+                        reason: format!(
+                            "no SASL {} answer within dial_timeout ({dial:?})",
+                            sasl.mechanism()
+                        ),
+                    })
+                }
+            };
+            // Retire the connection at 85% of the session (as the Java client re-authenticates
+            // at 85-95%), so no request meets an expired session.
+            conn.retire_at = lifetime.map(|l| Instant::now() + l.mul_f64(0.85));
+        }
         Ok(conn)
     }
 
-    fn start(addr: &str, stream: TcpStream, config: ConnConfig) -> Self {
-        let (mut rd, mut wr) = stream.into_split();
+    /// SaslHandshake v1 and SaslAuthenticate until done. Returns the session's lifetime when
+    /// the broker gives one (KIP-368).
+    async fn authenticate(&self, sasl: &Sasl) -> Result<Option<Duration>> {
+        use kafkit_protocol::sasl as proto;
+        let mechanism = sasl.mechanism();
+        let (_, hs) = self
+            .send(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(kafkit_protocol::str_bytes(mechanism)),
+            )
+            .await?;
+        match hs.error_code {
+            0 => {}
+            33 => {
+                let offered: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
+                return Err(Error::kafka(
+                    33,
+                    format!(
+                        "SASL mechanism {mechanism} at {}: the broker offers {}",
+                        self.addr,
+                        if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+                    ),
+                ));
+            }
+            34 => {
+                return Err(Error::kafka(
+                    34,
+                    format!("SaslHandshake at {}: the listener does not do SASL (security.protocol SASL_* against a PLAINTEXT/SSL listener?)", self.addr),
+                ))
+            }
+            code => return Err(Error::kafka(code, format!("SaslHandshake at {}", self.addr))),
+        }
+        let step = |bytes: Vec<u8>| async move {
+            let (_, r) = self
+                .send(&SaslAuthenticateRequest::default().with_auth_bytes(bytes.into()))
+                .await?;
+            if r.error_code != 0 {
+                let msg = r
+                    .error_message
+                    .as_ref()
+                    .map_or("", |m| m.as_str())
+                    .to_owned();
+                return Err(Error::kafka(
+                    r.error_code,
+                    format!("SASL {mechanism} authentication at {}: {msg}", self.addr),
+                ));
+            }
+            Ok(r)
+        };
+        let last = match sasl {
+            Sasl::Plain { username, password } => {
+                step(proto::plain_message(username, password.expose())).await?
+            }
+            Sasl::Scram {
+                mechanism: m,
+                username,
+                password,
+            } => {
+                let nonce = uuid::Uuid::new_v4().simple().to_string();
+                let mut c = proto::ScramClient::new(*m, username, password.expose(), &nonce);
+                let first = step(c.client_first()).await?;
+                let fin = c.client_final(&first.auth_bytes).map_err(|e| {
+                    Error::kafka(58, format!("SASL {mechanism} at {}: {e}", self.addr))
+                })?;
+                let last = step(fin).await?;
+                c.verify_server_final(&last.auth_bytes).map_err(|e| {
+                    Error::kafka(58, format!("SASL {mechanism} at {}: {e}", self.addr))
+                })?;
+                last
+            }
+            Sasl::OAuthBearer { provider } => {
+                let token = provider
+                    .token()
+                    .await
+                    .map_err(|e| Error::config("security.sasl (OAUTHBEARER token provider)", e))?;
+                step(proto::oauth_client_message(
+                    token.value.expose(),
+                    &token.extensions,
+                ))
+                .await?
+            }
+        };
+        tracing::debug!(target: "kafkit::conn", addr = %self.addr, mechanism, "authenticated");
+        Ok((last.session_lifetime_ms > 0)
+            .then(|| Duration::from_millis(last.session_lifetime_ms as u64)))
+    }
+
+    fn start<R, W>(addr: &str, mut rd: R, mut wr: W, config: ConnConfig) -> Self
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, mut rx) = mpsc::channel::<Outgoing>(256);
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
-        let closed = Arc::new(AtomicBool::new(false));
+        let closed = Arc::new(Closed::default());
         let fail_all = {
             let pending = pending.clone();
             let closed = closed.clone();
             let addr = addr.to_owned();
             move |reason: String| {
-                closed.store(true, Ordering::Release);
+                closed.close(&reason);
                 for (_, tx) in pending.lock().expect("pending lock").drain() {
-                    let _ = tx.send(Err(lost(&addr, &reason)));
+                    let _ = tx.send(Err(closed.error(&addr)));
                 }
             }
         };
         let fail_w = fail_all.clone();
         let pending_w = pending.clone();
+        let closed_w = closed.clone();
+        let addr_w = addr.to_owned();
         tokio::spawn(async move {
             while let Some(mut out) = rx.recv().await {
                 if let Some(reply) = out.reply.take() {
-                    pending_w
-                        .lock()
-                        .expect("pending lock")
-                        .insert(out.correlation_id, reply);
+                    let mut pending = pending_w.lock().expect("pending lock");
+                    if closed_w.is_closed() {
+                        // Broken after this request was queued: nobody would answer it.
+                        let _ = reply.send(Err(closed_w.error(&addr_w)));
+                        continue;
+                    }
+                    pending.insert(out.correlation_id, reply);
                 }
                 if let Err(e) = wr.write_all_buf(&mut out.bytes).await {
                     fail_w(e.to_string());
@@ -200,7 +394,13 @@ impl Connection {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        fail_all(e.to_string());
+                        // A TLS record (alert 0x15, handshake 0x16, version 3.x) where a Kafka
+                        // frame belongs: the broker speaks TLS and we do not.
+                        if matches!(buf.first(), Some(0x15 | 0x16)) && buf.get(1) == Some(&3) {
+                            fail_all("the broker answered with a TLS record: it is a TLS listener (use security.protocol SSL or SASL_SSL)".into());
+                        } else {
+                            fail_all(e.to_string());
+                        }
                         return;
                     }
                 }
@@ -224,6 +424,7 @@ impl Connection {
             versions: ApiVersionTable::default(),
             next_id: AtomicI32::new(1),
             closed,
+            retire_at: None,
             config,
         }
     }
@@ -254,9 +455,10 @@ impl Connection {
         &self.addr
     }
 
-    /// False once the connection broke.
+    /// False once the connection broke, or when its SASL session is about to end (a new
+    /// connection, authenticated afresh, takes its place).
     pub fn is_alive(&self) -> bool {
-        !self.closed.load(Ordering::Acquire)
+        !self.closed.is_closed() && self.retire_at.is_none_or(|at| Instant::now() < at)
     }
 
     /// The version that will be used for an API key, if any.
@@ -310,7 +512,7 @@ impl Connection {
                 reply: None,
             })
             .await
-            .map_err(|_| lost(&self.addr, "connection closed"))
+            .map_err(|_| self.closed.error(&self.addr))
     }
 
     /// Like [`submit`](Self::submit) for a request the caller encodes itself, as segments
@@ -325,7 +527,7 @@ impl Connection {
         encode: impl FnOnce(i32, i16, &str) -> Result<Vec<Bytes>>,
     ) -> Result<Option<Reply<R>>> {
         if !self.is_alive() {
-            return Err(lost(&self.addr, "connection closed"));
+            return Err(self.closed.error(&self.addr));
         }
         let version = self.version_for::<R>()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +545,7 @@ impl Connection {
                 reply,
             })
             .await
-            .map_err(|_| lost(&self.addr, "connection closed"))?;
+            .map_err(|_| self.closed.error(&self.addr))?;
         Ok(rx.map(|rx| Reply {
             rx,
             id,
@@ -351,6 +553,7 @@ impl Connection {
             timeout,
             addr: self.addr.clone(),
             pending: self.pending.clone(),
+            closed: self.closed.clone(),
             _r: std::marker::PhantomData,
         }))
     }
@@ -383,7 +586,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Reply<R>> {
         if !self.is_alive() {
-            return Err(lost(&self.addr, "connection closed"));
+            return Err(self.closed.error(&self.addr));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = BytesMut::new();
@@ -396,7 +599,7 @@ impl Connection {
                 reply: Some(reply),
             })
             .await
-            .map_err(|_| lost(&self.addr, "connection closed"))?;
+            .map_err(|_| self.closed.error(&self.addr))?;
         Ok(Reply {
             rx,
             id,
@@ -404,6 +607,7 @@ impl Connection {
             timeout,
             addr: self.addr.clone(),
             pending: self.pending.clone(),
+            closed: self.closed.clone(),
             _r: std::marker::PhantomData,
         })
     }
@@ -476,6 +680,7 @@ pub struct Reply<R: Request> {
     timeout: Duration,
     addr: String,
     pending: Pending,
+    closed: Arc<Closed>,
     _r: std::marker::PhantomData<fn() -> R>,
 }
 
@@ -484,7 +689,7 @@ impl<R: Request> Reply<R> {
     pub async fn wait(self) -> Result<R::Response> {
         let frame = match tokio::time::timeout(self.timeout, self.rx).await {
             Ok(Ok(r)) => r?,
-            Ok(Err(_)) => return Err(lost(&self.addr, "connection closed")),
+            Ok(Err(_)) => return Err(self.closed.error(&self.addr)),
             Err(_) => {
                 self.pending.lock().expect("pending lock").remove(&self.id);
                 return Err(Error::Timeout {

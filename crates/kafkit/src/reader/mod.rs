@@ -298,6 +298,7 @@ impl Reader {
             ConnConfig {
                 client_id: config.client_id.clone(),
                 dial_timeout: config.dial_timeout,
+                security: Arc::new(config.security.clone().into()),
                 request_timeout: Duration::from_secs(30),
             },
             true,

@@ -293,6 +293,7 @@ impl Writer {
             ConnConfig {
                 client_id: config.client_id.clone(),
                 dial_timeout: config.dial_timeout,
+                security: Arc::new(config.security.clone().into()),
                 request_timeout: config.write_timeout + Duration::from_secs(5),
             },
             config.allow_auto_topic_creation,

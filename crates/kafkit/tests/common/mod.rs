@@ -41,6 +41,7 @@ pub fn conn_config() -> kafkit::conn::ConnConfig {
         client_id: "kafkit-test".into(),
         dial_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(30),
+        ..Default::default()
     }
 }
 
