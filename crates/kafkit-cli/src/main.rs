@@ -16,6 +16,8 @@ struct Cli {
     /// writes), -vv adds debug details. RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    #[command(flatten)]
+    global: cmd::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +63,10 @@ fn init_logging(verbose: u8) {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Err(e) = cmd::init_global(&cli.global) {
+        eprintln!("error: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a).await,
         Command::Cluster(a) => cmd::cluster::run(a).await,

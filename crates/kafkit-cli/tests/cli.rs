@@ -669,3 +669,201 @@ async fn consume_in_a_group_commits_a_burst_without_waiting_for_more() {
     );
     c.shutdown().await;
 }
+
+/// Starts `kafkit cluster` with `extra` flags; returns the process, its bootstrap and the CA
+/// file it printed (if any).
+async fn cluster_process(
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (tokio::process::Child, String, Option<String>) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kafkit"))
+        .args(["cluster", "--port-base", "0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut bootstrap, mut ca) = (None, None);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(b) = line.strip_prefix("bootstrap:") {
+            bootstrap = Some(b.trim().to_owned());
+        }
+        if let Some(c) = line.strip_prefix("tls ca:") {
+            ca = Some(c.trim().to_owned());
+        }
+        if line.starts_with("tls ca:") || (bootstrap.is_some() && !extra.contains(&"SASL_SSL")) {
+            break;
+        }
+    }
+    (child, bootstrap.expect("bootstrap line"), ca)
+}
+
+/// kcat's habit against a SASL_SSL cluster: `-X` on produce, a properties file (`-F`, a Java
+/// client's, with `sasl.jaas.config`) on consume and topics, `-b` after the subcommand's own
+/// subcommand. The password shows up neither in `-vv` logs nor in errors; an unknown property
+/// is an error naming it; a wrong password is SASL_AUTHENTICATION_FAILED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_consume_over_sasl_ssl_with_x_and_f() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "s3cret-Pa55";
+    let (mut child, b, ca) = cluster_process(
+        &dir.path().join("data"),
+        &[
+            "--security-protocol",
+            "SASL_SSL",
+            "--tls-self-signed",
+            "--sasl-user",
+            &format!("alice:{secret}"),
+        ],
+    )
+    .await;
+    let ca = ca.expect("the CA is printed");
+    assert!(ca.ends_with("tls/ca.pem"), "{ca}");
+    let props = dir.path().join("client.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "# as a Java client has it\nbootstrap.servers={b}\nsecurity.protocol=SASL_SSL\n\
+             sasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"alice\" password=\"{secret}\";\n\
+             ssl.ca.location={ca}\n"
+        ),
+    )
+    .unwrap();
+    let x = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for p in [
+            "security.protocol=SASL_SSL".to_string(),
+            "sasl.mechanism=SCRAM-SHA-256".into(),
+            "sasl.username=alice".into(),
+            format!("sasl.password={secret}"),
+            format!("ssl.ca.location={ca}"),
+        ] {
+            v.push("-X".into());
+            v.push(p);
+        }
+        v
+    };
+    let pf = props.to_str().unwrap().to_owned();
+    // topics create with -b after `create` (global), the rest from the file.
+    let v = vec!["topics", "create", "-b", &b, "-F", &pf, "secure", "-p", "2"];
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        move || run_kafkit(v)
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.contains("created secure"), "{out}{err}");
+    let lines: String = (0..100).map(|i| format!("line-{i}\n")).collect();
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let v = x(&["-vv", "produce", "-b", &b, "-t", "secure"]);
+        move || run_kafkit_stdin(v, lines.as_bytes())
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("authenticated"),
+        "-vv shows the exchange: {err}"
+    );
+    assert!(
+        !err.contains(secret) && !out.contains(secret),
+        "no password in the output"
+    );
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let v: Vec<String> = ["-vv", "consume", "-F", &pf, "-t", "secure", "-e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        move || run_kafkit(v)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.lines().count(), 100, "{out}");
+    assert!(!err.contains(secret), "no password in -vv logs");
+    // An unknown property: a clear error naming it, nothing else runs.
+    let (ok, _, err) = tokio::task::spawn_blocking({
+        let v = x(&["topics", "list", "-b", &b, "-X", "sasl.pasword=x"]);
+        move || run_kafkit(v)
+    })
+    .await
+    .unwrap();
+    assert!(
+        !ok && err.contains("unknown property \"sasl.pasword\""),
+        "{err}"
+    );
+    // A wrong password.
+    let (ok, _, err) = tokio::task::spawn_blocking({
+        let mut v = x(&["topics", "list", "-b", &b]);
+        v.push("-X".into());
+        v.push("sasl.password=wrong".into());
+        move || run_kafkit(v)
+    })
+    .await
+    .unwrap();
+    assert!(
+        !ok && err.contains("SaslAuthenticationFailed (58)"),
+        "{err}"
+    );
+    child.kill().await.unwrap();
+}
+
+/// `kafkit consume ... | head -1`: the consumer ends quietly when its reader goes away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_into_a_closed_pipe_ends_quietly() {
+    let c = kafkit_broker::Cluster::builder()
+        .brokers(1)
+        .start()
+        .await
+        .unwrap();
+    c.create_topic("many", 1).unwrap();
+    let w = kafkit::Writer::new(kafkit::WriterConfig {
+        brokers: c.addrs(),
+        topic: "many".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    w.write_messages(
+        (0..20_000)
+            .map(|i| kafkit::Message::value(format!("record-{i:06}-{}", "x".repeat(100))))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    w.close().await.unwrap();
+    let b = c.bootstrap();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = kafkit()
+            .args(["consume", "-b", &b, "-t", "many"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap(); // then the pipe is closed, as `head -1` does
+        assert!(first.starts_with("record-000000"), "{first}");
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "consume did not end"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit status {:?}: {err}", out.status);
+    assert!(err.trim().is_empty(), "nothing on stderr: {err}");
+    c.shutdown().await;
+}

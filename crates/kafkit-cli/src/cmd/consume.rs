@@ -6,13 +6,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use kafkit::{Admin, Message, Reader, ReaderConfig, StartOffset};
+use kafkit::{Message, Reader, ReaderConfig, StartOffset};
 
 /// Options of `kafkit consume`.
 #[derive(Args, Debug)]
 pub struct ConsumeArgs {
-    #[command(flatten)]
-    pub brokers: super::Brokers,
     /// Topic to read.
     #[arg(short, long)]
     pub topic: String,
@@ -213,7 +211,7 @@ impl kafkit::RebalanceListener for FlushOnRevoke {
 
 pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let spec: OffsetSpec = a.offset.parse().map_err(anyhow::Error::msg)?;
-    let admin = Admin::new(a.brokers.brokers.clone())?;
+    let admin = super::global().props.admin(super::brokers())?;
     let ends = admin
         .list_offsets(&a.topic, -1)
         .await
@@ -222,14 +220,17 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let (flush_tx, mut flush_rx) =
         tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
     let mut readers = Vec::new();
-    let base = ReaderConfig {
-        brokers: a.brokers.brokers.clone(),
+    let mut base = ReaderConfig {
+        brokers: super::brokers(),
         topic: a.topic.clone(),
         max_wait: Duration::from_millis(500),
         client_id: "kafkit-consume".into(),
         queue_capacity: 1000,
         ..Default::default()
     };
+    // -X/-F properties win over the defaults (here and for the group settings below).
+    let props = &super::global().props;
+    props.apply_reader(&mut base)?;
     // Next offset to print per partition (None until known) and the end to reach with -e.
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
     if let Some(group) = &a.group {
@@ -243,7 +244,7 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
                 "with -G, -o must be beginning, end or @timestamp (a group starts where it committed)"
             ),
         };
-        let r = Reader::new(ReaderConfig {
+        let mut config = ReaderConfig {
             group_id: Some(group.clone()),
             start_offset,
             rebalance_listener: Some(kafkit::reader::Listener(std::sync::Arc::new(
@@ -257,7 +258,9 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             // a rebalance takes their partitions away, and on close.
             commit_interval: Duration::from_secs(1),
             ..base
-        })?;
+        };
+        props.apply_reader(&mut config)?;
+        let r = Reader::new(config)?;
         readers.push(std::sync::Arc::new(r));
     } else {
         let parts: Vec<i32> = if a.partition.is_empty() {
@@ -394,6 +397,15 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     .await;
     // No printing loop any more: the listener must not wait for one while closing.
     drop(flush_rx);
+    if result.as_ref().is_err_and(is_broken_pipe) {
+        // Whoever read our output is gone (`| head`): end quietly, as other Unix tools do.
+        // What was not flushed was not printed: it is not marked, the group reads it again.
+        pending.clear();
+        for r in &readers {
+            r.close().await?;
+        }
+        return Ok(());
+    }
     if result.is_ok() {
         // What was printed is processed; close commits the marks.
         settle(&mut out, &mut pending, &readers[0])?;
@@ -402,6 +414,16 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         r.close().await?;
     }
     result
+}
+
+/// A write to a closed pipe somewhere in the error's chain.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
 }
 
 #[cfg(test)]

@@ -19,10 +19,6 @@ pub enum Start {
 /// Options of `kafkit demo` (the tutorial's knobs).
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Existing cluster to use (host:port,...); without it an embedded 3-broker cluster runs on
-    /// 127.0.0.1:9093-9095.
-    #[arg(short, long, env = "KAFKA_BROKERS", value_delimiter = ',')]
-    pub brokers: Vec<String>,
     /// Topic.
     #[arg(long, default_value = "message-log")]
     pub topic: String,
@@ -66,7 +62,7 @@ pub struct DemoArgs {
 
 pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let acks = RequiredAcks::from_i16(a.acks)?;
-    let (cluster, brokers) = if a.brokers.is_empty() {
+    let (cluster, brokers) = if super::global().brokers.is_empty() {
         let dir = a
             .data_dir
             .clone()
@@ -89,17 +85,17 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         let addrs = c.addrs();
         (Some(c), addrs)
     } else {
-        (None, a.brokers.clone())
+        (None, super::global().brokers.clone())
     };
-    let writer = Writer::new(WriterConfig {
+    let mut writer_config = WriterConfig {
         brokers: brokers.clone(),
         topic: a.topic.clone(),
         batch_size: a.batch_size,
         batch_timeout: a.batch_timeout,
         required_acks: acks,
         ..Default::default()
-    })?;
-    let reader = Reader::new(ReaderConfig {
+    };
+    let mut reader_config = ReaderConfig {
         brokers,
         topic: a.topic.clone(),
         group_id: Some(a.group.clone()),
@@ -111,7 +107,15 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
             Start::Last => StartOffset::Last,
         },
         ..Default::default()
-    })?;
+    };
+    // -X/-F properties (security for an existing cluster, client knobs) win over the flags.
+    if cluster.is_none() {
+        let props = &super::global().props;
+        props.apply_writer(&mut writer_config)?;
+        props.apply_reader(&mut reader_config)?;
+    }
+    let writer = Writer::new(writer_config)?;
+    let reader = Reader::new(reader_config)?;
 
     let count = a.count;
     let interval = a.interval;

@@ -4,15 +4,12 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use kafkit::Admin;
 
 use super::consume::OffsetSpec;
 
 /// Options of `kafkit groups`.
 #[derive(Args, Debug)]
 pub struct GroupsArgs {
-    #[command(flatten)]
-    pub brokers: super::Brokers,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -49,7 +46,7 @@ pub enum Action {
 }
 
 pub async fn run(a: GroupsArgs) -> anyhow::Result<()> {
-    let admin = Admin::new(a.brokers.brokers)?;
+    let admin = super::global().props.admin(super::brokers())?;
     match a.action {
         Action::List => {
             let groups = admin.list_groups().await.context("listing groups")?;

@@ -7,23 +7,70 @@ pub mod demo;
 pub mod groups;
 pub mod perf;
 pub mod produce;
+pub mod props;
 pub mod topics;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `-b/--brokers` (env `KAFKA_BROKERS`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct Brokers {
-    /// Brokers (host:port,...).
+/// Options every subcommand takes, before or after its name (`kafkit -b H topics create t`
+/// and `kafkit topics create -b H t` alike).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Brokers (host:port,...); default: bootstrap.servers from -X/-F, else 127.0.0.1:9093
+    /// (demo and perf: an embedded cluster).
     #[arg(
         short,
         long,
+        global = true,
         env = "KAFKA_BROKERS",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:9093"
+        value_delimiter = ','
     )]
     pub brokers: Vec<String>,
+    /// A client property with librdkafka's or the Java client's name, as kcat -X
+    /// (repeatable): security.protocol, sasl.mechanism, sasl.username, sasl.password,
+    /// ssl.ca.location, ssl.certificate.location, ssl.key.location, acks, linger.ms,
+    /// compression.type, fetch.min.bytes, ... (unknown names are an error listing the known).
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
+    pub props: Vec<String>,
+    /// Read properties from a file (kcat -F; a Java client.properties works): key=value lines.
+    #[arg(short = 'F', global = true, value_name = "FILE")]
+    pub props_file: Option<PathBuf>,
+}
+
+/// The global options, resolved once in `main`.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    /// `-b`, else `bootstrap.servers` (may be empty: each command picks its default).
+    pub brokers: Vec<String>,
+    /// `-F` then `-X`.
+    pub props: props::Props,
+}
+
+static GLOBAL: std::sync::OnceLock<Global> = std::sync::OnceLock::new();
+
+/// Reads `-F`/`-X` and the brokers; called once before any command runs.
+pub fn init_global(a: &GlobalArgs) -> anyhow::Result<()> {
+    let props = props::Props::load(a.props_file.as_deref(), &a.props)?;
+    let brokers = props.brokers(&a.brokers);
+    let _ = GLOBAL.set(Global { brokers, props });
+    Ok(())
+}
+
+/// The global options (defaults before `init_global`).
+pub fn global() -> &'static Global {
+    GLOBAL.get_or_init(Global::default)
+}
+
+/// The brokers for commands that talk to an existing cluster: `-b`/`bootstrap.servers`, else
+/// 127.0.0.1:9093 (the tutorial's first broker).
+pub fn brokers() -> Vec<String> {
+    let b = &global().brokers;
+    if b.is_empty() {
+        vec!["127.0.0.1:9093".into()]
+    } else {
+        b.clone()
+    }
 }
 
 /// Parses `0`, `1`, `-1`/`all`.

@@ -13,8 +13,6 @@ use kafkit::{Balancer, Compression, Header, Message, RequiredAcks, Writer, Write
 /// Options of `kafkit produce`.
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
-    #[command(flatten)]
-    pub brokers: super::Brokers,
     /// Topic to write to.
     #[arg(short, long)]
     pub topic: String,
@@ -67,7 +65,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         .iter()
         .map(|h| parse_header(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let admin = kafkit::Admin::new(a.brokers.brokers.clone())?;
+    let admin = super::global().props.admin(super::brokers())?;
     if !a.create {
         let parts = admin
             .describe_topic(&a.topic)
@@ -87,8 +85,8 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         Some(p) => Balancer::Custom(Arc::new(move |_: &Message, _| p as usize)),
         None => Balancer::Murmur2,
     };
-    let writer = Writer::new(WriterConfig {
-        brokers: a.brokers.brokers.clone(),
+    let mut config = WriterConfig {
+        brokers: super::brokers(),
         topic: a.topic.clone(),
         balancer,
         batch_size: a.batch_size,
@@ -99,7 +97,10 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         allow_auto_topic_creation: a.create,
         client_id: "kafkit-produce".into(),
         ..Default::default()
-    })?;
+    };
+    // -X/-F properties win over the flags' defaults.
+    super::global().props.apply_writer(&mut config)?;
+    let writer = Writer::new(config)?;
 
     // Lines are read on a plain thread: tokio's stdin would block runtime shutdown.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4096);

@@ -2,13 +2,10 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use kafkit::Admin;
 
 /// Options of `kafkit topics`.
 #[derive(Args, Debug)]
 pub struct TopicsArgs {
-    #[command(flatten)]
-    pub brokers: super::Brokers,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -50,7 +47,7 @@ pub enum Action {
 }
 
 pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
-    let admin = Admin::new(a.brokers.brokers)?;
+    let admin = super::global().props.admin(super::brokers())?;
     match a.action {
         Action::List => {
             for t in admin.list_topics().await.context("listing topics")? {

@@ -7,9 +7,6 @@ use clap::Args;
 /// Options of `perf compare`.
 #[derive(Args, Debug, Clone)]
 pub struct CompareOpts {
-    /// Existing cluster (host:port,...); default: an embedded 3-broker cluster.
-    #[arg(short, long, env = "KAFKA_BROKERS", value_delimiter = ',')]
-    pub brokers: Vec<String>,
     /// Records per produce row with 100-byte records (1 KiB rows send a fifth as many).
     #[arg(long, default_value_t = 500_000)]
     pub num_records: u64,
@@ -97,7 +94,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
     use super::{load, rdk, Target};
     use kafkit::RequiredAcks;
 
-    let t = Target::open(&o.brokers).await?;
+    let t = Target::open(&crate::cmd::global().brokers).await?;
     let admin = kafkit::Admin::new(t.brokers.clone())?;
     let wanted = |name: &str| o.only.is_empty() || o.only.iter().any(|w| name.contains(w));
     let mut rows: Vec<(String, Report, Report)> = Vec::new();

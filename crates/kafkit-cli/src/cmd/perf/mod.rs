@@ -42,10 +42,6 @@ pub enum Action {
 /// Where to run: `-b` for an existing cluster, otherwise an embedded one.
 #[derive(Args, Debug, Clone)]
 pub struct TargetOpts {
-    /// Existing cluster (host:port,...); default: an embedded 3-broker cluster in a temporary
-    /// directory.
-    #[arg(short, long, env = "KAFKA_BROKERS", value_delimiter = ',')]
-    pub brokers: Vec<String>,
     /// Topic (created when missing).
     #[arg(short, long)]
     pub topic: Option<String>,
@@ -349,7 +345,7 @@ pub fn emit(r: &Report, target: &TargetOpts) -> anyhow::Result<()> {
 pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
     match a.action {
         Action::Produce(o) => {
-            let t = Target::open(&o.target.brokers).await?;
+            let t = Target::open(&crate::cmd::global().brokers).await?;
             let topic = o.target.topic.clone().unwrap_or("kafkit-perf".into());
             t.topic(&topic, o.target.partitions, o.target.replication_factor)
                 .await?;
@@ -368,7 +364,7 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
             }
         }
         Action::Consume(o) => {
-            let t = Target::open(&o.target.brokers).await?;
+            let t = Target::open(&crate::cmd::global().brokers).await?;
             let topic = o.target.topic.clone().unwrap_or("kafkit-perf".into());
             t.topic(&topic, o.target.partitions, o.target.replication_factor)
                 .await?;
@@ -399,7 +395,7 @@ pub async fn run(a: PerfArgs) -> anyhow::Result<()> {
             t.shutdown().await;
         }
         Action::E2e(o) => {
-            let t = Target::open(&o.target.brokers).await?;
+            let t = Target::open(&crate::cmd::global().brokers).await?;
             let topic = o
                 .target
                 .topic
