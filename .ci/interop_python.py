@@ -22,8 +22,12 @@ failures = []
 class Cluster:
     """A `kafkit cluster` process with a data directory that outlives restarts."""
 
-    def __init__(self, data_dir=None):
+    def __init__(self, data_dir=None, extra=()):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kafkit-py-")
+        # Extra `kafkit cluster` flags (security); with TLS the CA's path is read from the
+        # "tls ca:" line.
+        self.extra = list(extra)
+        self.ca = None
         # Restarts must come back on the same three ports, so they are chosen here; a base
         # someone else holds is retried with another (restarts keep the one that worked).
         for attempt in range(10):
@@ -40,7 +44,7 @@ class Cluster:
         self.log = open(os.path.join(self.data_dir, "cluster.log"), "a")
         self.proc = subprocess.Popen(
             [KAFKIT, "-v", "cluster", "--data-dir", os.path.join(self.data_dir, "data"),
-             "--port-base", str(self.port), "--control"],
+             "--port-base", str(self.port), "--control"] + self.extra,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1,
         )
         while True:
@@ -49,6 +53,10 @@ class Cluster:
                 raise RuntimeError("cluster did not start; see " + self.log.name)
             if line.startswith("bootstrap:"):
                 self.bootstrap = line.split(":", 1)[1].strip()
+                if "SSL" not in " ".join(self.extra):
+                    return
+            if line.startswith("tls ca:"):
+                self.ca = line.split(":", 1)[1].strip()
                 return
 
     def control(self, command):
@@ -640,9 +648,110 @@ def confluent_transactions_fail_fast(c):
             print(f"ok   confluent-kafka transactional producer fails fast ({took:.2f}s): {err.str()}")
 
 
+SASL_USER, SASL_PASSWORD = "alice", "alice-s3cret"
+
+
+def confluent_sasl_ssl_scram(c):
+    """confluent-kafka (librdkafka 2.16) over SASL_SSL with SCRAM-SHA-512, trusting the
+    cluster's self-signed CA; a wrong password fails with an authentication error."""
+    from confluent_kafka import Consumer, KafkaException, Producer
+    from confluent_kafka.admin import AdminClient
+
+    sec = {
+        "bootstrap.servers": c.bootstrap,
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": SASL_USER,
+        "sasl.password": SASL_PASSWORD,
+        "ssl.ca.location": c.ca,
+    }
+    producer = Producer({**sec, "acks": "all", "linger.ms": 5, "enable.idempotence": True})
+    sent, errors = [], []
+    for i in range(N):
+        v = f"secure {i}"
+        producer.produce("cf-secure", key=f"k{i}", value=v, on_delivery=lambda err, msg: err and errors.append(err))
+        sent.append(v)
+    left = producer.flush(30)
+    if errors or left:
+        failures.append(f"confluent SASL_SSL produce: {left} unflushed, errors {errors[:3]}")
+    consumer = Consumer({**sec, "group.id": "cf-secure-group", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False})
+    consumer.subscribe(["cf-secure"])
+    received = []
+    deadline = time.time() + 40
+    while len(received) < N and time.time() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        received.append(msg.value().decode())
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    check("confluent-kafka SASL_SSL SCRAM-SHA-512 produce+group consume", sent, received)
+    # librdkafka reports the broker's refusal through error_cb (the call itself only sees
+    # that no broker answered).
+    reported = []
+    bad = AdminClient({**sec, "sasl.password": "wrong", "log_level": 0,
+                       "error_cb": lambda err: reported.append(err)})
+    try:
+        bad.list_topics(timeout=10)
+        failures.append("confluent SASL_SSL: a wrong password was accepted")
+        print("FAIL confluent-kafka wrong password accepted")
+    except KafkaException:
+        bad.poll(1)  # serves error_cb
+        auth = [e for e in reported if "Authentication failed" in e.str()]
+        if auth:
+            print(f"ok   confluent-kafka wrong password refused: {auth[0].str()[:160]}")
+        else:
+            failures.append(f"confluent SASL_SSL wrong password: no authentication error in {reported[:3]}")
+            print(f"FAIL confluent-kafka wrong password: {reported[:3]}")
+
+
+def kafka_python_sasl(c, mechanism, protocol):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    sec = dict(bootstrap_servers=c.bootstrap, security_protocol=protocol, sasl_mechanism=mechanism,
+               sasl_plain_username=SASL_USER, sasl_plain_password=SASL_PASSWORD)
+    if protocol == "SASL_SSL":
+        sec["ssl_cafile"] = c.ca
+    topic = f"py-{mechanism.lower()}"
+    producer = KafkaProducer(acks="all", **sec)
+    sent = []
+    for i in range(N):
+        v = f"kafka-python {mechanism} {i}"
+        producer.send(topic, value=v.encode())
+        sent.append(v)
+    producer.flush(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(topic, group_id=f"{topic}-group", auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=20000, **sec)
+    received = []
+    deadline = time.time() + 40
+    for msg in consumer:
+        received.append(msg.value.decode())
+        if len(received) >= N or time.time() > deadline:
+            break
+    consumer.commit()
+    consumer.close()
+    check(f"kafka-python {protocol} {mechanism} produce+group consume", sent, received)
+
+
+def kafka_python_sasl_plaintext_plain(c):
+    kafka_python_sasl(c, "PLAIN", "SASL_PLAINTEXT")
+
+
+def kafka_python_sasl_ssl_scram(c):
+    kafka_python_sasl(c, "SCRAM-SHA-256", "SASL_SSL")
+
+
 def run_all():
     shared = Cluster()
+    user = ["--sasl-user", f"{SASL_USER}:{SASL_PASSWORD}"]
+    sasl_ssl = Cluster(extra=["--security-protocol", "SASL_SSL", "--tls-self-signed"] + user)
+    sasl_plaintext = Cluster(extra=["--security-protocol", "SASL_PLAINTEXT"] + user)
     tests = [
+        (confluent_sasl_ssl_scram, sasl_ssl),
+        (kafka_python_sasl_ssl_scram, sasl_ssl),
+        (kafka_python_sasl_plaintext_plain, sasl_plaintext),
         (kafka_python, shared),
         (kafka_python_admin, shared),
         (kafka_python_old_protocols, shared),

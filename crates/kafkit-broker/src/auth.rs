@@ -426,10 +426,13 @@ impl SaslSession {
                     response: out,
                     expires_in: None,
                 },
-                Err(_) => Step::Failed(
-                    "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM"
-                        .into(),
-                ),
+                Err(e) => {
+                    tracing::debug!(target: "kafkit::broker", user = %user, reason = %e, "SCRAM client-final refused");
+                    Step::Failed(
+                        "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM"
+                            .into(),
+                    )
+                }
             },
             Stage::OAuth => {
                 let (token, _extensions) = match parse_oauth_client_message(msg) {

@@ -424,7 +424,11 @@ impl ScramServer {
         if attr(&attrs, 'c') != Some("biws") {
             return Err(err("unexpected channel binding in client-final message"));
         }
-        if attr(&attrs, 'r') != Some(self.nonce.as_str()) {
+        // Kafka's ScramSaslServer checks that the nonce *ends with* the server's (not that it
+        // equals it), and librdkafka relies on that: it sends its own nonce again in front of
+        // the server's (which already starts with it). The AuthMessage is built from what the
+        // client sent, so both sides still sign the same bytes.
+        if !attr(&attrs, 'r').is_some_and(|r| r.ends_with(self.nonce.as_str())) {
             return Err(err("nonce mismatch"));
         }
         let proof = B64
