@@ -146,6 +146,21 @@ fn main() {
         put(&rb, name, &encode_records(&records, c).unwrap());
     }
 
+    // SASL: one seed per mode (first byte), from real exchanges.
+    let sasl = out.join("sasl");
+    let seed = |name: &str, mode: u8, body: &[u8]| {
+        let mut v = vec![mode];
+        v.extend_from_slice(body);
+        put(&sasl, name, &v);
+    };
+    seed("plain", 0, &kafkit_protocol::sasl::plain_message("alice", "secret"));
+    let jws = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.";
+    seed("oauth", 1, &kafkit_protocol::sasl::oauth_client_message(jws, &[("k".into(), "v".into())]));
+    seed("scram-server", 2, b"n,,n=user,r=cnonce\0c=biws,r=cnoncesnonce,p=AAAA");
+    seed("scram-client", 3, b"r=cnonceXYZ,s=MDEyMzQ1Njc4OWFiY2RlZg==,i=4096\0v=AAAA");
+    seed("jws", 4, jws.as_bytes());
+    seed("first", 5, b"n,,n=a=3Db,r=x");
+
     let ls = out.join("legacy_message_set");
     let legacy_recs: Vec<_> = (0..3)
         .map(|i| LegacyRecord { offset: i, timestamp: 1_600_000_000_000, key: Some(Bytes::from(format!("k{i}"))), value: Some(Bytes::from(format!("v{i}"))) })

@@ -18,11 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use kafkit_protocol::sasl::{
     self, parse_oauth_client_message, parse_plain_message, parse_scram_client_first,
-    ScramCredential, ScramMechanism, ScramServer, SecurityProtocol,
+    validate_unsecured_jws, ScramCredential, ScramMechanism, ScramServer, SecurityProtocol,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -472,94 +470,4 @@ fn check_password(scram: &ScramStore, user: &str, password: &str) -> bool {
         }
     }
     false
-}
-
-/// Checks an unsecured JWS (RFC 7515 with `"alg":"none"`, an empty signature), as Kafka's
-/// `OAuthBearerUnsecuredValidatorCallbackHandler`: a `sub` claim (the principal) and an `exp`
-/// in the future are required. Returns the subject and the time left.
-pub fn validate_unsecured_jws(
-    token: &str,
-    now: std::time::SystemTime,
-) -> Result<(String, Duration), String> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("not a compact JWS (header.payload.signature)".into());
-    };
-    if !sig.is_empty() {
-        return Err("a signed token: only unsecured tokens (alg none) are accepted".into());
-    }
-    let json = |part: &str, what: &str| -> Result<serde_json::Value, String> {
-        let raw = URL_SAFE_NO_PAD
-            .decode(part.trim_end_matches('='))
-            .map_err(|_| format!("{what} is not base64url"))?;
-        serde_json::from_slice(&raw).map_err(|_| format!("{what} is not JSON"))
-    };
-    let header = json(header, "header")?;
-    if header.get("alg").and_then(|a| a.as_str()) != Some("none") {
-        return Err("header alg must be \"none\"".into());
-    }
-    let claims = json(payload, "payload")?;
-    let sub = claims
-        .get("sub")
-        .and_then(|s| s.as_str())
-        .filter(|s| !s.is_empty())
-        .ok_or("no sub claim")?;
-    let exp = claims
-        .get("exp")
-        .and_then(|e| e.as_f64())
-        .ok_or("no exp claim")?;
-    let now_s = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    if exp <= now_s {
-        return Err("the token has expired".into());
-    }
-    Ok((
-        sub.to_owned(),
-        Duration::from_secs_f64((exp - now_s).min(1e9)),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jws(claims: &str) -> String {
-        format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
-            URL_SAFE_NO_PAD.encode(claims)
-        )
-    }
-
-    #[test]
-    fn unsecured_tokens_need_a_subject_and_a_future_expiry() {
-        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let (sub, left) =
-            validate_unsecured_jws(&jws(r#"{"sub":"alice","exp":1000060}"#), now).unwrap();
-        assert_eq!((sub.as_str(), left.as_secs()), ("alice", 60));
-        for (token, why) in [
-            (jws(r#"{"sub":"alice","exp":999999}"#), "expired"),
-            (jws(r#"{"exp":1000060}"#), "sub"),
-            (jws(r#"{"sub":"alice"}"#), "exp"),
-            ("a.b".to_owned(), "compact"),
-            (
-                format!("{}sig", jws(r#"{"sub":"a","exp":1000060}"#)),
-                "signed",
-            ),
-            (
-                format!(
-                    "{}.{}.",
-                    URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
-                    URL_SAFE_NO_PAD.encode(r#"{"sub":"a","exp":1000060}"#)
-                ),
-                "alg",
-            ),
-        ] {
-            let e = validate_unsecured_jws(&token, now).unwrap_err();
-            assert!(e.contains(why), "{token}: {e}");
-        }
-    }
 }

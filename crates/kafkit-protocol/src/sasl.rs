@@ -11,10 +11,11 @@
 //! Hand-written on `hmac`/`sha2`/`pbkdf2`/`base64`: the SASL crates on crates.io are either
 //! GSASL bindings (C) or client-only; the broker side needs the server half with stored keys.
 
-use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
+use std::time::Duration;
 
 /// A failed exchange: what the peer sent did not parse, or did not prove what it must.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,7 +214,8 @@ fn attributes(msg: &str) -> Vec<(char, &str)> {
         .filter_map(|a| {
             let mut c = a.chars();
             let k = c.next()?;
-            (c.next() == Some('=')).then(|| (k, &a[2..]))
+            // After the key and '=' (a key may be any character: slice past its UTF-8 length).
+            (c.next() == Some('=')).then(|| (k, &a[k.len_utf8() + 1..]))
         })
         .collect()
 }
@@ -519,6 +521,54 @@ pub fn parse_oauth_client_message(
     Ok((token, extensions))
 }
 
+/// Checks an unsecured JWS (RFC 7515 with `"alg":"none"`, an empty signature), as Kafka's
+/// `OAuthBearerUnsecuredValidatorCallbackHandler`: a `sub` claim (the principal) and an `exp`
+/// in the future are required. Returns the subject and the time left.
+pub fn validate_unsecured_jws(
+    token: &str,
+    now: std::time::SystemTime,
+) -> Result<(String, Duration), String> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("not a compact JWS (header.payload.signature)".into());
+    };
+    if !sig.is_empty() {
+        return Err("a signed token: only unsecured tokens (alg none) are accepted".into());
+    }
+    let json = |part: &str, what: &str| -> Result<serde_json::Value, String> {
+        let raw = URL_SAFE_NO_PAD
+            .decode(part.trim_end_matches('='))
+            .map_err(|_| format!("{what} is not base64url"))?;
+        serde_json::from_slice(&raw).map_err(|_| format!("{what} is not JSON"))
+    };
+    let header = json(header, "header")?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("none") {
+        return Err("header alg must be \"none\"".into());
+    }
+    let claims = json(payload, "payload")?;
+    let sub = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or("no sub claim")?;
+    let exp = claims
+        .get("exp")
+        .and_then(|e| e.as_f64())
+        .ok_or("no exp claim")?;
+    let now_s = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    if exp <= now_s {
+        return Err("the token has expired".into());
+    }
+    Ok((
+        sub.to_owned(),
+        Duration::from_secs_f64((exp - now_s).min(1e9)),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,5 +663,46 @@ mod tests {
         assert!(parse_scram_client_first(b"y,,n=u,r=x").is_err());
         assert!(parse_scram_client_first(b"n,,n=u=ZZ,r=x").is_err());
         assert!(parse_scram_client_first(&[0xff, 0xfe]).is_err());
+        // A multi-byte attribute key (found by fuzzing: the value was sliced at byte 2).
+        assert!(parse_scram_client_first("n,,é=x,r=y".as_bytes()).is_err());
+        let mut c = ScramClient::new(ScramMechanism::Sha256, "u", "p", "n");
+        assert!(c.client_final("é=1,r=nX".as_bytes()).is_err());
+    }
+
+    fn jws(claims: &str) -> String {
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        )
+    }
+
+    #[test]
+    fn unsecured_tokens_need_a_subject_and_a_future_expiry() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let (sub, left) =
+            validate_unsecured_jws(&jws(r#"{"sub":"alice","exp":1000060}"#), now).unwrap();
+        assert_eq!((sub.as_str(), left.as_secs()), ("alice", 60));
+        for (token, why) in [
+            (jws(r#"{"sub":"alice","exp":999999}"#), "expired"),
+            (jws(r#"{"exp":1000060}"#), "sub"),
+            (jws(r#"{"sub":"alice"}"#), "exp"),
+            ("a.b".to_owned(), "compact"),
+            (
+                format!("{}sig", jws(r#"{"sub":"a","exp":1000060}"#)),
+                "signed",
+            ),
+            (
+                format!(
+                    "{}.{}.",
+                    URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+                    URL_SAFE_NO_PAD.encode(r#"{"sub":"a","exp":1000060}"#)
+                ),
+                "alg",
+            ),
+        ] {
+            let e = validate_unsecured_jws(&token, now).unwrap_err();
+            assert!(e.contains(why), "{token}: {e}");
+        }
     }
 }
