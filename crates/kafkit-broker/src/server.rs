@@ -228,6 +228,12 @@ where
         let frame = loop {
             if buf.len() >= 4 && permit.is_none() {
                 let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                // Before authentication, Kafka's `sasl.server.max.receive.size` (512 KiB).
+                let max = if matches!(auth, Auth::Open) {
+                    max
+                } else {
+                    max.min(SASL_SERVER_MAX_RECEIVE_SIZE)
+                };
                 if size < 0 || size as usize > max {
                     return Err(Closed::Refused(format!(
                         "frame of {size} bytes exceeds the limit of {max} bytes"
@@ -460,6 +466,10 @@ async fn sasl_step(ctx: &Ctx, mut session: SaslSession, msg: Vec<u8>) -> (SaslSe
         (session, step)
     }
 }
+
+/// Largest frame read before a SASL listener's client has authenticated (Kafka's
+/// `sasl.server.max.receive.size`).
+pub const SASL_SERVER_MAX_RECEIVE_SIZE: usize = 524_288;
 
 /// ILLEGAL_SASL_STATE
 const ILLEGAL_SASL_STATE: i16 = 34;

@@ -484,3 +484,45 @@ async fn secrets_stay_out_of_debug_output_and_logs() {
         assert!(!logs.contains(secret), "a secret in the logs");
     }
 }
+
+/// Before authentication a SASL listener serves ApiVersions and the SASL exchange only:
+/// another request closes the connection (as Kafka does), and so does a frame over
+/// `sasl.server.max.receive.size` (512 KiB); the broker goes on serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_get_nothing_but_the_handshake() {
+    use kafkit::conn::Connection;
+    use kafkit_protocol::messages::MetadataRequest;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let c = secure_cluster(dir.path(), SecurityProtocol::SaslPlaintext, |_| {}).await;
+    let addr = c.addrs()[0].clone();
+    // ApiVersions is answered (Connection::connect negotiates), Metadata closes.
+    let conn = Connection::connect(&addr, conn_config()).await.unwrap();
+    let e = conn
+        .send(&MetadataRequest::default().with_topics(None))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
+    // A 600 KB frame before authentication: closed before it is read.
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(&600_000i32.to_be_bytes()).await.unwrap();
+    let _ = raw.write_all(&[0u8; 1024]).await;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing answered, connection closed");
+    // Everyone else is served.
+    round_trip(
+        &c,
+        "still-served",
+        &security(
+            &c,
+            SecurityProtocol::SaslPlaintext,
+            Some(Sasl::plain(USER, PASSWORD)),
+        ),
+    )
+    .await;
+    c.shutdown().await;
+}
