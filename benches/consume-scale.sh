@@ -9,7 +9,7 @@ K=${KAFKIT:-$(cd "$(dirname "$0")/.." && pwd)/target/release/kafkit}
 d=$(mktemp -d)
 "$K" cluster --port-base 0 --data-dir "$d/data" >"$d/out" 2>"$d/err" &
 cpid=$!
-trap 'kill $cpid 2>/dev/null || true' EXIT
+trap 'kill $cpid 2>/dev/null || true; wait $cpid 2>/dev/null || true; rm -rf "$d"' EXIT
 for _ in $(seq 100); do grep -q bootstrap "$d/out" 2>/dev/null && break; sleep 0.1; done
 B=$(sed -n 's/^bootstrap: *//p' "$d/out" | head -1)
 echo "cluster $B"

@@ -45,6 +45,8 @@ pub struct Global {
     pub brokers: Vec<String>,
     /// `-F` then `-X`.
     pub props: props::Props,
+    /// The TLS/SASL settings they give (checked once, at start).
+    pub security: kafkit::SecurityConfig,
 }
 
 static GLOBAL: std::sync::OnceLock<Global> = std::sync::OnceLock::new();
@@ -53,13 +55,23 @@ static GLOBAL: std::sync::OnceLock<Global> = std::sync::OnceLock::new();
 pub fn init_global(a: &GlobalArgs) -> anyhow::Result<()> {
     let props = props::Props::load(a.props_file.as_deref(), &a.props)?;
     let brokers = props.brokers(&a.brokers);
-    let _ = GLOBAL.set(Global { brokers, props });
+    let security = props.security()?;
+    let _ = GLOBAL.set(Global {
+        brokers,
+        props,
+        security,
+    });
     Ok(())
 }
 
 /// The global options (defaults before `init_global`).
 pub fn global() -> &'static Global {
     GLOBAL.get_or_init(Global::default)
+}
+
+/// The TLS/SASL settings from `-X`/`-F`.
+pub fn security() -> kafkit::SecurityConfig {
+    global().security.clone()
 }
 
 /// The brokers for commands that talk to an existing cluster: `-b`/`bootstrap.servers`, else

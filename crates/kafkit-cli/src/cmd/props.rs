@@ -361,6 +361,39 @@ impl Props {
         Ok(())
     }
 
+    /// The security properties in librdkafka's names, for the `perf` rows that run librdkafka
+    /// against the same cluster (a Java file's `sasl.jaas.config` credentials included).
+    #[cfg_attr(not(feature = "rdkafka"), allow(dead_code))]
+    pub fn librdkafka_security(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, _)| {
+                (k.starts_with("security.")
+                    || k.starts_with("sasl.")
+                    || k.starts_with("ssl.")
+                    || k.starts_with("enable.sasl."))
+                    && k.as_str() != "sasl.jaas.config"
+            })
+            .map(|(k, v)| {
+                let k = if k == "sasl.mechanism" {
+                    "sasl.mechanisms"
+                } else {
+                    k.as_str()
+                };
+                (k.to_owned(), v.clone())
+            })
+            .collect();
+        if let Some(j) = self.get("sasl.jaas.config") {
+            for (name, key) in [("username", "sasl.username"), ("password", "sasl.password")] {
+                if let (Some(v), None) = (jaas_value(j, name), self.get(key)) {
+                    out.push((key.to_owned(), v));
+                }
+            }
+        }
+        out
+    }
+
     /// An admin client with the security settings.
     pub fn admin(&self, brokers: Vec<String>) -> anyhow::Result<kafkit::Admin> {
         Ok(kafkit::Admin::with_security(brokers, self.security()?)?)

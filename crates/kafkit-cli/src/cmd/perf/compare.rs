@@ -74,7 +74,6 @@ fn produce_opts(
 ) -> super::ProduceOpts {
     super::ProduceOpts {
         target: super::TargetOpts {
-            brokers: Vec::new(),
             topic: None,
             partitions,
             replication_factor: -1,
@@ -95,7 +94,7 @@ pub async fn run(o: CompareOpts) -> anyhow::Result<()> {
     use kafkit::RequiredAcks;
 
     let t = Target::open(&crate::cmd::global().brokers).await?;
-    let admin = kafkit::Admin::new(t.brokers.clone())?;
+    let admin = kafkit::Admin::with_security(t.brokers.clone(), crate::cmd::security())?;
     let wanted = |name: &str| o.only.is_empty() || o.only.iter().any(|w| name.contains(w));
     let mut rows: Vec<(String, Report, Report)> = Vec::new();
     let best = |a: Option<Report>, b: Report, by_latency: bool| -> Report {

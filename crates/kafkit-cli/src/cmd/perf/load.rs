@@ -19,6 +19,7 @@ pub fn payload(size: usize) -> Bytes {
 
 pub fn writer_config(brokers: &[String], topic: &str, p: &ProducerOpts) -> WriterConfig {
     WriterConfig {
+        security: crate::cmd::security(),
         brokers: brokers.to_vec(),
         topic: topic.into(),
         // Sticky, as librdkafka's default partitioner for unkeyed records.
@@ -172,7 +173,7 @@ pub async fn fill(
     records: u64,
     size: usize,
 ) -> anyhow::Result<()> {
-    let admin = kafkit::Admin::new(brokers.to_vec())?;
+    let admin = kafkit::Admin::with_security(brokers.to_vec(), crate::cmd::security())?;
     let have: i64 = admin.list_offsets(topic, -1).await?.values().sum::<i64>()
         - admin.list_offsets(topic, -2).await?.values().sum::<i64>();
     let missing = records.saturating_sub(have.max(0) as u64);
@@ -181,6 +182,7 @@ pub async fn fill(
     }
     eprintln!("filling {topic} with {missing} records of {size} bytes");
     let w = Writer::new(WriterConfig {
+        security: crate::cmd::security(),
         brokers: brokers.to_vec(),
         topic: topic.into(),
         balancer: Balancer::RoundRobin,
@@ -233,6 +235,7 @@ async fn consume_here(
     let start = Instant::now();
     let defaults = ReaderConfig::default();
     let r = Reader::new(ReaderConfig {
+        security: crate::cmd::security(),
         max_buffered_bytes: max_buffered_bytes.unwrap_or(defaults.max_buffered_bytes),
         max_bytes: max_bytes.unwrap_or(defaults.max_bytes),
         brokers: brokers.to_vec(),
@@ -344,6 +347,7 @@ async fn e2e_here(
 ) -> anyhow::Result<Report> {
     let base = Instant::now();
     let r = Arc::new(Reader::new(ReaderConfig {
+        security: crate::cmd::security(),
         brokers: brokers.to_vec(),
         topic: topic.into(),
         group_id: Some(format!("kafkit-e2e-{}", uuid_ish())),
@@ -355,7 +359,7 @@ async fn e2e_here(
         queue_capacity: 10_000,
         ..Default::default()
     })?);
-    let partitions = kafkit::Admin::new(brokers.to_vec())?
+    let partitions = kafkit::Admin::with_security(brokers.to_vec(), crate::cmd::security())?
         .describe_topic(topic)
         .await?
         .len();

@@ -241,7 +241,7 @@ impl Target {
 
     /// Creates `topic` unless it exists.
     pub async fn topic(&self, topic: &str, partitions: i32, rf: i16) -> anyhow::Result<()> {
-        let admin = kafkit::Admin::new(self.brokers.clone())?;
+        let admin = kafkit::Admin::with_security(self.brokers.clone(), crate::cmd::security())?;
         if admin.describe_topic(topic).await.is_ok() {
             return Ok(());
         }

@@ -50,6 +50,9 @@ fn codec(c: Compression) -> &'static str {
 /// The producer settings that match kafkit's `WriterConfig` for the same options.
 pub fn producer_config(brokers: &[String], p: &ProducerOpts) -> ClientConfig {
     let mut c = ClientConfig::new();
+    for (k, v) in crate::cmd::global().props.librdkafka_security() {
+        c.set(k, v);
+    }
     c.set("bootstrap.servers", brokers.join(","))
         .set(
             "acks",
@@ -183,6 +186,9 @@ fn consume_blocking(
 ) -> anyhow::Result<Report> {
     let start = Instant::now();
     let mut config = ClientConfig::new();
+    for (k, v) in crate::cmd::global().props.librdkafka_security() {
+        config.set(k, v);
+    }
     if tuned {
         config
             .set("fetch.queue.backoff.ms", "1")
