@@ -526,3 +526,60 @@ async fn unauthenticated_connections_get_nothing_but_the_handshake() {
     .await;
     c.shutdown().await;
 }
+
+/// SaslHandshake v0 (clients before KIP-152): the exchange's tokens travel as bare frames —
+/// PLAIN's one message, answered with an empty frame — and then requests are served. A wrong
+/// password closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_handshake_v0_carries_bare_tokens() {
+    use bytes::{Bytes, BytesMut};
+    use kafkit_protocol::codec;
+    use kafkit_protocol::messages::{MetadataRequest, SaslHandshakeRequest};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn frame(s: &mut tokio::net::TcpStream) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).await.ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).await.ok()?;
+        Some(Bytes::from(body))
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = secure_cluster(dir.path(), SecurityProtocol::SaslPlaintext, |_| {}).await;
+    for (password, ok) in [(PASSWORD, true), ("wrong", false)] {
+        let mut s = tokio::net::TcpStream::connect(&c.addrs()[0]).await.unwrap();
+        let mut out = BytesMut::new();
+        let hs =
+            SaslHandshakeRequest::default().with_mechanism(kafkit_protocol::str_bytes("PLAIN"));
+        codec::encode_request(&mut out, 1, Some("old"), 0, &hs).unwrap();
+        s.write_all(&out).await.unwrap();
+        let (_, resp) =
+            codec::decode_response::<SaslHandshakeRequest>(frame(&mut s).await.unwrap(), 0)
+                .unwrap();
+        assert_eq!(resp.error_code, 0);
+        assert!(resp.mechanisms.iter().any(|m| m.as_str() == "PLAIN"));
+        let token = kafkit_protocol::sasl::plain_message(USER, password);
+        s.write_all(&(token.len() as i32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&token).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), frame(&mut s))
+            .await
+            .unwrap();
+        if !ok {
+            assert!(answer.is_none(), "a wrong password closes the connection");
+            continue;
+        }
+        assert_eq!(answer.unwrap().len(), 0, "an empty token answers PLAIN");
+        let mut out = BytesMut::new();
+        codec::encode_request(&mut out, 2, Some("old"), 1, &MetadataRequest::default()).unwrap();
+        s.write_all(&out).await.unwrap();
+        let (id, md) =
+            codec::decode_response::<MetadataRequest>(frame(&mut s).await.unwrap(), 1).unwrap();
+        assert_eq!(
+            (id, md.brokers.len()),
+            (2, 3),
+            "served after authenticating"
+        );
+    }
+    c.shutdown().await;
+}
