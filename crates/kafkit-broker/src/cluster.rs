@@ -377,9 +377,6 @@ impl Cluster {
     /// Committed offset of a group for a partition.
     pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
         self.state
-            .groups
-            .lock()
-            .expect("groups lock")
             .offsets
             .get(group, topic, partition)
             .map(|c| c.offset)

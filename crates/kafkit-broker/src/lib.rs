@@ -17,6 +17,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Concurrency rule
+//! No blocking file I/O on the runtime's worker threads, and no lock that other requests need
+//! held across it: a slow disk must delay only the requests that wait for that disk. So far
+//! (issue 15, in progress): Produce appends (with the followers' copies) and Fetch reads run on
+//! blocking threads under the partition's lock only; OffsetCommit writes and fsyncs the offsets
+//! log on a blocking thread under the offsets file's own lock, never the group coordinator's
+//! (`crates/kafkit/tests/slow_disk.rs` shows it). Not yet moved: topic creation and deletion
+//! (directories made under the topics lock), DeleteGroups/OffsetDelete tombstones (written
+//! under the coordinator's lock; admin operations), the replication pass's catch-up copies,
+//! and the legacy Fetch path.
+//!
 //! Partitions are replicated ([`replication`]): acks=-1 waits for the ISR, consumers read up
 //! to the high watermark, and [`control`] takes brokers down and up, moves leaders and injects
 //! errors. Legacy message formats (Produce v0-v2, Fetch v0-v3) are converted to and from v2

@@ -227,15 +227,14 @@ pub enum Waiter {
     Sync(oneshot::Sender<SyncResult>),
 }
 
-/// The coordinator state machine plus its I/O: waiters and the offsets log.
+/// The coordinator state machine plus its waiters (committed offsets are apart, in
+/// [`ClusterState::offsets`]: no disk work under this lock).
 #[derive(Debug)]
 pub struct Groups {
     /// The state machine.
     pub coordinator: Coordinator,
     /// Requests waiting for an [`Action`].
     pub waiters: HashMap<Token, Waiter>,
-    /// Committed offsets.
-    pub offsets: OffsetStore,
 }
 
 impl Groups {
@@ -269,8 +268,10 @@ pub struct ClusterState {
     pub brokers: Vec<BrokerInfo>,
     /// Topics by name.
     pub topics: RwLock<BTreeMap<String, Arc<TopicState>>>,
-    /// Group coordination and committed offsets.
+    /// Group coordination (never held across disk work).
     pub groups: Mutex<Groups>,
+    /// Committed offsets, with their own locks (see `group::offsets`).
+    pub offsets: Arc<OffsetStore>,
     /// Signalled after appends and high watermark moves (wakes fetches, acks=-1 waits and the
     /// replicator).
     pub changed: Notify,
@@ -434,8 +435,8 @@ impl ClusterState {
             groups: Mutex::new(Groups {
                 coordinator: Coordinator::new(config.group_initial_rebalance_delay),
                 waiters: HashMap::new(),
-                offsets,
             }),
+            offsets: Arc::new(offsets),
             config,
             data_dir,
             topics: RwLock::new(BTreeMap::new()),

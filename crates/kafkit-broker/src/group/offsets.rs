@@ -9,10 +9,15 @@
 //! A commit is acknowledged only after its records are written and fsynced. A write or sync
 //! that fails is cut off the file (back to the last good length) before the error is
 //! returned, or before the next commit if cutting fails too, and the commit is not applied.
+//!
+//! Two locks, so a slow disk stalls nobody but the committers: the file's (held across the
+//! write and fsync, by one commit at a time, on a blocking thread — see the broker's
+//! concurrency rule in the crate docs) and the map's (held only to look up or apply). It is
+//! not under the group coordinator's lock: Join, Sync and Heartbeat never wait for a disk.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::storage::{self, Storage, StorageFile};
 
@@ -33,12 +38,18 @@ pub type OffsetKey = (String, String, i32);
 /// The committed offsets of every group, backed by a file.
 #[derive(Debug)]
 pub struct OffsetStore {
+    /// Taken first, for the whole of a write (then `offsets`, briefly, to apply it).
+    file: Mutex<OffsetFile>,
+    offsets: Mutex<BTreeMap<OffsetKey, Committed>>,
+}
+
+#[derive(Debug)]
+struct OffsetFile {
     file: Arc<dyn StorageFile>,
     /// Bytes of whole, synced commits: where the next one starts.
     good_len: u64,
     /// A failed commit's bytes may still be past `good_len`.
     torn: bool,
-    offsets: BTreeMap<OffsetKey, Committed>,
 }
 
 fn put_str(buf: &mut Vec<u8>, s: Option<&str>) {
@@ -128,16 +139,32 @@ impl OffsetStore {
             file.set_len(pos as u64)?;
         }
         Ok(Self {
-            file,
-            good_len: pos as u64,
-            torn: false,
-            offsets,
+            file: Mutex::new(OffsetFile {
+                file,
+                good_len: pos as u64,
+                torn: false,
+            }),
+            offsets: Mutex::new(offsets),
         })
     }
 
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<OffsetKey, Committed>> {
+        self.offsets.lock().expect("offsets lock")
+    }
+
     /// Records a batch of commits durably (one write, then fsync: a commit acknowledged to a
-    /// client survives a machine crash).
-    pub fn commit(&mut self, entries: Vec<(OffsetKey, Committed)>) -> std::io::Result<()> {
+    /// client survives a machine crash). Blocks on the disk: call it off the runtime's
+    /// threads (`spawn_blocking`).
+    pub fn commit(&self, entries: Vec<(OffsetKey, Committed)>) -> std::io::Result<()> {
+        let mut f = self.file.lock().expect("offsets file lock");
+        self.commit_locked(&mut f, entries)
+    }
+
+    fn commit_locked(
+        &self,
+        f: &mut OffsetFile,
+        entries: Vec<(OffsetKey, Committed)>,
+    ) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for ((g, t, p), c) in &entries {
             let mut payload = Vec::new();
@@ -151,32 +178,33 @@ impl OffsetStore {
             buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
             buf.extend_from_slice(&payload);
         }
-        if let Err(e) =
-            storage::append_or_cut(&*self.file, self.good_len, &buf, true, &mut self.torn)
-        {
+        if let Err(e) = storage::append_or_cut(&*f.file, f.good_len, &buf, true, &mut f.torn) {
             tracing::warn!(target: "kafkit::broker", error = %e, "writing committed offsets failed; nothing of it is kept");
             return Err(e);
         }
-        self.good_len += buf.len() as u64;
+        f.good_len += buf.len() as u64;
+        // Applied while the file lock is held: the map follows the file's order.
+        let mut map = self.map();
         for (k, v) in entries {
             if v.offset < 0 {
-                self.offsets.remove(&k);
+                map.remove(&k);
             } else {
-                self.offsets.insert(k, v);
+                map.insert(k, v);
             }
         }
         Ok(())
     }
 
     /// The committed offset for one partition.
-    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&Committed> {
-        self.offsets
+    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.map()
             .get(&(group.to_owned(), topic.to_owned(), partition))
+            .cloned()
     }
 
     /// All committed offsets of a group.
     pub fn group(&self, group: &str) -> Vec<(String, i32, Committed)> {
-        self.offsets
+        self.map()
             .iter()
             .filter(|((g, _, _), _)| g == group)
             .map(|((_, t, p), c)| (t.clone(), *p, c.clone()))
@@ -184,10 +212,12 @@ impl OffsetStore {
     }
 
     /// Deletes committed offsets (written as tombstones, offset -1).
-    pub fn delete(&mut self, keys: Vec<OffsetKey>) -> std::io::Result<()> {
+    pub fn delete(&self, keys: Vec<OffsetKey>) -> std::io::Result<()> {
+        let mut f = self.file.lock().expect("offsets file lock");
+        let known = self.map();
         let tombstones = keys
             .into_iter()
-            .filter(|k| self.offsets.contains_key(k))
+            .filter(|k| known.contains_key(k))
             .map(|k| {
                 (
                     k,
@@ -199,15 +229,16 @@ impl OffsetStore {
                 )
             })
             .collect::<Vec<_>>();
+        drop(known);
         if tombstones.is_empty() {
             return Ok(());
         }
-        self.commit(tombstones)
+        self.commit_locked(&mut f, tombstones)
     }
 
     /// Every group with committed offsets.
     pub fn groups(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.offsets.keys().map(|(g, _, _)| g.clone()).collect();
+        let mut v: Vec<String> = self.map().keys().map(|(g, _, _)| g.clone()).collect();
         v.dedup();
         v
     }
@@ -221,7 +252,7 @@ mod tests {
     fn survives_reopen_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let mut s = OffsetStore::open(storage::disk(), dir.path()).unwrap();
+            let s = OffsetStore::open(storage::disk(), dir.path()).unwrap();
             s.commit(vec![(
                 ("g".into(), "t".into(), 0),
                 Committed {
@@ -268,9 +299,9 @@ mod tests {
                 },
             )]
         };
-        let mut s = OffsetStore::open(Arc::new(disk.clone()), dir.path()).unwrap();
+        let s = OffsetStore::open(Arc::new(disk.clone()), dir.path()).unwrap();
         s.commit(at(1)).unwrap();
-        let one = s.good_len;
+        let one = s.file.lock().unwrap().good_len;
         // Torn write, and the cut fails as well: cut before the next commit.
         disk.inject(FaultRule::times(Op::Append, Fault::Short(7), 1));
         disk.inject(FaultRule::times(Op::Append, Fault::NoSpace, 1));

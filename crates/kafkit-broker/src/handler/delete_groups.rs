@@ -17,15 +17,15 @@ pub fn handle(ctx: &Ctx, req: DeleteGroupsRequest, _version: i16) -> DeleteGroup
             let code = if !ctx.is_coordinator(&g) {
                 err::NOT_COORDINATOR
             } else {
-                let known = groups.coordinator.describe(&g).is_some() || !groups.offsets.group(&g).is_empty();
+                let known = groups.coordinator.describe(&g).is_some() || !ctx.cluster.offsets.group(&g).is_empty();
                 if !known {
                     codes::GROUP_ID_NOT_FOUND
                 } else {
                     match groups.coordinator.delete(&g) {
                         Err(code) => code,
                         Ok(()) => {
-                            let keys = groups.offsets.group(&g).into_iter().map(|(t, p, _)| (g.clone(), t, p)).collect();
-                            match groups.offsets.delete(keys) {
+                            let keys = ctx.cluster.offsets.group(&g).into_iter().map(|(t, p, _)| (g.clone(), t, p)).collect();
+                            match ctx.cluster.offsets.delete(keys) {
                                 Ok(()) => {
                                     tracing::info!(target: "kafkit::broker", group = %g, "deleted group");
                                     err::NONE

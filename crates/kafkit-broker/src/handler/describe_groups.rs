@@ -44,7 +44,7 @@ pub fn handle(ctx: &Ctx, req: DescribeGroupsRequest, version: i16) -> DescribeGr
                         })
                         .collect();
                 }
-                None if !groups.offsets.group(&g).is_empty() => {
+                None if !ctx.cluster.offsets.group(&g).is_empty() => {
                     out.group_state = str_bytes("Empty");
                     out.protocol_type = str_bytes("consumer");
                 }

@@ -214,7 +214,18 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
             break;
         }
     }
-    let data = read(ctx, &parts, req.max_bytes);
+    // The log files are read on a blocking thread (the crate's concurrency rule).
+    let (data, parts) = {
+        let (ctx, max_bytes) = (ctx.clone(), req.max_bytes);
+        match tokio::task::spawn_blocking(move || (read(&ctx, &parts, max_bytes), parts)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(target: "kafkit::broker", error = %e, "fetch read task failed");
+                return FetchResponse::default()
+                    .with_error_code(kafkit_protocol::ResponseError::UnknownServerError.code());
+            }
+        }
+    };
     let include = match (mode, sessions) {
         (Mode::Sessionless, _) | (_, None) => vec![true; data.len()],
         (mode, Some(cache)) => {

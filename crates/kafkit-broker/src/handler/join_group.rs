@@ -1,6 +1,8 @@
 //! JoinGroup (key 11) v0-v9 (the v8 `reason` is ignored; `skip_assignment` is always false).
-//! The request waits in the coordinator until every member has rejoined or the rebalance timeout passes. Not implemented: MEMBER_ID_REQUIRED (new members
-//! get their id with the first answer, which every client accepts), static membership.
+//! The request waits in the coordinator until every member has rejoined or the rebalance
+//! timeout passes. Static members (`group_instance_id`, KIP-345) get their assignment back
+//! without a rebalance (see `group`). Not implemented: MEMBER_ID_REQUIRED (new members get
+//! their id with the first answer, which every client accepts).
 
 use std::time::{Duration, Instant};
 

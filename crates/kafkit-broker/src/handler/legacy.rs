@@ -87,7 +87,9 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
                     }
                 });
                 match batch {
-                    Ok(batch) => produce::append(ctx, topic, *partition, Some(&batch), req.acks),
+                    Ok(batch) => {
+                        produce::append(ctx, topic, *partition, Some(&batch), req.acks).await
+                    }
                     Err(code) => produce::Appended::error(code),
                 }
             };

@@ -14,7 +14,7 @@ const CLASSIC: &str = "classic";
 pub fn handle(ctx: &Ctx, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     let groups = ctx.cluster.groups.lock().expect("groups lock");
     let mut ids = groups.coordinator.group_ids();
-    ids.extend(groups.offsets.groups());
+    ids.extend(ctx.cluster.offsets.groups());
     ids.sort();
     ids.dedup();
     let listed = ids

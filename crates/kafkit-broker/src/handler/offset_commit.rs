@@ -1,5 +1,6 @@
 //! OffsetCommit (key 8) v2-v8. Commits are written to the offsets log and fsynced before the
-//! answer. Not implemented: retention time (offsets are kept forever), topic ids (v10).
+//! answer, on a blocking thread and without the group coordinator's lock (a slow disk delays
+//! the committers only). Not implemented: retention time (offsets are kept forever), topic ids (v10).
 
 use kafkit_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -9,7 +10,7 @@ use kafkit_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use super::{err, Ctx};
 use crate::group::offsets::Committed;
 
-pub fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommitResponse {
+pub async fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommitResponse {
     let group_id = req.group_id.0.to_string();
     let code = if ctx.is_coordinator(&group_id) {
         let groups = ctx.cluster.groups.lock().expect("groups lock");
@@ -60,8 +61,11 @@ pub fn handle(ctx: &Ctx, req: OffsetCommitRequest, _version: i16) -> OffsetCommi
     }
     if !entries.is_empty() {
         let n = entries.len();
-        let mut groups = ctx.cluster.groups.lock().expect("groups lock");
-        if let Err(e) = groups.offsets.commit(entries) {
+        let offsets = ctx.cluster.offsets.clone();
+        let written = tokio::task::spawn_blocking(move || offsets.commit(entries))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        if let Err(e) = written {
             // As Kafka's coordinator maps a failed offsets append (KAFKA_STORAGE_ERROR): the
             // client looks the coordinator up again and retries. Nothing was applied.
             tracing::error!(target: "kafkit::broker", group = %group_id, error = %e, "writing offsets failed");

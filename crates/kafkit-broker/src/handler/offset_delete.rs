@@ -15,8 +15,8 @@ pub fn handle(ctx: &Ctx, req: OffsetDeleteRequest, _version: i16) -> OffsetDelet
     if !ctx.is_coordinator(&g) {
         return OffsetDeleteResponse::default().with_error_code(err::NOT_COORDINATOR);
     }
-    let mut groups = ctx.cluster.groups.lock().expect("groups lock");
-    if groups.coordinator.describe(&g).is_none() && groups.offsets.group(&g).is_empty() {
+    let groups = ctx.cluster.groups.lock().expect("groups lock");
+    if groups.coordinator.describe(&g).is_none() && ctx.cluster.offsets.group(&g).is_empty() {
         return OffsetDeleteResponse::default().with_error_code(codes::GROUP_ID_NOT_FOUND);
     }
     let busy = groups.coordinator.has_members(&g);
@@ -45,7 +45,7 @@ pub fn handle(ctx: &Ctx, req: OffsetDeleteRequest, _version: i16) -> OffsetDelet
                 .with_partitions(parts)
         })
         .collect();
-    if groups.offsets.delete(keys).is_err() {
+    if ctx.cluster.offsets.delete(keys).is_err() {
         return OffsetDeleteResponse::default().with_error_code(err::KAFKA_STORAGE_ERROR);
     }
     OffsetDeleteResponse::default().with_topics(topics)

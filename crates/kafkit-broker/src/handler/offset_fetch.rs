@@ -52,7 +52,6 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchRe
         }
         return r;
     }
-    let groups = ctx.cluster.groups.lock().expect("groups lock");
     let topics = match req.topics {
         Some(topics) => topics
             .into_iter()
@@ -60,12 +59,14 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchRe
                 let parts = t
                     .partition_indexes
                     .iter()
-                    .map(|&p| match groups.offsets.get(&group_id, &t.name.0, p) {
-                        Some(c) => {
-                            partition(p, c.offset, c.leader_epoch, c.metadata.clone(), version)
-                        }
-                        None => partition(p, -1, -1, None, version),
-                    })
+                    .map(
+                        |&p| match ctx.cluster.offsets.get(&group_id, &t.name.0, p) {
+                            Some(c) => {
+                                partition(p, c.offset, c.leader_epoch, c.metadata.clone(), version)
+                            }
+                            None => partition(p, -1, -1, None, version),
+                        },
+                    )
                     .collect();
                 OffsetFetchResponseTopic::default()
                     .with_name(t.name)
@@ -77,7 +78,7 @@ pub fn handle(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchRe
                 String,
                 Vec<OffsetFetchResponsePartition>,
             > = Default::default();
-            for (t, p, c) in groups.offsets.group(&group_id) {
+            for (t, p, c) in ctx.cluster.offsets.group(&group_id) {
                 by_topic.entry(t).or_default().push(partition(
                     p,
                     c.offset,

@@ -10,7 +10,8 @@
 //! `timeout_ms`, NOT_LEADER_OR_FOLLOWER if leadership moved meanwhile.
 //!
 //! Idempotent batches are checked against the producer's sequence in the partition log (see
-//! `PartitionLog::append`). Not implemented: transactions.
+//! `PartitionLog::append`). Appends run on a blocking thread (the crate's concurrency rule).
+//! Not implemented: transactions (transactional batches are refused).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +49,28 @@ impl Appended {
     }
 }
 
-pub(super) fn append(
+/// [`append_blocking`] on a blocking thread: the append writes the leader's log and copies to
+/// the followers' under the partition's lock, which must not happen on a runtime thread (the
+/// crate's concurrency rule).
+pub(super) async fn append(
+    ctx: &Ctx,
+    topic: &str,
+    partition: i32,
+    records: Option<&bytes::Bytes>,
+    acks: i16,
+) -> Appended {
+    let (ctx, topic, records) = (ctx.clone(), topic.to_owned(), records.cloned());
+    tokio::task::spawn_blocking(move || {
+        append_blocking(&ctx, &topic, partition, records.as_ref(), acks)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(target: "kafkit::broker", error = %e, "append task failed");
+        Appended::error(err::KAFKA_STORAGE_ERROR)
+    })
+}
+
+fn append_blocking(
     ctx: &Ctx,
     topic: &str,
     partition: i32,
@@ -251,7 +273,7 @@ pub async fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Prod
                     Ok(()) => {
                         let keyless = keyless_records(ctx, &topic, pd.records.as_ref()).await;
                         if keyless.is_empty() {
-                            append(ctx, &topic, pd.index, pd.records.as_ref(), acks)
+                            append(ctx, &topic, pd.index, pd.records.as_ref(), acks).await
                         } else {
                             let message = format!(
                                 "Compacted topic cannot accept message without key in topic partition {topic}-{}.",

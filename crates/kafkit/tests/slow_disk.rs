@@ -1,0 +1,207 @@
+//! The broker's concurrency rule (issue 15): no disk work on the runtime's threads and no lock
+//! held across it that others need. One slow disk path (every append to the `slow` topic's
+//! partitions, and the committed-offsets file's fsync, take 1.5 s) while Produce and Fetch on
+//! another topic and a group's Heartbeat keep answering quickly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use kafkit::conn::Connection;
+use kafkit_broker::storage::{Fault, FaultRule, FaultyStorage, Op};
+use kafkit_broker::Cluster;
+use kafkit_protocol::batch::{encode_records, new_record};
+use kafkit_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafkit_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafkit_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafkit_protocol::messages::{
+    FetchRequest, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, ProduceRequest,
+    SyncGroupRequest,
+};
+use kafkit_protocol::records::Compression;
+use kafkit_protocol::{str_bytes, topic_name};
+
+const SLOW: Duration = Duration::from_millis(1500);
+/// "Quickly": far below SLOW, with room for a loaded 2-core machine in a debug build.
+const QUICK: Duration = Duration::from_millis(400);
+
+fn records(tag: &str) -> Bytes {
+    let recs: Vec<_> = (0..10)
+        .map(|i| {
+            new_record(
+                i,
+                1_700_000_000_000,
+                None,
+                Some(Bytes::from(format!("{tag}-{i}"))),
+            )
+        })
+        .collect();
+    encode_records(&recs, Compression::None).unwrap()
+}
+
+fn produce(topic: &str, partition: i32, data: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(data))])])
+}
+
+/// A one-member group on `conn` (the coordinator): (member id, generation).
+async fn join(conn: &Connection, group: &str) -> (String, i32) {
+    let mut member = String::new();
+    loop {
+        let req = JoinGroupRequest::default()
+            .with_group_id(str_bytes(group).into())
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(str_bytes(&member))
+            .with_protocol_type(str_bytes("consumer"))
+            .with_protocols(vec![
+                kafkit_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(str_bytes("range"))
+                    .with_metadata(Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0])),
+            ]);
+        let (_, resp) = conn.send(&req).await.unwrap();
+        match resp.error_code {
+            0 => {
+                let (id, generation) = (resp.member_id.to_string(), resp.generation_id);
+                let (_, sync) = conn
+                    .send(
+                        &SyncGroupRequest::default()
+                            .with_group_id(str_bytes(group).into())
+                            .with_generation_id(generation)
+                            .with_member_id(str_bytes(&id)),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(sync.error_code, 0);
+                return (id, generation);
+            }
+            79 => member = resp.member_id.to_string(), // MEMBER_ID_REQUIRED
+            code => panic!("JoinGroup: {code}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_disk_delays_only_the_requests_that_need_it() {
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyStorage::new();
+    let c = Cluster::builder()
+        .brokers(1)
+        .data_dir(dir.path())
+        .storage(disk.clone())
+        .start()
+        .await
+        .unwrap();
+    c.create_topic_with("slow", 4, 1).unwrap();
+    c.create_topic_with("fast", 1, 1).unwrap();
+    let addr = c.addrs()[0].clone();
+    let connect = || Connection::connect(&addr, conn_config());
+    // Group g2 is formed before the disk turns slow; its member will heartbeat throughout.
+    let g2 = connect().await.unwrap();
+    let (member, generation) = join(&g2, "g2").await;
+    let fast = connect().await.unwrap();
+    let (_, r) = fast
+        .send(&produce("fast", 0, records("warm")))
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+
+    disk.inject(FaultRule::always(Op::Append, Fault::Delay(SLOW)).on("slow-"));
+    disk.inject(FaultRule::always(Op::Sync, Fault::Delay(SLOW)).on("offsets.log"));
+    // Five slow requests at once, more than the runtime's two worker threads: four appends
+    // to the slow topic and an offset commit of another group.
+    let mut slow = tokio::task::JoinSet::new();
+    for p in 0..4 {
+        let conn = connect().await.unwrap();
+        slow.spawn(async move {
+            let t = Instant::now();
+            let (_, r) = conn
+                .send(&produce("slow", p, records("slow")))
+                .await
+                .unwrap();
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+            t.elapsed()
+        });
+    }
+    let committer = connect().await.unwrap();
+    let (m1, gen1) = join(&committer, "g1").await;
+    slow.spawn(async move {
+        let t = Instant::now();
+        let req = OffsetCommitRequest::default()
+            .with_group_id(str_bytes("g1").into())
+            .with_generation_id_or_member_epoch(gen1)
+            .with_member_id(str_bytes(&m1))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(topic_name("fast"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        let (_, r) = committer.send(&req).await.unwrap();
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        t.elapsed()
+    });
+    // From here the measuring task itself may be starved if a runtime thread is stuck on the
+    // disk: so the whole stretch is timed from now, not only each request.
+    let launched = Instant::now();
+    tokio::time::sleep(Duration::from_millis(200)).await; // all five are on the disk now
+
+    // Meanwhile: Produce and Fetch on the fast topic, and g2's heartbeat, answer quickly.
+    let t = Instant::now();
+    let (_, r) = fast
+        .send(&produce("fast", 0, records("during")))
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let produced = t.elapsed();
+    let t = Instant::now();
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name("fast"))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let (_, r) = fast.send(&fetch).await.unwrap();
+    assert!(r.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .is_some_and(|d| !d.is_empty()));
+    let fetched = t.elapsed();
+    let t = Instant::now();
+    let (_, hb) = g2
+        .send(
+            &HeartbeatRequest::default()
+                .with_group_id(str_bytes("g2").into())
+                .with_generation_id(generation)
+                .with_member_id(str_bytes(&member)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hb.error_code, 0);
+    let heartbeat = t.elapsed();
+    let stretch = launched.elapsed();
+    assert!(
+        produced < QUICK && fetched < QUICK && heartbeat < QUICK && stretch < QUICK * 2,
+        "while the slow disk works: produce {produced:?}, fetch {fetched:?}, heartbeat \
+         {heartbeat:?}, 200 ms sleep and all three {stretch:?}"
+    );
+    // The slow requests were slow (the fault applied) and succeeded.
+    while let Some(took) = slow.join_next().await {
+        assert!(took.unwrap() >= SLOW, "the injected delay applied");
+    }
+    disk.clear();
+    c.shutdown().await;
+}
