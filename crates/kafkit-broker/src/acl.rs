@@ -68,10 +68,8 @@ pub mod permission {
 /// without one): more is POLICY_VIOLATION (44).
 pub const MAX_ACLS: usize = 100_000;
 
-/// INVALID_REQUEST
-const INVALID_REQUEST: i16 = 42;
-/// KAFKA_STORAGE_ERROR
-const STORAGE_ERROR: i16 = 56;
+use kafkit_protocol::codes::INVALID_REQUEST;
+use kafkit_protocol::codes::KAFKA_STORAGE_ERROR as STORAGE_ERROR;
 
 /// One ACL binding: a resource pattern and an access control entry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -22,10 +22,8 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
-/// FETCH_SESSION_ID_NOT_FOUND
-pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-/// INVALID_FETCH_SESSION_EPOCH
-pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+pub use kafkit_protocol::codes::FETCH_SESSION_ID_NOT_FOUND;
+pub use kafkit_protocol::codes::INVALID_FETCH_SESSION_EPOCH;
 
 /// A partition a fetch asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,16 +52,11 @@ impl Credential {
 /// At most this many (user, mechanism) credentials: more is POLICY_VIOLATION (44).
 pub const MAX_CREDENTIALS: usize = 100_000;
 
-/// RESOURCE_NOT_FOUND
-const RESOURCE_NOT_FOUND: i16 = 91;
-/// DUPLICATE_RESOURCE
-const DUPLICATE_RESOURCE: i16 = 92;
-/// UNACCEPTABLE_CREDENTIAL
-const UNACCEPTABLE_CREDENTIAL: i16 = 93;
-/// UNSUPPORTED_SASL_MECHANISM
-const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-/// KAFKA_STORAGE_ERROR
-const STORAGE_ERROR: i16 = 56;
+use kafkit_protocol::codes::DUPLICATE_RESOURCE;
+use kafkit_protocol::codes::KAFKA_STORAGE_ERROR as STORAGE_ERROR;
+use kafkit_protocol::codes::RESOURCE_NOT_FOUND;
+use kafkit_protocol::codes::UNACCEPTABLE_CREDENTIAL;
+use kafkit_protocol::codes::UNSUPPORTED_SASL_MECHANISM;
 
 /// One change of an AlterUserScramCredentials request.
 #[derive(Debug, Clone)]

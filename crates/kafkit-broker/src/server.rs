@@ -471,12 +471,9 @@ async fn sasl_step(ctx: &Ctx, mut session: SaslSession, msg: Vec<u8>) -> (SaslSe
 /// `sasl.server.max.receive.size`).
 pub const SASL_SERVER_MAX_RECEIVE_SIZE: usize = 524_288;
 
-/// ILLEGAL_SASL_STATE
-const ILLEGAL_SASL_STATE: i16 = 34;
-/// UNSUPPORTED_SASL_MECHANISM
-const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
-/// SASL_AUTHENTICATION_FAILED
-const SASL_AUTHENTICATION_FAILED: i16 = 58;
+use kafkit_protocol::codes::ILLEGAL_SASL_STATE;
+use kafkit_protocol::codes::SASL_AUTHENTICATION_FAILED;
+use kafkit_protocol::codes::UNSUPPORTED_SASL_MECHANISM;
 
 /// SaslHandshake: picks the mechanism. Returns the response and, when the connection must be
 /// closed after it, why.

@@ -13,6 +13,7 @@ use crate::group::offsets::OffsetStore;
 use crate::group::{Action, Coordinator, JoinResult, SyncResult, Token};
 use crate::log::PartitionLog;
 use crate::BrokerError;
+use kafkit_protocol::codes;
 
 /// On-disk format version written to `<data_dir>/FORMAT`.
 pub const FORMAT_VERSION: u32 = 1;
@@ -334,14 +335,14 @@ impl CreateTopicError {
     /// Kafka error code.
     pub fn code(self) -> i16 {
         match self {
-            Self::AlreadyExists => 36,
-            Self::InvalidName => 17,
-            Self::InvalidPartitions => 37,
-            Self::InvalidReplicationFactor => 38,
-            Self::Storage => 56,
-            Self::TooManyPartitions => 44,
-            Self::Throttled => 5,
-            Self::InvalidReplicaAssignment => 39,
+            Self::AlreadyExists => codes::TOPIC_ALREADY_EXISTS,
+            Self::InvalidName => codes::INVALID_TOPIC_EXCEPTION,
+            Self::InvalidPartitions => codes::INVALID_PARTITIONS,
+            Self::InvalidReplicationFactor => codes::INVALID_REPLICATION_FACTOR,
+            Self::Storage => codes::KAFKA_STORAGE_ERROR,
+            Self::TooManyPartitions => codes::POLICY_VIOLATION,
+            Self::Throttled => codes::LEADER_NOT_AVAILABLE,
+            Self::InvalidReplicaAssignment => codes::INVALID_REPLICA_ASSIGNMENT,
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod codes;
 pub mod error;
 pub mod frame;
 pub mod legacy;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kafkit_protocol::codes;
 use kafkit_protocol::messages::create_topics_request::CreatableTopic;
 use kafkit_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafkit_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -269,11 +270,9 @@ impl Admin {
         let conn = self.coordinator(group).await?;
         let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
         let (_, resp) = conn.send(&req).await?;
-        let g = resp
-            .groups
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::kafka(-1, format!("DescribeGroups {group}: empty answer")))?;
+        let g = resp.groups.into_iter().next().ok_or_else(|| {
+            Error::UnexpectedResponse(format!("DescribeGroups {group}: empty answer"))
+        })?;
         if g.error_code != 0 {
             return Err(Error::kafka(
                 g.error_code,
@@ -453,11 +452,9 @@ impl Admin {
             ]))
             .with_allow_auto_topic_creation(false);
         let (_, md) = conn.send(&req).await?;
-        let topic = md
-            .topics
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::kafka(3, format!("topic {name}")))?;
+        let topic = md.topics.into_iter().next().ok_or_else(|| {
+            Error::kafka(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name}"))
+        })?;
         if topic.error_code != 0 {
             return Err(Error::kafka(topic.error_code, format!("topic {name}")));
         }
@@ -525,7 +522,7 @@ pub(crate) async fn list_one(
         .first()
         .and_then(|t| t.partitions.first())
         .ok_or_else(|| {
-            Error::kafka(-1, format!("ListOffsets {topic}/{partition}: empty answer"))
+            Error::UnexpectedResponse(format!("ListOffsets {topic}/{partition}: empty answer"))
         })?;
     if p.error_code != 0 {
         return Err(Error::kafka(

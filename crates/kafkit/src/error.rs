@@ -51,6 +51,10 @@ pub enum Error {
         /// Cause.
         reason: String,
     },
+    /// A broker's answer lacks what the request asked for (e.g. no entry for the group or
+    /// partition asked about): a broker bug or an incompatible broker, not a Kafka error code.
+    #[error("unexpected response: {0}")]
+    UnexpectedResponse(String),
     /// The TLS handshake with a broker failed (certificate, name, or not a TLS listener). Not
     /// retried: the same settings fail the same way.
     #[error("TLS with broker {addr} failed: {reason}")]

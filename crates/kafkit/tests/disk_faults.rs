@@ -18,7 +18,7 @@ use kafkit_broker::Cluster;
 use kafkit_protocol::batch::{encode_records, new_record};
 use kafkit_protocol::records::Compression;
 
-const STORAGE_ERROR: i16 = 56;
+use kafkit_protocol::codes::KAFKA_STORAGE_ERROR as STORAGE_ERROR;
 
 async fn start(dir: &std::path::Path, disk: &FaultyStorage, sync: SyncPolicy) -> Cluster {
     init_logs();

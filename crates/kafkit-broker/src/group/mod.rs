@@ -23,27 +23,8 @@ use bytes::Bytes;
 /// Identifies a request waiting for an answer.
 pub type Token = u64;
 
-/// Kafka error codes used by the coordinator.
-pub mod codes {
-    /// No error.
-    pub const NONE: i16 = 0;
-    /// ILLEGAL_GENERATION
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    /// INCONSISTENT_GROUP_PROTOCOL
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    /// UNKNOWN_MEMBER_ID
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    /// INVALID_SESSION_TIMEOUT
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    /// REBALANCE_IN_PROGRESS
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    /// FENCED_INSTANCE_ID
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    /// NON_EMPTY_GROUP
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    /// GROUP_ID_NOT_FOUND
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-}
+/// Kafka error codes by name (`kafkit_protocol::codes`, derived from `ResponseError`).
+pub use kafkit_protocol::codes;
 
 /// A JoinGroup request, decoupled from wire versions.
 #[derive(Debug, Clone)]

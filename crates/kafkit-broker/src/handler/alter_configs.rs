@@ -32,7 +32,7 @@ fn outcome(
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-const INVALID_CONFIG: i16 = 40;
+use kafkit_protocol::codes::INVALID_CONFIG;
 
 /// Applies `change` to the overrides of the resource; `Err((code, message))`.
 fn alter(

@@ -11,10 +11,8 @@ use kafkit_protocol::str_bytes;
 
 use super::Ctx;
 
-/// INVALID_CONFIG
-const INVALID_CONFIG: i16 = 40;
-/// INVALID_REQUEST
-const INVALID_REQUEST: i16 = 42;
+use kafkit_protocol::codes::INVALID_CONFIG;
+use kafkit_protocol::codes::INVALID_REQUEST;
 
 pub fn handle(ctx: &Ctx, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let topics = req

@@ -9,8 +9,7 @@ use kafkit_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, P
 
 use super::{err, Ctx};
 
-/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+use kafkit_protocol::codes::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 
 pub fn handle(ctx: &Ctx, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     if req

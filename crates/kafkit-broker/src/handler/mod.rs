@@ -105,30 +105,8 @@ pub fn supported_range(api_key: i16) -> Option<(ApiKey, i16, i16)> {
         .find(|(k, _, _)| *k as i16 == api_key)
 }
 
-/// Kafka error codes used by handlers.
-pub mod err {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    /// INVALID_RECORD
-    pub const INVALID_RECORD: i16 = 87;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const LEADER_NOT_AVAILABLE: i16 = 5;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-    pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
-    pub const INVALID_REQUIRED_ACKS: i16 = 21;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-}
+/// Kafka error codes by name (`kafkit_protocol::codes`, derived from `ResponseError`).
+pub use kafkit_protocol::codes as err;
 
 /// Serves one request. `None` means no response is sent (Produce with acks=0).
 pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Option<ResponseKind> {

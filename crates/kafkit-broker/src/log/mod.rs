@@ -873,6 +873,7 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafkit_protocol::codes;
     use kafkit_protocol::records::{Compression, Record, TimestampType};
 
     fn batch(n: usize) -> Bytes {
@@ -932,12 +933,21 @@ mod tests {
             assert_eq!(log.next_offset(), 3);
             assert_eq!(log.append(&[&idem_batch(7, 0, 3, 2)], 0).unwrap(), 3);
             // a gap
-            assert_eq!(code(log.append(&[&idem_batch(7, 0, 9, 1)], 0)), 45);
+            assert_eq!(
+                code(log.append(&[&idem_batch(7, 0, 9, 1)], 0)),
+                codes::OUT_OF_ORDER_SEQUENCE_NUMBER
+            );
             // a new producer must start at 0
-            assert_eq!(code(log.append(&[&idem_batch(8, 0, 4, 1)], 0)), 45);
+            assert_eq!(
+                code(log.append(&[&idem_batch(8, 0, 4, 1)], 0)),
+                codes::OUT_OF_ORDER_SEQUENCE_NUMBER
+            );
             // a bumped epoch restarts at 0; the old epoch is fenced
             assert_eq!(log.append(&[&idem_batch(7, 1, 0, 1)], 0).unwrap(), 5);
-            assert_eq!(code(log.append(&[&idem_batch(7, 0, 5, 1)], 0)), 47);
+            assert_eq!(
+                code(log.append(&[&idem_batch(7, 0, 5, 1)], 0)),
+                codes::INVALID_PRODUCER_EPOCH
+            );
         }
         // state is rebuilt from the log on open
         let mut log = PartitionLog::open(dir.path()).unwrap();

@@ -9,10 +9,8 @@ use kafkit_protocol::batch::BatchHeader;
 /// producer may have in flight).
 const PRODUCER_BATCHES: usize = 5;
 
-/// OUT_OF_ORDER_SEQUENCE_NUMBER
-pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-/// INVALID_PRODUCER_EPOCH
-pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub use kafkit_protocol::codes::INVALID_PRODUCER_EPOCH;
+pub use kafkit_protocol::codes::OUT_OF_ORDER_SEQUENCE_NUMBER;
 
 /// What the log knows of one idempotent producer.
 #[derive(Debug, Clone, Default)]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafkit_protocol::codes;
 use kafkit_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafkit_protocol::messages::{FindCoordinatorRequest, MetadataRequest};
 use kafkit_protocol::{str_bytes, topic_name};
@@ -150,7 +151,7 @@ impl ClusterClient {
             if t.error_code != 0 {
                 cache.remove(&name);
                 // LEADER_NOT_AVAILABLE right after auto-creation is normal: the caller retries.
-                if topics.contains(&name) && t.error_code != 5 {
+                if topics.contains(&name) && t.error_code != codes::LEADER_NOT_AVAILABLE {
                     return Err(Error::kafka(
                         t.error_code,
                         format!("metadata for topic {name}"),
@@ -234,10 +235,18 @@ impl ClusterClient {
             .leaders
             .get(partition as usize)
             .copied()
-            .ok_or_else(|| Error::kafka(3, format!("{topic}/{partition}")))?;
+            .ok_or_else(|| {
+                Error::kafka(
+                    codes::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("{topic}/{partition}"),
+                )
+            })?;
         if leader < 0 {
             self.invalidate(topic);
-            return Err(Error::kafka(5, format!("{topic}/{partition}")));
+            return Err(Error::kafka(
+                codes::LEADER_NOT_AVAILABLE,
+                format!("{topic}/{partition}"),
+            ));
         }
         self.broker_addr(leader).ok_or_else(|| {
             Error::kafka(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::codec;
+use kafkit_protocol::codes;
 use kafkit_protocol::frame;
 use kafkit_protocol::messages::*;
 use kafkit_protocol::protocol::Request;
@@ -254,11 +255,11 @@ impl Connection {
             )
             .await?;
         match hs.error_code {
-            0 => {}
-            33 => {
+            codes::NONE => {}
+            codes::UNSUPPORTED_SASL_MECHANISM => {
                 let offered: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
                 return Err(Error::kafka(
-                    33,
+                    codes::UNSUPPORTED_SASL_MECHANISM,
                     format!(
                         "SASL mechanism {mechanism} at {}: the broker offers {}",
                         self.addr,
@@ -266,9 +267,9 @@ impl Connection {
                     ),
                 ));
             }
-            34 => {
+            codes::ILLEGAL_SASL_STATE => {
                 return Err(Error::kafka(
-                    34,
+                    codes::ILLEGAL_SASL_STATE,
                     format!("SaslHandshake at {}: the listener does not do SASL (security.protocol SASL_* against a PLAINTEXT/SSL listener?)", self.addr),
                 ))
             }
@@ -304,11 +305,17 @@ impl Connection {
                 let mut c = proto::ScramClient::new(*m, username, password.expose(), &nonce);
                 let first = step(c.client_first()).await?;
                 let fin = c.client_final(&first.auth_bytes).map_err(|e| {
-                    Error::kafka(58, format!("SASL {mechanism} at {}: {e}", self.addr))
+                    Error::kafka(
+                        codes::SASL_AUTHENTICATION_FAILED,
+                        format!("SASL {mechanism} at {}: {e}", self.addr),
+                    )
                 })?;
                 let last = step(fin).await?;
                 c.verify_server_final(&last.auth_bytes).map_err(|e| {
-                    Error::kafka(58, format!("SASL {mechanism} at {}: {e}", self.addr))
+                    Error::kafka(
+                        codes::SASL_AUTHENTICATION_FAILED,
+                        format!("SASL {mechanism} at {}: {e}", self.addr),
+                    )
                 })?;
                 last
             }
@@ -434,7 +441,7 @@ impl Connection {
             .with_client_software_name(kafkit_protocol::str_bytes("kafkit"))
             .with_client_software_version(kafkit_protocol::str_bytes(env!("CARGO_PKG_VERSION")));
         let resp = self.send_at(&req, 3, self.config.dial_timeout).await?;
-        if resp.error_code == 35 {
+        if resp.error_code == codes::UNSUPPORTED_VERSION {
             // The broker is older than v3: it answered at v0 with its ranges; ask again at v0.
             let resp = self
                 .send_at(&ApiVersionsRequest::default(), 0, self.config.dial_timeout)

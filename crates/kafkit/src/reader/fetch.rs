@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafkit_protocol::batch::{decode_batches_each, DEFAULT_MAX_DECOMPRESSED};
+use kafkit_protocol::codes;
 use kafkit_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafkit_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafkit_protocol::topic_name;
@@ -635,8 +636,8 @@ fn handle_response(shared: &Arc<Shared>, resp: FetchResponse, asked: &BTreeMap<T
                     .insert(tp, pd.high_watermark);
             }
             match pd.error_code {
-                0 => {}
-                1 => {
+                codes::NONE => {}
+                codes::OFFSET_OUT_OF_RANGE => {
                     out_of_range(shared, tp, epoch, offset);
                     continue;
                 }
@@ -744,7 +745,10 @@ fn out_of_range(shared: &Arc<Shared>, tp: Tp, epoch: u64, offset: i64) {
             let _ = shared.tx.send(Fetched::Error {
                 tp,
                 epoch,
-                error: Error::kafka(1, format!("fetch {topic}/{} at offset {offset}", tp.1)),
+                error: Error::kafka(
+                    codes::OFFSET_OUT_OF_RANGE,
+                    format!("fetch {topic}/{} at offset {offset}", tp.1),
+                ),
             });
             return;
         }

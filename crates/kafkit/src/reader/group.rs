@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafkit_protocol::codes;
 use kafkit_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafkit_protocol::messages::leave_group_request::MemberIdentity;
 use kafkit_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
@@ -139,17 +140,19 @@ impl Driver {
                 let result = match r {
                     Ok(resp) => {
                         let result = match resp.error_code {
-                            0 => JoinResult::Joined {
+                            codes::NONE => JoinResult::Joined {
                                 member_id: resp.member_id.to_string(),
                                 generation: resp.generation_id,
                                 protocol: resp.protocol_name.as_ref().map(|p| p.to_string()),
                                 leader: resp.leader == resp.member_id,
                                 has_members: !resp.members.is_empty(),
                             },
-                            79 => JoinResult::MemberIdRequired(resp.member_id.to_string()),
+                            codes::MEMBER_ID_REQUIRED => {
+                                JoinResult::MemberIdRequired(resp.member_id.to_string())
+                            }
                             code => {
                                 tracing::warn!(target: "kafkit::reader", group = %group, code, "JoinGroup refused");
-                                if code != 25 {
+                                if code != codes::UNKNOWN_MEMBER_ID {
                                     // e.g. NOT_COORDINATOR: find the coordinator again.
                                     self.reset_conn();
                                 }
@@ -206,7 +209,12 @@ impl Driver {
                     }
                     Err(SyncError::Rejoin) => SyncResult::Rejoin,
                     Err(SyncError::Code(code)) => {
-                        if !matches!(code, 22 | 25 | 27) {
+                        if !matches!(
+                            code,
+                            codes::ILLEGAL_GENERATION
+                                | codes::UNKNOWN_MEMBER_ID
+                                | codes::REBALANCE_IN_PROGRESS
+                        ) {
                             self.reset_conn();
                         }
                         SyncResult::Failed(Some(code))
@@ -262,7 +270,13 @@ impl Driver {
             } => {
                 let code = match self.heartbeat(generation, &member_id).await {
                     Ok(code) => {
-                        if !matches!(code, 0 | 22 | 25 | 27) {
+                        if !matches!(
+                            code,
+                            codes::NONE
+                                | codes::ILLEGAL_GENERATION
+                                | codes::UNKNOWN_MEMBER_ID
+                                | codes::REBALANCE_IN_PROGRESS
+                        ) {
                             tracing::warn!(target: "kafkit::reader", group = %group, code, "heartbeat refused");
                             self.reset_conn();
                         }
@@ -274,7 +288,7 @@ impl Driver {
                         None
                     }
                 };
-                if code == Some(27) {
+                if code == Some(codes::REBALANCE_IN_PROGRESS) {
                     tracing::info!(target: "kafkit::reader", "group {group} is rebalancing; rejoining");
                 }
                 Step::Then(m.on_heartbeat(now(), code))

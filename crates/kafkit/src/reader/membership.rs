@@ -25,12 +25,7 @@ use std::time::{Duration, Instant};
 use super::Tp;
 use crate::config::GroupBalancer;
 
-/// UNKNOWN_MEMBER_ID
-const UNKNOWN_MEMBER_ID: i16 = 25;
-/// ILLEGAL_GENERATION
-const ILLEGAL_GENERATION: i16 = 22;
-/// REBALANCE_IN_PROGRESS
-const REBALANCE_IN_PROGRESS: i16 = 27;
+use kafkit_protocol::codes::{ILLEGAL_GENERATION, NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID};
 
 /// What the machine needs to know of the reader's configuration.
 #[derive(Debug, Clone)]
@@ -322,7 +317,7 @@ impl Membership {
             return Vec::new();
         };
         match code {
-            Some(0) => {
+            Some(NONE) => {
                 self.next_heartbeat = Some(now + self.settings.heartbeat_interval);
                 Vec::new()
             }
@@ -441,6 +436,7 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafkit_protocol::codes::NOT_COORDINATOR;
 
     fn settings(balancer: GroupBalancer) -> Settings {
         Settings {
@@ -522,7 +518,7 @@ mod tests {
         m.start(t0);
         joined(&mut m, t0, 1, false);
         m.on_sync(t0, SyncResult::Assigned(set(&[(0, 0), (0, 1)])));
-        let a = m.on_heartbeat(t0, Some(27));
+        let a = m.on_heartbeat(t0, Some(REBALANCE_IN_PROGRESS));
         assert_eq!(
             a,
             vec![
@@ -549,7 +545,7 @@ mod tests {
         joined(&mut m, t0, 1, true);
         m.on_sync(t0, SyncResult::Assigned(set(&[(0, 0), (0, 1), (0, 2)])));
         // A new member: rejoin owning everything, nothing revoked yet.
-        let a = m.on_heartbeat(t0, Some(27));
+        let a = m.on_heartbeat(t0, Some(REBALANCE_IN_PROGRESS));
         assert_eq!(
             a,
             vec![
@@ -592,7 +588,7 @@ mod tests {
         m.start(t0);
         joined(&mut m, t0, 1, false);
         m.on_sync(t0, SyncResult::Assigned(set(&[(0, 0)])));
-        let a = m.on_heartbeat(t0, Some(25));
+        let a = m.on_heartbeat(t0, Some(UNKNOWN_MEMBER_ID));
         assert_eq!(
             a,
             vec![
@@ -606,7 +602,7 @@ mod tests {
             "UNKNOWN_MEMBER_ID: no commit, a fresh member id"
         );
         joined(&mut m, t0, 2, false);
-        let a = m.on_sync(t0, SyncResult::Failed(Some(22)));
+        let a = m.on_sync(t0, SyncResult::Failed(Some(ILLEGAL_GENERATION)));
         assert!(matches!(&a[..], [Action::Join { member_id, .. }] if member_id == "m1"));
     }
 
@@ -630,7 +626,7 @@ mod tests {
         assert_eq!(ms, vec![100, 200, 400, 800, 1600, 3200, 5000]);
         joined(&mut m, t0, 1, false);
         m.on_sync(t0, SyncResult::Assigned(set(&[])));
-        let a = m.on_heartbeat(t0, Some(16));
+        let a = m.on_heartbeat(t0, Some(NOT_COORDINATOR));
         assert!(a.contains(&Action::Backoff(Duration::from_millis(100))));
     }
 

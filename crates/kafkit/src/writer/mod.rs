@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafkit_protocol::batch::{encode_records_level, new_record};
+use kafkit_protocol::codes;
 use kafkit_protocol::indexmap::IndexMap;
 use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId};
 use kafkit_protocol::produce::{encode_produce_request, ProducePartition};
@@ -893,7 +894,7 @@ async fn submit(
                         base.get_or_insert(b);
                     }
                     // A resent part the broker already has (idempotence).
-                    Err(e) if e.kafka_code() == Some(46) => {
+                    Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
                         base.get_or_insert(-1);
                     }
                     Err(e) => {
@@ -916,7 +917,11 @@ async fn submit(
 }
 
 fn is_sequence_error(b: &Batch, e: &Error) -> bool {
-    b.identity.is_some() && matches!(e.kafka_code(), Some(45 | 59))
+    b.identity.is_some()
+        && matches!(
+            e.kafka_code(),
+            Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER | codes::UNKNOWN_PRODUCER_ID)
+        )
 }
 
 /// Handles the answer to the oldest batch in flight.
@@ -935,7 +940,9 @@ async fn on_reply(
     let e = match r {
         Ok(base) => return complete(shared, partition, b, Ok(base)),
         // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch.
-        Err(e) if e.kafka_code() == Some(46) => return complete(shared, partition, b, Ok(-1)),
+        Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
+            return complete(shared, partition, b, Ok(-1))
+        }
         Err(e) => e,
     };
     let seq_error = is_sequence_error(&b, &e);
@@ -957,9 +964,11 @@ async fn on_reply(
         let r = h.await.unwrap_or(Err(Error::Closed));
         match r {
             Ok(base) => complete(shared, partition, other, Ok(base)),
-            Err(e) if e.kafka_code() == Some(46) => complete(shared, partition, other, Ok(-1)),
+            Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
+                complete(shared, partition, other, Ok(-1))
+            }
             Err(e) if e.is_retriable() || is_sequence_error(&other, &e) => {
-                bump |= e.kafka_code() == Some(59);
+                bump |= e.kafka_code() == Some(codes::UNKNOWN_PRODUCER_ID);
                 resend.push(other)
             }
             Err(e) => complete(shared, partition, other, Err(e)),
