@@ -26,7 +26,8 @@
 //! (`crates/kafkit/tests/slow_disk.rs` shows it). Not yet moved: topic creation and deletion
 //! (directories made under the topics lock), DeleteGroups/OffsetDelete tombstones (written
 //! under the coordinator's lock; admin operations), the replication pass's catch-up copies,
-//! and the legacy Fetch path.
+//! and ListOffsets by timestamp (reads the log's timestamps under the partition lock). Fetch
+//! v0-v3 goes through Fetch v4's path, so it reads on a blocking thread too.
 //!
 //! Partitions are replicated ([`replication`]): acks=-1 waits for the ISR, consumers read up
 //! to the high watermark, and [`control`] takes brokers down and up, moves leaders and injects
