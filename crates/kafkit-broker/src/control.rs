@@ -14,7 +14,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,59 +22,7 @@ use crate::replication::{replicate_partition, set_leader};
 use crate::state::ClusterState;
 use crate::BrokerError;
 
-/// An error code to answer instead of serving a request.
-#[derive(Debug, Clone)]
-pub struct InjectedError {
-    /// API key it applies to.
-    pub api_key: i16,
-    /// Only on this broker, or any.
-    pub broker: Option<i32>,
-    /// Error code to answer with.
-    pub code: i16,
-}
-
-/// Pending injected faults.
-#[derive(Debug, Default)]
-pub struct Faults {
-    errors: VecDeque<InjectedError>,
-    drops: VecDeque<(i16, Option<i32>)>,
-    delays: Vec<(Option<i16>, Option<i32>, Duration)>,
-}
-
-impl Faults {
-    /// Takes the first injected error matching this request, if any.
-    pub fn take_error(&mut self, api_key: i16, broker: i32) -> Option<i16> {
-        let i = self
-            .errors
-            .iter()
-            .position(|e| e.api_key == api_key && e.broker.is_none_or(|b| b == broker))?;
-        self.errors.remove(i).map(|e| e.code)
-    }
-
-    /// Whether to serve this request but lose its response (closing the connection).
-    pub fn take_drop(&mut self, api_key: i16, broker: i32) -> bool {
-        match self
-            .drops
-            .iter()
-            .position(|(k, b)| *k == api_key && b.is_none_or(|b| b == broker))
-        {
-            Some(i) => {
-                self.drops.remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Total delay configured for this request.
-    pub fn delay_for(&self, api_key: i16, broker: i32) -> Duration {
-        self.delays
-            .iter()
-            .filter(|(k, b, _)| k.is_none_or(|k| k == api_key) && b.is_none_or(|b| b == broker))
-            .map(|(_, _, d)| *d)
-            .sum()
-    }
-}
+pub use crate::faults::{Faults, InjectedError};
 
 /// A handle for injecting faults into a running cluster. Cheap to clone.
 #[derive(Debug, Clone)]

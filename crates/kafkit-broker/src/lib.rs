@@ -2,11 +2,18 @@
 //! own TCP listener, speaking the Kafka wire protocol to any client.
 //!
 //! Moving parts, in the order a request meets them:
-//! 1. [`server`]: accept loop per broker, one task per connection, framing and version checks;
-//! 2. `handler`: one file per Kafka API;
-//! 3. [`state`]: topics, partitions (leader, log) and the group coordinator shared by brokers;
-//! 4. [`log`]: partition logs on disk with CRC-checked recovery;
+//! 1. [`server`]: accept loop per broker, one task per connection, TLS and SASL ([`auth`]),
+//!    framing, version checks, resource limits ([`limits`]);
+//! 2. `handler`: one file per Kafka API; KIP-227 fetch sessions in [`fetch_session`];
+//! 3. [`state`]: topics, partitions (leader, log), the group coordinator and committed offsets
+//!    shared by brokers, configured by [`config`];
+//! 4. [`log`]: partition logs on [`storage`] (the real disk, or a fault-injecting one) with
+//!    CRC-checked recovery; [`replication`] copies them to followers;
 //! 5. [`group`]: the consumer group state machine (sans-io) and the committed-offsets store.
+//!
+//! Also: [`control`] (take brokers down, move leaders, inject errors; the table it fills is
+//! [`faults`]), [`acl`] (ACLs, stored), [`scram`] (SCRAM credentials), [`topic_config`]
+//! (topic and broker configs), [`capture`] (request/response samples for the fuzzers).
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), kafkit_broker::BrokerError> {
@@ -38,8 +45,10 @@ pub mod acl;
 pub mod auth;
 pub mod capture;
 mod cluster;
+pub mod config;
 pub mod control;
 mod error;
+pub mod faults;
 pub mod fetch_session;
 pub mod group;
 mod handler;

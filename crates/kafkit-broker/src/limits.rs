@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::state::ClusterConfig;
+use crate::config::ClusterConfig;
 
 /// Run-time state behind the limits of [`ClusterConfig`].
 #[derive(Debug)]
