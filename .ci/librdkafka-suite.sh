@@ -104,21 +104,33 @@ start_cluster noautocreate --auto-create-topics false
 cat "$data/results.txt"
 pass=$(grep -c " PASS" "$data/results.txt" || true)
 skip=$(grep -c " SKIP" "$data/results.txt" || true)
-unexpected=0; allowed=0
+unexpected=0; allowed=0; flaky=0
 while read -r line; do
   n=${line%% *}; verdict=$(awk '{print $NF}' <<<"${line% (rc*}")
   case $verdict in
     FAIL|TIMEOUT)
       if [ -n "${ALLOWED[$n]:-}" ]; then allowed=$((allowed + 1)); echo "allowed: $n — ${ALLOWED[$n]}"
       else
-        unexpected=$((unexpected + 1)); echo "--- $line"
-        log=$data/logs/$n.log; [[ $line == *noautocreate* ]] && log=$data/logs/$n-noautocreate.log
-        sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -i "fail\|error" | tail -5
+        scenario=""; [[ $line == *noautocreate* ]] && scenario=noautocreate
+        log=$data/logs/$n${scenario:+-$scenario}.log
+        echo "--- $line"
+        sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -i "fail\|error\|WARN" | tail -5
+        # One retry, alone (the first run shared the cluster with three other tests): a test
+        # that passes then is reported as flaky, with its first failure above and its log
+        # kept; one that fails twice fails the suite.
+        cp "$log" "${log%.log}.first.log"
+        again=$(run_one "$scenario" "$n" 2>/dev/null)
+        if [[ $again == *" PASS" ]]; then
+          flaky=$((flaky + 1)); pass=$((pass + 1))
+          echo "flaky: $n failed, then passed alone (first log: ${log%.log}.first.log)"
+        else
+          unexpected=$((unexpected + 1)); echo "failed again: $again"
+        fi
       fi ;;
   esac
 done <"$data/results.txt"
 for p in "${pids[@]}"; do
   kill -0 "$p" 2>/dev/null || { echo "librdkafka suite: a cluster died"; unexpected=$((unexpected + 1)); }
 done
-echo "librdkafka suite: $pass passed, $allowed allowed failures, $unexpected unexpected failures, $skip skipped (local-only or not applicable) in $(( $(date +%s) - start ))s; logs in $data/logs"
+echo "librdkafka suite: $pass passed ($flaky of them on a retry), $allowed allowed failures, $unexpected unexpected failures, $skip skipped (local-only or not applicable) in $(( $(date +%s) - start ))s; logs in $data/logs"
 [ $unexpected -eq 0 ]
