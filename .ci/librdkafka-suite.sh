@@ -59,6 +59,8 @@ trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; wait $p 2>/dev/null
 start_cluster() {
   local dir=$data/$1; shift
   mkdir -p "$dir"
+  # Broker info lines (topic auto-creation, group changes) go to cluster.err for diagnosis.
+  RUST_LOG=${RUST_LOG:-warn,kafkit::broker=info} \
   "$bin" cluster --partitions 4 --port-base 0 --data-dir "$dir/data" \
     --group-initial-rebalance-delay-ms 1000 "$@" >"$dir/cluster.out" 2>"$dir/cluster.err" &
   pids+=($!)

@@ -307,7 +307,10 @@ impl AclStore {
         for (acl, r) in new.into_iter().zip(results.iter_mut()) {
             if r.is_ok() {
                 if next.len() >= MAX_ACLS && !next.contains(&acl) {
-                    *r = Err((44, format!("the cluster holds {MAX_ACLS} ACLs, its limit")));
+                    *r = Err((
+                        kafkit_protocol::codes::POLICY_VIOLATION,
+                        format!("the cluster holds {MAX_ACLS} ACLs, its limit"),
+                    ));
                 } else {
                     next.insert(acl);
                 }

@@ -516,7 +516,10 @@ impl ClusterState {
                 .and_then(|id| self.broker(id))
                 .is_none()
         {
-            return Err((42, format!("broker {name} does not exist")));
+            return Err((
+                codes::INVALID_REQUEST,
+                format!("broker {name} does not exist"),
+            ));
         }
         for (k, v) in &configs {
             crate::topic_config::validate_broker(k, Some(v)).map_err(|m| (40, m))?;
@@ -526,7 +529,12 @@ impl ClusterState {
         }
         let file = if name.is_empty() { "default" } else { name };
         self.save_configs(&self.data_dir.join("broker-configs"), file, &configs)
-            .map_err(|e| (56, format!("saving broker configs: {e}")))?;
+            .map_err(|e| {
+                (
+                    codes::KAFKA_STORAGE_ERROR,
+                    format!("saving broker configs: {e}"),
+                )
+            })?;
         tracing::info!(target: "kafkit::broker", broker = name, ?configs, "broker configs changed");
         self.broker_configs
             .lock()
@@ -588,7 +596,10 @@ impl ClusterState {
         validate_only: bool,
     ) -> Result<(), (i16, String)> {
         if self.topic(topic).is_none() {
-            return Err((3, format!("topic {topic} does not exist")));
+            return Err((
+                codes::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic {topic} does not exist"),
+            ));
         }
         for (k, v) in &configs {
             crate::topic_config::validate(k, Some(v)).map_err(|m| (40, m))?;
@@ -597,7 +608,12 @@ impl ClusterState {
             return Ok(());
         }
         self.save_configs(&self.data_dir.join("topic-configs"), topic, &configs)
-            .map_err(|e| (56, format!("saving topic configs: {e}")))?;
+            .map_err(|e| {
+                (
+                    codes::KAFKA_STORAGE_ERROR,
+                    format!("saving topic configs: {e}"),
+                )
+            })?;
         tracing::info!(target: "kafkit::broker", topic, ?configs, "topic configs changed");
         self.topic_configs
             .lock()
@@ -906,7 +922,7 @@ impl ClusterState {
     pub fn delete_topic(&self, name: &str) -> Result<(), i16> {
         let mut topics = self.topics.write().expect("topics lock");
         let Some(topic) = topics.remove(name) else {
-            return Err(3);
+            return Err(codes::UNKNOWN_TOPIC_OR_PARTITION);
         };
         match self.save_topics(&topics) {
             Ok(()) => {
@@ -967,7 +983,7 @@ impl ClusterState {
     ) -> Result<(), i16> {
         let mut topics = self.topics.write().expect("topics lock");
         let Some(old) = topics.get(name).cloned() else {
-            return Err(3);
+            return Err(codes::UNKNOWN_TOPIC_OR_PARTITION);
         };
         let have = old.partitions.len() as i32;
         if count <= have || count > 100_000 {
@@ -1025,12 +1041,12 @@ impl ClusterState {
             return Ok(t);
         }
         if !(allow && self.config.auto_create_topics) {
-            return Err(3); // UNKNOWN_TOPIC_OR_PARTITION
+            return Err(codes::UNKNOWN_TOPIC_OR_PARTITION);
         }
         let (partitions, rf) = match self.plan_topic(name, -1, -1) {
             Ok(plan) => plan,
             Err(CreateTopicError::AlreadyExists) => {
-                return self.topic(name).ok_or(3);
+                return self.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
             }
             Err(e) => return Err(e.code()),
         };
@@ -1039,8 +1055,14 @@ impl ClusterState {
             return Err(CreateTopicError::Throttled.code());
         }
         match self.create_topic(name, partitions, rf) {
-            Ok(t) => Ok(t),
-            Err(CreateTopicError::AlreadyExists) => self.topic(name).ok_or(3),
+            Ok(t) => {
+                // At info: a topic that reappears after a delete was asked for by name.
+                tracing::info!(target: "kafkit::broker", topic = name, partitions, replication_factor = rf, "auto-created topic");
+                Ok(t)
+            }
+            Err(CreateTopicError::AlreadyExists) => {
+                self.topic(name).ok_or(codes::UNKNOWN_TOPIC_OR_PARTITION)
+            }
             Err(e) => Err(e.code()),
         }
     }
