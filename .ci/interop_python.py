@@ -87,6 +87,19 @@ def check(name, sent, received):
         print(f"ok   {name}: {len(received)} messages")
 
 
+def read_n_and_commit(consumer):
+    """Up to N values from a kafka-python consumer (40 s at most), then commit and close."""
+    received = []
+    deadline = time.time() + 40
+    for msg in consumer:
+        received.append(msg.value.decode())
+        if len(received) >= N or time.time() > deadline:
+            break
+    consumer.commit()
+    consumer.close()
+    return received
+
+
 def kafka_python(c):
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka.admin import NewTopic
@@ -114,14 +127,7 @@ def kafka_python(c):
         enable_auto_commit=False,
         consumer_timeout_ms=20000,
     )
-    received = []
-    deadline = time.time() + 40
-    for msg in consumer:
-        received.append(msg.value.decode())
-        if len(received) >= N or time.time() > deadline:
-            break
-    consumer.commit()
-    consumer.close()
+    received = read_n_and_commit(consumer)
     check("kafka-python produce+group consume", sent, received)
 
 
@@ -724,14 +730,7 @@ def kafka_python_sasl(c, mechanism, protocol):
     producer.close()
     consumer = KafkaConsumer(topic, group_id=f"{topic}-group", auto_offset_reset="earliest",
                              enable_auto_commit=False, consumer_timeout_ms=20000, **sec)
-    received = []
-    deadline = time.time() + 40
-    for msg in consumer:
-        received.append(msg.value.decode())
-        if len(received) >= N or time.time() > deadline:
-            break
-    consumer.commit()
-    consumer.close()
+    received = read_n_and_commit(consumer)
     check(f"kafka-python {protocol} {mechanism} produce+group consume", sent, received)
 
 

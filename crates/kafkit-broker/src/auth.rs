@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use kafkit_protocol::sasl::{
     self, parse_oauth_client_message, parse_plain_message, parse_scram_client_first,
-    validate_unsecured_jws, ScramCredential, ScramMechanism, ScramServer, SecurityProtocol,
+    validate_unsecured_jws, ScramMechanism, ScramServer, SecurityProtocol,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -370,6 +370,13 @@ impl SaslSession {
         Some(Self { stage })
     }
 
+    /// A session that refuses every further message (what is left after a failure).
+    pub fn finished() -> Self {
+        Self {
+            stage: Stage::Finished,
+        }
+    }
+
     /// True when the next step may run PBKDF2 (PLAIN): run it off the runtime's threads.
     pub fn is_costly(&self) -> bool {
         matches!(self.stage, Stage::Plain)
@@ -398,17 +405,11 @@ impl SaslSession {
                     Ok(f) => f,
                     Err(e) => return Step::Failed(e.0),
                 };
-                let Some(c) = scram.get(&first.user, m) else {
+                let Some(cred) = scram.get(&first.user, m) else {
                     return Step::Failed(format!(
                         "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
                         m.name()
                     ));
-                };
-                let cred = ScramCredential {
-                    salt: c.salt,
-                    iterations: c.iterations,
-                    stored_key: c.stored_key,
-                    server_key: c.server_key,
                 };
                 let nonce = uuid::Uuid::new_v4().simple().to_string();
                 let (server, out) = ScramServer::new(m, &first, cred, &nonce);
@@ -454,20 +455,8 @@ impl SaslSession {
 /// PLAIN against the stored SCRAM keys: the password is salted as the stored credential was
 /// and must give the same StoredKey.
 fn check_password(scram: &ScramStore, user: &str, password: &str) -> bool {
-    for m in [ScramMechanism::Sha512, ScramMechanism::Sha256] {
-        if let Some(c) = scram.get(user, m) {
-            let Ok(iterations) = u32::try_from(c.iterations) else {
-                return false;
-            };
-            let salted = m.salted_password(password.as_bytes(), &c.salt, iterations);
-            let (stored, _) = m.keys(&salted);
-            return stored.len() == c.stored_key.len()
-                && stored
-                    .iter()
-                    .zip(&c.stored_key)
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0;
-        }
-    }
-    false
+    [ScramMechanism::Sha512, ScramMechanism::Sha256]
+        .into_iter()
+        .find_map(|m| scram.get(user, m).map(|c| c.matches_password(m, password)))
+        .unwrap_or(false)
 }

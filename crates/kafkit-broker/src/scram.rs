@@ -23,31 +23,9 @@ pub const MIN_ITERATIONS: i32 = 4096;
 /// See [`MIN_ITERATIONS`].
 pub const MAX_ITERATIONS: i32 = 16384;
 
-/// What the broker keeps of one user's credential for one mechanism.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    /// The salt.
-    pub salt: Vec<u8>,
-    /// PBKDF2 iterations.
-    pub iterations: i32,
-    /// `H(ClientKey)`.
-    pub stored_key: Vec<u8>,
-    /// `HMAC(SaltedPassword, "Server Key")`.
-    pub server_key: Vec<u8>,
-}
-
-impl Credential {
-    /// The keys of a salted password.
-    pub fn from_salted(mechanism: Mechanism, salt: &[u8], iterations: i32, salted: &[u8]) -> Self {
-        let (stored_key, server_key) = mechanism.keys(salted);
-        Self {
-            salt: salt.to_vec(),
-            iterations,
-            stored_key,
-            server_key,
-        }
-    }
-}
+/// What the broker keeps of one user's credential for one mechanism: the SCRAM exchange's
+/// own credential type.
+pub use kafkit_protocol::sasl::ScramCredential as Credential;
 
 /// At most this many (user, mechanism) credentials: more is POLICY_VIOLATION (44).
 pub const MAX_CREDENTIALS: usize = 100_000;

@@ -457,7 +457,7 @@ async fn sasl_step(ctx: &Ctx, mut session: SaslSession, msg: Vec<u8>) -> (SaslSe
         match joined {
             Ok(r) => r,
             Err(e) => (
-                SaslSession::start("PLAIN", &["PLAIN".into()]).expect("PLAIN"),
+                SaslSession::finished(),
                 Step::Failed(format!("authentication task failed: {e}")),
             ),
         }

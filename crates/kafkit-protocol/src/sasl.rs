@@ -182,8 +182,8 @@ pub const SCRAM_MIN_ITERATIONS: u32 = 4096;
 /// hostile server cannot make it spin.
 pub const SCRAM_MAX_ITERATIONS: u32 = 16384;
 
-/// Equal in time independent of where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+/// Equal in time independent of where they differ (for keys and signatures).
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -335,6 +335,33 @@ pub struct ScramCredential {
     pub stored_key: Vec<u8>,
     /// `HMAC(SaltedPassword, "Server Key")`.
     pub server_key: Vec<u8>,
+}
+
+impl ScramCredential {
+    /// The credential of a salted password.
+    pub fn from_salted(
+        mechanism: ScramMechanism,
+        salt: &[u8],
+        iterations: i32,
+        salted: &[u8],
+    ) -> Self {
+        let (stored_key, server_key) = mechanism.keys(salted);
+        Self {
+            salt: salt.to_vec(),
+            iterations,
+            stored_key,
+            server_key,
+        }
+    }
+
+    /// Whether `password` gives this credential's StoredKey (PLAIN checked against SCRAM keys).
+    pub fn matches_password(&self, mechanism: ScramMechanism, password: &str) -> bool {
+        let Ok(iterations) = u32::try_from(self.iterations) else {
+            return false;
+        };
+        let salted = mechanism.salted_password(password.as_bytes(), &self.salt, iterations);
+        same(&mechanism.keys(&salted).0, &self.stored_key)
+    }
 }
 
 /// The client-first message's user name and nonce.

@@ -94,7 +94,10 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
                         .with_name(Some(topic_name(name)))
                         .with_error_code(err::INVALID_TOPIC_EXCEPTION);
                 }
-                if allow_create && cluster.topic(name).is_none() {
+                if allow_create
+                    && tracing::enabled!(target: "kafkit::broker", tracing::Level::DEBUG)
+                    && cluster.topic(name).is_none()
+                {
                     tracing::debug!(target: "kafkit::broker", broker = ctx.broker_id, peer = %ctx.peer_addr, topic = %name, version, "Metadata names an unknown topic with auto-creation allowed");
                 }
                 match cluster.topic_or_create(name, allow_create) {

@@ -211,7 +211,7 @@ impl kafkit::RebalanceListener for FlushOnRevoke {
 
 pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     let spec: OffsetSpec = a.offset.parse().map_err(anyhow::Error::msg)?;
-    let admin = super::global().props.admin(super::brokers())?;
+    let admin = super::admin()?;
     let ends = admin
         .list_offsets(&a.topic, -1)
         .await
@@ -229,8 +229,7 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     // -X/-F properties win over the defaults (here and for the group settings below).
-    let props = &super::global().props;
-    props.apply_reader(&mut base)?;
+    super::apply_reader(&mut base)?;
     // Next offset to print per partition (None until known) and the end to reach with -e.
     let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
     if let Some(group) = &a.group {
@@ -259,7 +258,7 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             commit_interval: Duration::from_secs(1),
             ..base
         };
-        props.apply_reader(&mut config)?;
+        super::apply_reader(&mut config)?;
         let r = Reader::new(config)?;
         readers.push(std::sync::Arc::new(r));
     } else {

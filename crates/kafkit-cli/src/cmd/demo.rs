@@ -110,9 +110,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     // -X/-F properties (security for an existing cluster, client knobs) win over the flags.
     if cluster.is_none() {
-        let props = &super::global().props;
-        props.apply_writer(&mut writer_config)?;
-        props.apply_reader(&mut reader_config)?;
+        super::apply_writer(&mut writer_config)?;
+        super::apply_reader(&mut reader_config)?;
     }
     let writer = Writer::new(writer_config)?;
     let reader = Reader::new(reader_config)?;

@@ -46,7 +46,7 @@ pub enum Action {
 }
 
 pub async fn run(a: GroupsArgs) -> anyhow::Result<()> {
-    let admin = super::global().props.admin(super::brokers())?;
+    let admin = super::admin()?;
     match a.action {
         Action::List => {
             let groups = admin.list_groups().await.context("listing groups")?;

@@ -74,6 +74,23 @@ pub fn security() -> kafkit::SecurityConfig {
     global().security.clone()
 }
 
+/// An admin client for [`brokers`] with the `-X`/`-F` security.
+pub fn admin() -> anyhow::Result<kafkit::Admin> {
+    Ok(kafkit::Admin::with_security(brokers(), security())?)
+}
+
+/// The `-X`/`-F` producer properties and security on `w` (they win over flag defaults).
+pub fn apply_writer(w: &mut kafkit::WriterConfig) -> anyhow::Result<()> {
+    w.security = security();
+    global().props.apply_writer(w)
+}
+
+/// The `-X`/`-F` consumer properties and security on `r` (they win over flag defaults).
+pub fn apply_reader(r: &mut kafkit::ReaderConfig) -> anyhow::Result<()> {
+    r.security = security();
+    global().props.apply_reader(r)
+}
+
 /// The brokers for commands that talk to an existing cluster: `-b`/`bootstrap.servers`, else
 /// 127.0.0.1:9093 (the tutorial's first broker).
 pub fn brokers() -> Vec<String> {

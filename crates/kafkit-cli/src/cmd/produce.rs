@@ -65,7 +65,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         .iter()
         .map(|h| parse_header(h))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let admin = super::global().props.admin(super::brokers())?;
+    let admin = super::admin()?;
     if !a.create {
         let parts = admin
             .describe_topic(&a.topic)
@@ -99,7 +99,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     // -X/-F properties win over the flags' defaults.
-    super::global().props.apply_writer(&mut config)?;
+    super::apply_writer(&mut config)?;
     let writer = Writer::new(config)?;
 
     // Lines are read on a plain thread: tokio's stdin would block runtime shutdown.

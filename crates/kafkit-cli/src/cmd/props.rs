@@ -273,9 +273,8 @@ impl Props {
         Ok(sec)
     }
 
-    /// Applies the producer properties and the security settings.
+    /// Applies the producer properties (security: [`Props::security`], computed once).
     pub fn apply_writer(&self, w: &mut WriterConfig) -> anyhow::Result<()> {
-        w.security = self.security()?;
         if let Some((_, v)) = self.first(&["acks", "request.required.acks"]) {
             w.required_acks = super::parse_acks(v).map_err(|e| anyhow!("property acks: {e}"))?;
         }
@@ -316,9 +315,8 @@ impl Props {
         Ok(())
     }
 
-    /// Applies the consumer properties and the security settings.
+    /// Applies the consumer properties (security: [`Props::security`], computed once).
     pub fn apply_reader(&self, r: &mut ReaderConfig) -> anyhow::Result<()> {
-        r.security = self.security()?;
         if let Some(n) = self.num(&["fetch.min.bytes"])? {
             r.min_bytes = n;
         }
@@ -392,11 +390,6 @@ impl Props {
             }
         }
         out
-    }
-
-    /// An admin client with the security settings.
-    pub fn admin(&self, brokers: Vec<String>) -> anyhow::Result<kafkit::Admin> {
-        Ok(kafkit::Admin::with_security(brokers, self.security()?)?)
     }
 }
 

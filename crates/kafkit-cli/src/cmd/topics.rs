@@ -47,7 +47,7 @@ pub enum Action {
 }
 
 pub async fn run(a: TopicsArgs) -> anyhow::Result<()> {
-    let admin = super::global().props.admin(super::brokers())?;
+    let admin = super::admin()?;
     match a.action {
         Action::List => {
             for t in admin.list_topics().await.context("listing topics")? {
