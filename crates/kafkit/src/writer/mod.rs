@@ -21,22 +21,25 @@
 //! recognises and does not append twice. If a broker reports a sequence gap
 //! (OUT_OF_ORDER_SEQUENCE_NUMBER) or forgot the producer (UNKNOWN_PRODUCER_ID), the writer bumps
 //! its epoch (KIP-360), restarts that numbering and retries.
+//!
+//! Where each part lives: this file has the public API (`Writer`, `Delivery`, `WriterStats`),
+//! the split of a write into partitions and batch-sized pieces, `buffer_memory` and the
+//! producer identity; [`accumulator`] is the per-partition core without I/O or clock
+//! (batching, linger, in-flight order, retry, sequence numbers, epoch bumps), unit-tested with
+//! simulated time; `send` is the tokio driver around it and the per-broker request builder;
+//! `encode` turns messages into record batches; [`balancer`] picks partitions.
 
+mod accumulator;
 pub mod balancer;
+mod encode;
+mod send;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use bytes::Bytes;
-use kafkit_protocol::batch::{encode_records_level, new_record};
-use kafkit_protocol::codes;
-use kafkit_protocol::indexmap::IndexMap;
-use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId};
-use kafkit_protocol::produce::{encode_produce_request, ProducePartition};
-use kafkit_protocol::records::{Compression, Record};
-use kafkit_protocol::str_bytes;
+use kafkit_protocol::messages::{InitProducerIdRequest, ProducerId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::ClusterClient;
@@ -44,29 +47,26 @@ use crate::config::{RequiredAcks, WriterConfig};
 use crate::conn::ConnConfig;
 use crate::error::{Error, Result};
 use crate::Message;
+use accumulator::Write;
 use balancer::{Partitioner, StickyLimits};
+use encode::RECORD_OVERHEAD;
 
-struct Item {
-    messages: Vec<Message>,
-    /// Estimated encoded size of the messages (payload plus record overhead).
-    bytes: usize,
-    /// Key + value + header bytes.
-    payload: usize,
-    /// When the write was queued: linger is measured from the first item of a batch.
-    queued_at: tokio::time::Instant,
-    sync: bool,
-    done: Option<oneshot::Sender<Result<i64, Arc<Error>>>>,
-    /// This item's share of `buffer_memory`, released when the item completes.
+/// What a partition's sender hands back when a write's batch has its outcome: where the
+/// caller waits, and the write's share of `buffer_memory` (released when this is dropped).
+pub(crate) struct Token {
+    done: oneshot::Sender<Result<i64, Arc<Error>>>,
     _memory: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token")
+    }
 }
 
 /// What a queued message costs beyond its key, value and headers (the `Message` itself and its
 /// share of the bookkeeping), charged against `buffer_memory` so the bound is on real memory.
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 32;
-
-/// A generous estimate of a record's encoding beyond its key, value and headers (length,
-/// attributes, deltas, header count as varints), used to keep batches within `batch_bytes`.
-const RECORD_OVERHEAD: usize = 32;
 
 /// Where a partition's share of a write learns its outcome: message indexes and the channel.
 type PendingWrite = (Vec<usize>, oneshot::Receiver<Result<i64, Arc<Error>>>);
@@ -109,7 +109,7 @@ impl Delivery {
 
 /// Producer id and epoch of an idempotent writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProducerIdentity {
+pub(crate) struct ProducerIdentity {
     id: i64,
     epoch: i16,
 }
@@ -163,20 +163,20 @@ struct Shared {
     /// Produce requests in flight per broker address, at most `max_in_flight`.
     broker_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Request builders per broker address (see `broker_task`).
-    broker_senders: Mutex<HashMap<String, mpsc::Sender<Entry>>>,
+    broker_senders: Mutex<HashMap<String, mpsc::Sender<send::Entry>>>,
     /// Itself, for starting request builders that must not keep the writer alive.
     me: std::sync::Weak<Shared>,
 }
 
 impl Shared {
-    fn broker_sender(&self, addr: &str) -> mpsc::Sender<Entry> {
+    fn broker_sender(&self, addr: &str) -> mpsc::Sender<send::Entry> {
         self.broker_senders
             .lock()
             .expect("senders lock")
             .entry(addr.to_owned())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(broker_task(self.me.clone(), addr.to_owned(), rx));
+                tokio::spawn(send::broker_task(self.me.clone(), addr.to_owned(), rx));
                 tx
             })
             .clone()
@@ -243,13 +243,6 @@ impl Shared {
     }
 }
 
-/// Per-partition numbering of an idempotent writer's records.
-#[derive(Debug, Default)]
-struct Sequence {
-    identity: Option<ProducerIdentity>,
-    next: i32,
-}
-
 /// Writes messages to a topic (the tutorial's `kafka.Writer`).
 ///
 /// ```no_run
@@ -266,7 +259,7 @@ struct Sequence {
 /// ```
 pub struct Writer {
     shared: Arc<Shared>,
-    senders: Mutex<HashMap<i32, mpsc::Sender<Item>>>,
+    senders: Mutex<HashMap<i32, mpsc::Sender<Write<Token>>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -276,13 +269,6 @@ impl std::fmt::Debug for Writer {
             .field("topic", &self.shared.config.topic)
             .finish()
     }
-}
-
-fn now_ms(t: Option<SystemTime>) -> i64 {
-    t.unwrap_or_else(SystemTime::now)
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Writer {
@@ -323,14 +309,14 @@ impl Writer {
         })
     }
 
-    fn sender(&self, partition: i32) -> mpsc::Sender<Item> {
+    fn sender(&self, partition: i32) -> mpsc::Sender<Write<Token>> {
         let mut senders = self.senders.lock().expect("senders lock");
         senders
             .entry(partition)
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(1024);
                 let shared = self.shared.clone();
-                let h = tokio::spawn(partition_task(shared, partition, rx));
+                let h = tokio::spawn(send::partition_task(shared, partition, rx));
                 self.tasks.lock().expect("tasks lock").push(h);
                 tx
             })
@@ -415,14 +401,16 @@ impl Writer {
             let bytes = msgs.iter().map(|m| m.size() + RECORD_OVERHEAD).sum();
             let payload = msgs.iter().map(|m| m.size()).sum();
             self.sender(p)
-                .send(Item {
+                .send(Write {
                     messages: msgs,
                     bytes,
                     payload,
-                    queued_at: tokio::time::Instant::now(),
+                    queued_at: tokio::time::Instant::now().into_std(),
                     sync,
-                    done: Some(tx),
-                    _memory: memory,
+                    token: Token {
+                        done: tx,
+                        _memory: memory,
+                    },
                 })
                 .await
                 .map_err(|_| Error::Closed)?;
@@ -497,599 +485,4 @@ impl Writer {
         }
         Ok(())
     }
-}
-
-/// One produce request's worth of items, with its numbering and retry state.
-struct Batch {
-    /// The writes in this batch: their messages until encoded, then only their reply channels
-    /// and buffer_memory permits.
-    items: Vec<Item>,
-    n: usize,
-    /// Key + value + header bytes of the messages.
-    bytes: usize,
-    /// The encoded record batches once sent the first time, and the (identity, first sequence)
-    /// they carry. Retries resend these bytes; after an epoch change they are restamped, not
-    /// encoded again.
-    encoded: Option<(Bytes, Option<ProducerIdentity>, i32)>,
-    /// Identity and first sequence the records were numbered with (idempotence).
-    identity: Option<ProducerIdentity>,
-    first_seq: i32,
-    numbered: bool,
-    attempts: u32,
-    backoff: Duration,
-    not_before: Option<tokio::time::Instant>,
-    started: Option<std::time::Instant>,
-}
-
-impl Batch {
-    fn new(items: Vec<Item>, n: usize, backoff: Duration) -> Self {
-        Self {
-            bytes: items.iter().map(|i| i.payload).sum(),
-            encoded: None,
-            items,
-            n,
-            identity: None,
-            first_seq: 0,
-            numbered: false,
-            attempts: 0,
-            backoff,
-            not_before: None,
-            started: None,
-        }
-    }
-}
-
-/// The answer to a sent batch: base offset, or why it failed.
-type ReplyHandle = oneshot::Receiver<Result<i64>>;
-
-fn answered(r: Result<i64>) -> ReplyHandle {
-    let (tx, rx) = oneshot::channel();
-    let _ = tx.send(r);
-    rx
-}
-
-/// A partition's encoded batch handed to its leader's request builder.
-struct Entry {
-    partition: i32,
-    records: Bytes,
-    reply: oneshot::Sender<Result<i64>>,
-}
-
-/// Largest produce request the builder makes by merging partitions (one partition's batch may
-/// be larger on its own).
-const MERGE_LIMIT: usize = 8 * 1024 * 1024;
-
-/// One broker's request builder: batches of different partitions ready at the same moment go
-/// out as one Produce request (as librdkafka and the Java client do), so the broker handles them
-/// with one request — and, with acks=all, one wait for its followers. At most `max_in_flight`
-/// requests per broker are unanswered. Holds the writer weakly: it ends when the writer does.
-async fn broker_task(weak: std::sync::Weak<Shared>, addr: String, mut rx: mpsc::Receiver<Entry>) {
-    let mut carry: Option<Entry> = None;
-    loop {
-        let first = match carry.take() {
-            Some(e) => e,
-            None => match rx.recv().await {
-                Some(e) => e,
-                None => return,
-            },
-        };
-        let mut size = first.records.len();
-        let mut entries = vec![first];
-        while size < MERGE_LIMIT {
-            match rx.try_recv() {
-                // One entry per partition per request; the next batch of a partition waits
-                // for the next request (order within a partition is kept).
-                Ok(e) if entries.iter().any(|x| x.partition == e.partition) => {
-                    carry = Some(e);
-                    break;
-                }
-                Ok(e) => {
-                    size += e.records.len();
-                    entries.push(e);
-                }
-                Err(_) => break,
-            }
-        }
-        let Some(shared) = weak.upgrade() else {
-            for e in entries {
-                let _ = e.reply.send(Err(Error::Closed));
-            }
-            return;
-        };
-        let cfg = &shared.config;
-        let fail = |entries: Vec<Entry>, e: Error| {
-            for x in entries {
-                let _ = x.reply.send(Err(e.clone()));
-            }
-        };
-        let permit = match shared.broker_slot(&addr).acquire_owned().await {
-            Ok(p) => p,
-            Err(_) => {
-                fail(entries, Error::Closed);
-                continue;
-            }
-        };
-        let conn = match shared.client.conn(&addr).await {
-            Ok(c) => c,
-            Err(e) => {
-                fail(entries, e);
-                continue;
-            }
-        };
-        // The request is written as segments that share the record batches (no copy into a
-        // request buffer; see `kafkit_protocol::produce`).
-        let parts: Vec<ProducePartition> = entries
-            .iter()
-            .map(|e| ProducePartition {
-                index: e.partition,
-                records: e.records.clone(),
-            })
-            .collect();
-        let acks = cfg.required_acks.as_i16();
-        let timeout_ms = cfg.write_timeout.as_millis() as i32;
-        let submitted = conn
-            .submit_encoded::<ProduceRequest>(
-                cfg.write_timeout + Duration::from_secs(5),
-                cfg.required_acks != RequiredAcks::None,
-                |id, version, client_id| {
-                    Ok(encode_produce_request(
-                        id,
-                        Some(client_id),
-                        version,
-                        acks,
-                        timeout_ms,
-                        &cfg.topic,
-                        &parts,
-                    )?)
-                },
-            )
-            .await;
-        drop(parts);
-        let reply = match submitted {
-            Ok(Some(r)) => r,
-            // acks=0: no answer comes; written is all there is to know.
-            Ok(None) => {
-                entries.into_iter().for_each(|e| {
-                    let _ = e.reply.send(Ok(-1));
-                });
-                continue;
-            }
-            Err(e) => {
-                fail(entries, e);
-                continue;
-            }
-        };
-        let topic = cfg.topic.clone();
-        drop(shared);
-        tokio::spawn(async move {
-            let _permit = permit;
-            let resp = match reply.wait().await {
-                Ok(r) => r,
-                Err(e) => {
-                    for x in entries {
-                        let _ = x.reply.send(Err(e.clone()));
-                    }
-                    return;
-                }
-            };
-            let mut results: HashMap<i32, (i16, i64)> = HashMap::new();
-            for t in &resp.responses {
-                for p in &t.partition_responses {
-                    results.insert(p.index, (p.error_code, p.base_offset));
-                }
-            }
-            for x in entries {
-                let r = match results.get(&x.partition) {
-                    Some((0, base)) => Ok(*base),
-                    Some((code, _)) => Err(Error::kafka(
-                        *code,
-                        format!("produce to {topic}/{}", x.partition),
-                    )),
-                    None => Err(Error::kafka(
-                        -1,
-                        format!(
-                            "no answer for {topic}/{} in the produce response",
-                            x.partition
-                        ),
-                    )),
-                };
-                let _ = x.reply.send(r);
-            }
-        });
-    }
-}
-
-fn wrap_seq(seq: i32, n: usize) -> i32 {
-    ((seq as i64 + n as i64) % (i32::MAX as i64 + 1)) as i32
-}
-
-/// One partition's sender: forms batches (linger measured from each batch's first record),
-/// keeps up to `max_in_flight` requests on the wire, and retries failed ones in order.
-async fn partition_task(shared: Arc<Shared>, partition: i32, mut rx: mpsc::Receiver<Item>) {
-    let cfg = &shared.config;
-    let mut seq = Sequence::default();
-    let mut forming: Vec<Item> = Vec::new();
-    let (mut forming_n, mut forming_bytes) = (0usize, 0usize);
-    // An item that did not fit the forming batch: it starts the next one.
-    let mut carry: Option<Item> = None;
-    let mut deadline = tokio::time::Instant::now();
-    let mut queue: VecDeque<Batch> = VecDeque::new();
-    let mut inflight: VecDeque<Batch> = VecDeque::new();
-    let mut replies: VecDeque<ReplyHandle> = VecDeque::new();
-    let mut closed = false;
-    loop {
-        let now = tokio::time::Instant::now();
-        if !forming.is_empty()
-            && (closed
-                || forming_n >= cfg.batch_size
-                || forming_bytes >= cfg.batch_bytes
-                || forming.iter().any(|i| i.sync)
-                || carry.is_some()
-                || now >= deadline)
-        {
-            queue.push_back(Batch::new(
-                std::mem::take(&mut forming),
-                forming_n,
-                cfg.retry_backoff,
-            ));
-            (forming_n, forming_bytes) = (0, 0);
-        }
-        if forming.is_empty() {
-            if let Some(i) = carry.take() {
-                deadline = i.queued_at + cfg.batch_timeout.saturating_sub(Duration::from_millis(1));
-                forming_n += i.messages.len();
-                forming_bytes += i.bytes;
-                forming.push(i);
-                continue; // it may be ready at once (sync, or full)
-            }
-        }
-        while inflight.len() < cfg.max_in_flight {
-            if queue
-                .front()
-                .is_none_or(|b| b.not_before.is_some_and(|t| t > now))
-            {
-                break;
-            }
-            let mut b = queue.pop_front().expect("front");
-            let (handle, sent) = submit(&shared, partition, &mut b, &mut seq).await;
-            inflight.push_back(b);
-            replies.push_back(handle);
-            if !sent {
-                break; // no leader or connection: let the retry logic see it before sending more
-            }
-        }
-        if closed && forming.is_empty() && queue.is_empty() && inflight.is_empty() {
-            break;
-        }
-        let retry_at = queue.front().and_then(|b| b.not_before);
-        let can_take = !closed
-            && carry.is_none()
-            && forming_n < cfg.batch_size
-            && forming_bytes < cfg.batch_bytes;
-        tokio::select! {
-            biased;
-            r = async { replies.front_mut().expect("reply").await }, if !replies.is_empty() => {
-                replies.pop_front();
-                let b = inflight.pop_front().expect("batch of reply");
-                let r = r.unwrap_or(Err(Error::Closed));
-                on_reply(&shared, partition, b, r, &mut inflight, &mut replies, &mut queue, &mut seq).await;
-            }
-            item = rx.recv(), if can_take => match item {
-                Some(i) => {
-                    let mut next = Some(i);
-                    while let Some(i) = next.take() {
-                        let fits = forming.is_empty()
-                            || (forming_n + i.messages.len() <= cfg.batch_size
-                                && forming_bytes + i.bytes <= cfg.batch_bytes);
-                        if !fits {
-                            carry = Some(i);
-                            break;
-                        }
-                        if forming.is_empty() {
-                            // tokio's timers fire on the first 1 ms tick at or after their
-                            // deadline; aiming 1 ms early keeps the wait within batch_timeout.
-                            deadline = i.queued_at
-                                + cfg.batch_timeout.saturating_sub(Duration::from_millis(1));
-                        }
-                        forming_n += i.messages.len();
-                        forming_bytes += i.bytes;
-                        forming.push(i);
-                        if forming_n < cfg.batch_size && forming_bytes < cfg.batch_bytes {
-                            next = rx.try_recv().ok();
-                        }
-                    }
-                }
-                None => closed = true,
-            },
-            _ = tokio::time::sleep_until(deadline), if !forming.is_empty() => {}
-            _ = tokio::time::sleep_until(retry_at.unwrap_or(now)), if retry_at.is_some() && inflight.len() < cfg.max_in_flight => {}
-        }
-    }
-}
-
-/// Numbers (first time or after an epoch change), encodes and queues a batch on its leader's
-/// connection; the answer is awaited in a task. Returns false as second value when the batch
-/// could not even be queued (its handle then holds the error).
-async fn submit(
-    shared: &Arc<Shared>,
-    partition: i32,
-    b: &mut Batch,
-    seq: &mut Sequence,
-) -> (ReplyHandle, bool) {
-    let cfg = &shared.config;
-    b.attempts += 1;
-    b.started.get_or_insert_with(std::time::Instant::now);
-    let queued: Result<ReplyHandle> = async {
-        let identity = shared.producer(None).await?;
-        if !b.numbered || b.identity != identity {
-            if seq.identity != identity {
-                // New producer or new epoch: numbering starts over.
-                seq.identity = identity;
-                seq.next = 0;
-            }
-            b.identity = identity;
-            b.first_seq = seq.next;
-            b.numbered = true;
-            if identity.is_some() {
-                seq.next = wrap_seq(seq.next, b.n);
-            }
-        }
-        let records = match b.encoded.take() {
-            Some((r, id, first)) if id == identity && first == b.first_seq => r,
-            Some((r, _, _)) => {
-                let mut m = bytes::BytesMut::from(&r[..]);
-                let (pid, epoch) = identity.map_or((-1, -1), |i| (i.id, i.epoch));
-                kafkit_protocol::batch::restamp_producer(&mut m, pid, epoch, b.first_seq)?;
-                m.freeze()
-            }
-            None => {
-                let mut batches = build_records(cfg, &b.items, identity, b.first_seq)?;
-                let r = if batches.len() == 1 {
-                    batches.pop().expect("one batch")
-                } else {
-                    let mut r =
-                        bytes::BytesMut::with_capacity(batches.iter().map(|x| x.len()).sum());
-                    for x in &batches {
-                        r.extend_from_slice(x);
-                    }
-                    r.freeze()
-                };
-                // The encoded bytes are all a retry needs: free the messages now.
-                for i in &mut b.items {
-                    i.messages = Vec::new();
-                }
-                r
-            }
-        };
-        b.encoded = Some((records.clone(), identity, b.first_seq));
-        tracing::info!(target: "kafkit::writer", "writing {} messages to {} (partition: {partition})", b.n, cfg.topic);
-        let addr = shared.client.leader_addr(&cfg.topic, partition).await?;
-        // Kafka takes exactly one record batch per partition in a Produce request (v3+): a
-        // batch that was split (batch_size, batch_bytes) goes out as consecutive requests, in
-        // order, and succeeds when every part does.
-        let split = kafkit_protocol::batch::split_batches(&records)?;
-        let sender = shared.broker_sender(&addr);
-        let mut parts = Vec::with_capacity(split.batches.len());
-        for range in split.batches {
-            let (tx, rx) = oneshot::channel();
-            sender
-                .send(Entry {
-                    partition,
-                    records: records.slice(range),
-                    reply: tx,
-                })
-                .await
-                .map_err(|_| Error::Closed)?;
-            parts.push(rx);
-        }
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
-        }
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let (mut base, mut error) = (None, None);
-            for part in parts {
-                match part.await.unwrap_or(Err(Error::Closed)) {
-                    Ok(b) => {
-                        base.get_or_insert(b);
-                    }
-                    // A resent part the broker already has (idempotence).
-                    Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
-                        base.get_or_insert(-1);
-                    }
-                    Err(e) => {
-                        error.get_or_insert(e);
-                    }
-                }
-            }
-            let _ = tx.send(match error {
-                Some(e) => Err(e),
-                None => Ok(base.unwrap_or(-1)),
-            });
-        });
-        Ok(rx)
-    }
-    .await;
-    match queued {
-        Ok(h) => (h, true),
-        Err(e) => (answered(Err(e)), false),
-    }
-}
-
-fn is_sequence_error(b: &Batch, e: &Error) -> bool {
-    b.identity.is_some()
-        && matches!(
-            e.kafka_code(),
-            Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER | codes::UNKNOWN_PRODUCER_ID)
-        )
-}
-
-/// Handles the answer to the oldest batch in flight.
-#[allow(clippy::too_many_arguments)]
-async fn on_reply(
-    shared: &Arc<Shared>,
-    partition: i32,
-    mut b: Batch,
-    r: Result<i64>,
-    inflight: &mut VecDeque<Batch>,
-    replies: &mut VecDeque<ReplyHandle>,
-    queue: &mut VecDeque<Batch>,
-    seq: &mut Sequence,
-) {
-    let cfg = &shared.config;
-    let e = match r {
-        Ok(base) => return complete(shared, partition, b, Ok(base)),
-        // DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch.
-        Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
-            return complete(shared, partition, b, Ok(-1))
-        }
-        Err(e) => e,
-    };
-    let seq_error = is_sequence_error(&b, &e);
-    if !(e.is_retriable() || seq_error) || b.attempts >= cfg.max_attempts {
-        // With idempotence, later batches now follow a gap: they come back with
-        // OUT_OF_ORDER_SEQUENCE_NUMBER and are renumbered under a new epoch then.
-        return complete(shared, partition, b, Err(e));
-    }
-    shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, attempt = b.attempts, error = %e, "retrying write");
-    shared.client.invalidate(&cfg.topic);
-    // Whatever was sent after this batch: keep what succeeded, resend the rest in order.
-    let backoff = b.backoff;
-    b.backoff = (b.backoff * 2).min(cfg.retry_backoff_max);
-    let old_identity = b.identity;
-    let mut resend = vec![b];
-    let mut bump = seq_error;
-    while let (Some(other), Some(h)) = (inflight.pop_front(), replies.pop_front()) {
-        let r = h.await.unwrap_or(Err(Error::Closed));
-        match r {
-            Ok(base) => complete(shared, partition, other, Ok(base)),
-            Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
-                complete(shared, partition, other, Ok(-1))
-            }
-            Err(e) if e.is_retriable() || is_sequence_error(&other, &e) => {
-                bump |= e.kafka_code() == Some(codes::UNKNOWN_PRODUCER_ID);
-                resend.push(other)
-            }
-            Err(e) => complete(shared, partition, other, Err(e)),
-        }
-    }
-    if bump {
-        // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: new epoch (KIP-360); every batch
-        // not yet acknowledged is renumbered from 0 when it is sent again.
-        tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, "sequence lost; bumping the producer epoch");
-        if let Err(e) = shared.producer(old_identity).await {
-            let e = Arc::new(e);
-            for x in resend {
-                complete_arc(shared, partition, x, Err(e.clone()));
-            }
-            return;
-        }
-        seq.identity = None; // forces renumbering from 0 at the next send
-    }
-    let at = tokio::time::Instant::now() + backoff;
-    for mut x in resend.into_iter().rev() {
-        x.not_before = Some(at);
-        queue.push_front(x);
-    }
-}
-
-fn complete(shared: &Shared, partition: i32, b: Batch, result: Result<i64>) {
-    complete_arc(shared, partition, b, result.map_err(Arc::new))
-}
-
-/// Counts, logs and reports a batch's final outcome to its writers.
-fn complete_arc(shared: &Shared, partition: i32, b: Batch, result: Result<i64, Arc<Error>>) {
-    let cfg = &shared.config;
-    let c = &shared.counters;
-    let n = b.n;
-    match &result {
-        Ok(base) => {
-            let us = b.started.map_or(0, |t| t.elapsed().as_micros() as u64);
-            c.writes.fetch_add(1, Ordering::Relaxed);
-            c.messages.fetch_add(n as u64, Ordering::Relaxed);
-            c.bytes.fetch_add(b.bytes as u64, Ordering::Relaxed);
-            c.batch_max.fetch_max(n as u64, Ordering::Relaxed);
-            c.latency_total_us.fetch_add(us, Ordering::Relaxed);
-            c.latency_max_us.fetch_max(us, Ordering::Relaxed);
-            tracing::debug!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, base_offset = base, "wrote messages");
-        }
-        Err(e) => {
-            c.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "kafkit::writer", topic = %cfg.topic, partition, messages = n, error = %e, "write failed");
-        }
-    }
-    for mut i in b.items {
-        if let Some(done) = i.done.take() {
-            let _ = done.send(result.clone());
-        }
-    }
-}
-
-fn codec(c: crate::config::Compression) -> Compression {
-    match c {
-        crate::config::Compression::None => Compression::None,
-        crate::config::Compression::Gzip => Compression::Gzip,
-        crate::config::Compression::Snappy => Compression::Snappy,
-        crate::config::Compression::Lz4 => Compression::Lz4,
-        crate::config::Compression::Zstd => Compression::Zstd,
-    }
-}
-
-/// Encodes the items as batches; with an identity, records are numbered from `first_seq`.
-fn build_records(
-    cfg: &WriterConfig,
-    items: &[Item],
-    identity: Option<ProducerIdentity>,
-    first_seq: i32,
-) -> Result<Vec<Bytes>> {
-    let mut batches = Vec::new();
-    let mut current: Vec<Record> = Vec::new();
-    let mut bytes = 0;
-    let compression = codec(cfg.compression);
-    let (pid, epoch) = identity.map_or((-1, -1), |i| (i.id, i.epoch));
-    let mut seq = first_seq;
-    let flush = |current: &mut Vec<Record>, batches: &mut Vec<Bytes>| -> Result<()> {
-        if !current.is_empty() {
-            batches.push(encode_records_level(
-                current,
-                compression,
-                cfg.compression_level,
-            )?);
-            current.clear();
-        }
-        Ok(())
-    };
-    for m in items.iter().flat_map(|i| &i.messages) {
-        let size = m.size() + RECORD_OVERHEAD;
-        if !current.is_empty()
-            && (current.len() >= cfg.batch_size || bytes + size > cfg.batch_bytes)
-        {
-            flush(&mut current, &mut batches)?;
-            bytes = 0;
-        }
-        let offset = current.len() as i64;
-        // Sequence numbers wrap at i32::MAX, as Kafka's do; without an identity they only keep
-        // `offset - sequence` constant for the encoder.
-        let sequence = if identity.is_some() {
-            seq
-        } else {
-            offset as i32
-        };
-        seq = if seq == i32::MAX { 0 } else { seq + 1 };
-        let mut headers = IndexMap::new();
-        for h in &m.headers {
-            headers.insert(str_bytes(&h.key), h.value.clone());
-        }
-        current.push(Record {
-            producer_id: pid,
-            producer_epoch: epoch,
-            sequence,
-            headers,
-            ..new_record(offset, now_ms(m.time), m.key.clone(), m.value.clone())
-        });
-        bytes += size;
-    }
-    flush(&mut current, &mut batches)?;
-    Ok(batches)
 }
