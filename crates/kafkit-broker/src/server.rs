@@ -394,7 +394,7 @@ where
             kafkit_protocol::messages::RequestHeader::decode(&mut rest, 1)
                 .map_err(|e| format!("legacy request header: {e}"))?;
             let body = tokio::select! {
-                r = handler::legacy::handle(ctx, api_key, api_version, rest) => r?,
+                r = handler::legacy::handle(ctx, api_key, api_version, rest) => r.map_err(|e| e.to_string())?,
                 _ = shutdown.changed() => return Ok(()),
                 _ = down.wait_for(|d| *d) => return Ok(()),
             };

@@ -22,7 +22,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 
-use crate::ProtocolError;
+use crate::{Corrupt, ProtocolError};
 
 /// Size of the fixed part of a v2 record batch.
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -74,16 +74,13 @@ impl BatchHeader {
     /// Parses the header at the start of `buf` (which must hold at least the fixed header).
     pub fn parse(buf: &[u8]) -> Result<Self, ProtocolError> {
         if buf.len() < BATCH_HEADER_LEN {
-            return Err(ProtocolError::CorruptBatch(format!(
-                "{} bytes is shorter than a batch header",
-                buf.len()
-            )));
+            return Err(ProtocolError::CorruptBatch(Corrupt::ShortHeader {
+                len: buf.len(),
+            }));
         }
         let magic = buf[16] as i8;
         if magic != 2 {
-            return Err(ProtocolError::CorruptBatch(format!(
-                "message format v{magic} is not supported (only v2 record batches)"
-            )));
+            return Err(ProtocolError::CorruptBatch(Corrupt::Magic(magic)));
         }
         let h = BatchHeader {
             base_offset: be_i64(buf, 0),
@@ -101,13 +98,10 @@ impl BatchHeader {
             record_count: be_i32(buf, 57),
         };
         if (h.batch_length as usize) < BATCH_HEADER_LEN - LOG_OVERHEAD || h.batch_length < 0 {
-            return Err(ProtocolError::CorruptBatch(format!(
-                "batch length {} is too small",
-                h.batch_length
-            )));
+            return Err(ProtocolError::CorruptBatch(Corrupt::Length(h.batch_length)));
         }
         if h.record_count < 0 || h.last_offset_delta < 0 {
-            return Err(ProtocolError::CorruptBatch("negative record count".into()));
+            return Err(ProtocolError::CorruptBatch(Corrupt::NegativeCount));
         }
         Ok(h)
     }
@@ -137,18 +131,17 @@ impl BatchHeader {
 pub fn verify_crc(batch: &[u8]) -> Result<BatchHeader, ProtocolError> {
     let h = BatchHeader::parse(batch)?;
     if batch.len() != h.total_len() {
-        return Err(ProtocolError::CorruptBatch(format!(
-            "batch says {} bytes but {} are present",
-            h.total_len(),
-            batch.len()
-        )));
+        return Err(ProtocolError::CorruptBatch(Corrupt::SizeMismatch {
+            stated: h.total_len(),
+            present: batch.len(),
+        }));
     }
     let actual = crc32c::crc32c(&batch[21..]);
     if actual != h.crc {
-        return Err(ProtocolError::CorruptBatch(format!(
-            "crc mismatch: stored {:#010x}, computed {actual:#010x}",
-            h.crc
-        )));
+        return Err(ProtocolError::CorruptBatch(Corrupt::Crc {
+            stored: h.crc,
+            computed: actual,
+        }));
     }
     Ok(h)
 }
@@ -411,7 +404,7 @@ pub fn encode_records_level(
         }
         _ => RecordBatchEncoder::encode(&mut buf, records, &options),
     };
-    encoded.map_err(|e| ProtocolError::CorruptBatch(format!("encoding records: {e}")))?;
+    encoded.map_err(|e| ProtocolError::EncodeRecords(e.to_string()))?;
     let split = split_batches(&buf)?;
     for range in split.batches {
         let batch = &mut buf[range];
@@ -465,7 +458,7 @@ pub fn decode_batches_each(
     for range in split.batches {
         let mut batch = data.slice(range);
         let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(&decompress))
-            .map_err(|e| ProtocolError::CorruptBatch(format!("{e:#}")))?;
+            .map_err(|e| ProtocolError::CorruptBatch(Corrupt::Records(format!("{e:#}"))))?;
         let mut records = set.records;
         records.retain(|r| !r.control);
         f(records);
@@ -516,7 +509,19 @@ mod tests {
         assert_eq!(decoded.len(), 5);
         assert_eq!(decoded[4].offset, 104);
         batch[70] ^= 0xff;
-        assert!(verify_crc(&batch).is_err());
+        assert!(matches!(
+            verify_crc(&batch),
+            Err(ProtocolError::CorruptBatch(Corrupt::Crc { stored, computed })) if stored != computed
+        ));
+        assert!(matches!(
+            verify_crc(&batch[..batch.len() - 1]),
+            Err(ProtocolError::CorruptBatch(Corrupt::SizeMismatch { present, .. })) if present == batch.len() - 1
+        ));
+        batch[16] = 1;
+        assert_eq!(
+            BatchHeader::parse(&batch).unwrap_err().to_string(),
+            "corrupt record batch: message format v1 is not supported (only v2 record batches)"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use kafka_protocol::records::IEEE;
 
 use crate::batch::{put_record_head, seal, BatchHeader};
 use crate::validate::InvalidBatch;
-use crate::ProtocolError;
+use crate::{Corrupt, ProtocolError};
 
 fn short(what: &str) -> ProtocolError {
     ProtocolError::Decode {
@@ -170,9 +170,7 @@ pub fn message_set_to_batch(
             base_ts = ts;
         }
         if count >= i32::MAX as i64 {
-            return Err(ProtocolError::CorruptBatch(
-                "too many legacy messages".into(),
-            ));
+            return Err(ProtocolError::CorruptBatch(Corrupt::TooManyLegacyMessages));
         }
         max_ts = max_ts.max(ts);
         let value = r.value.as_deref();
@@ -189,9 +187,7 @@ pub fn message_set_to_batch(
         Ok(())
     })?;
     if count == 0 {
-        return Err(ProtocolError::CorruptBatch(
-            "empty legacy message set".into(),
-        ));
+        return Err(ProtocolError::CorruptBatch(Corrupt::EmptyLegacySet));
     }
     BatchHeader::client(0, count as i32, base_ts, max_ts).write(&mut b);
     seal(&mut b);
@@ -223,9 +219,7 @@ fn decode_into(
         let offset = data.get_i64();
         let size = data.get_i32();
         if size < 14 {
-            return Err(ProtocolError::CorruptBatch(format!(
-                "legacy message size {size}"
-            )));
+            return Err(ProtocolError::CorruptBatch(Corrupt::LegacySize(size)));
         }
         if data.remaining() < size as usize {
             break; // truncated tail
@@ -233,16 +227,12 @@ fn decode_into(
         let message = data.split_to(size as usize);
         let stored_crc = u32::from_be_bytes(message[0..4].try_into().expect("4 bytes"));
         if IEEE.checksum(&message[4..]) != stored_crc {
-            return Err(ProtocolError::CorruptBatch(
-                "legacy message crc mismatch".into(),
-            ));
+            return Err(ProtocolError::CorruptBatch(Corrupt::LegacyCrc));
         }
         let mut r = Reader(message.slice(4..));
         let magic = r.i8()?;
         if !(0..=1).contains(&magic) {
-            return Err(ProtocolError::CorruptBatch(format!(
-                "legacy message magic {magic}"
-            )));
+            return Err(ProtocolError::CorruptBatch(Corrupt::LegacyMagic(magic)));
         }
         let attributes = r.i8()?;
         let timestamp = if magic == 1 { r.i64()? } else { -1 };
@@ -260,7 +250,7 @@ fn decode_into(
         }
         if depth > 0 {
             return Err(ProtocolError::CorruptBatch(
-                "nested compressed legacy messages".into(),
+                Corrupt::NestedLegacyCompression,
             ));
         }
         let inner = decompress(codec, magic, value.as_deref().unwrap_or_default(), budget)?;

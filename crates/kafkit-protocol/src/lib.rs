@@ -25,7 +25,7 @@ pub mod sasl;
 pub mod validate;
 pub mod versions;
 
-pub use error::ProtocolError;
+pub use error::{Corrupt, ProtocolError};
 /// Re-export used for record headers.
 pub use indexmap;
 pub use kafka_protocol::error::ResponseError;

@@ -23,18 +23,29 @@ pub fn serves(api_key: i16, version: i16) -> bool {
     )
 }
 
+/// Why a legacy request closes its connection.
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyError {
+    /// The request could not be decoded, or is not one [`serves`] covers.
+    #[error(transparent)]
+    Request(#[from] ProtocolError),
+    /// The down-conversion task did not finish (the runtime is shutting down).
+    #[error("down-converting a fetch response failed")]
+    DownConvert,
+}
+
 /// Serves a legacy request body; `Ok(None)` means no response (acks=0).
 pub async fn handle(
     ctx: &Ctx,
     api_key: i16,
     version: i16,
     body: Bytes,
-) -> Result<Option<BytesMut>, String> {
+) -> Result<Option<BytesMut>, LegacyError> {
     match ApiKey::try_from(api_key) {
         Ok(ApiKey::Produce) => produce_v0(ctx, version, body).await,
         Ok(ApiKey::Fetch) => fetch_v0(ctx, version, body).await.map(Some),
         Ok(ApiKey::ListOffsets) => list_offsets_v0(ctx, body).map(Some),
-        _ => Err(format!("api {api_key} v{version} has no legacy handler")),
+        _ => Err(ProtocolError::UnsupportedVersion { api_key, version }.into()),
     }
 }
 
@@ -66,8 +77,8 @@ async fn to_batch(ctx: &Ctx, set: &Bytes) -> Result<Bytes, i16> {
     })
 }
 
-async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<BytesMut>, String> {
-    let req = legacy::decode_produce_request(body).map_err(|e| e.to_string())?;
+async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<BytesMut>, LegacyError> {
+    let req = legacy::decode_produce_request(body)?;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut results = Vec::new();
@@ -117,8 +128,8 @@ async fn produce_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<Option<Bytes
     Ok((req.acks != 0).then(|| legacy::encode_produce_response(version, &topics)))
 }
 
-async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, String> {
-    let req = legacy::decode_fetch_request(version, body).map_err(|e| e.to_string())?;
+async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, LegacyError> {
+    let req = legacy::decode_fetch_request(version, body)?;
     let modern = FetchRequest::default()
         .with_replica_id(BrokerId(req.replica_id))
         .with_max_wait_ms(req.max_wait_ms)
@@ -153,7 +164,7 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Stri
         .limits
         .decompress(move || down_convert(resp, version, magic, cap))
         .await
-        .ok_or_else(|| "down-converting a fetch response failed".to_string())
+        .ok_or(LegacyError::DownConvert)
 }
 
 fn down_convert(
@@ -201,8 +212,8 @@ fn down_convert(
     legacy::encode_fetch_response(version, &topics)
 }
 
-fn list_offsets_v0(ctx: &Ctx, body: Bytes) -> Result<BytesMut, String> {
-    let req = legacy::decode_list_offsets_v0(body).map_err(|e| e.to_string())?;
+fn list_offsets_v0(ctx: &Ctx, body: Bytes) -> Result<BytesMut, LegacyError> {
+    let req = legacy::decode_list_offsets_v0(body)?;
     let topics: legacy::ListedOffsets = req
         .into_iter()
         .map(|(t, parts)| {
