@@ -14,7 +14,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,9 +33,9 @@ impl Control {
     /// Takes a broker down: its connections close, new ones are refused, and partitions it
     /// led move to another in-sync replica.
     pub fn broker_down(&self, id: i32) {
-        let Some(i) = self.index(id) else { return };
-        self.state.alive[i].store(false, Ordering::Release);
-        self.state.down[i].send_replace(true);
+        if !self.state.liveness.set_down(id) {
+            return;
+        }
         for (topic, part) in self.state.all_partitions() {
             if !part.replicas.contains(&id) {
                 continue;
@@ -61,7 +60,9 @@ impl Control {
     /// Brings a broker back: its replicas truncate to the high watermark and catch up; offline
     /// partitions it holds get it as leader.
     pub fn broker_up(&self, id: i32) {
-        let Some(i) = self.index(id) else { return };
+        if self.state.broker(id).is_none() {
+            return;
+        }
         for (topic, part) in self.state.all_partitions() {
             if !part.replicas.contains(&id) {
                 continue;
@@ -80,8 +81,7 @@ impl Control {
                 }
             }
         }
-        self.state.down[i].send_replace(false);
-        self.state.alive[i].store(true, Ordering::Release);
+        self.state.liveness.set_up(id);
         tracing::warn!(target: "kafkit::broker", broker = id, "broker back up");
         self.state.changed.notify_waiters();
     }
@@ -176,20 +176,12 @@ impl Control {
 
     /// Stops replication between two brokers (in both directions).
     pub fn cut_replication(&self, a: i32, b: i32) {
-        self.state
-            .cut_links
-            .lock()
-            .expect("links lock")
-            .insert((a.min(b), a.max(b)));
+        self.state.liveness.cut(a, b);
     }
 
     /// Restores replication between two brokers.
     pub fn heal_replication(&self, a: i32, b: i32) {
-        self.state
-            .cut_links
-            .lock()
-            .expect("links lock")
-            .remove(&(a.min(b), a.max(b)));
+        self.state.liveness.heal(a, b);
         self.state.changed.notify_waiters();
     }
 
@@ -241,11 +233,5 @@ impl Control {
                 .map(|(r, l)| (*r, l.next_offset()))
                 .collect(),
         )
-    }
-
-    fn index(&self, id: i32) -> Option<usize> {
-        usize::try_from(id - 1)
-            .ok()
-            .filter(|i| *i < self.state.brokers.len())
     }
 }

@@ -202,7 +202,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut down = ctx.cluster.down[(ctx.broker_id - 1) as usize].subscribe();
+    let mut down = ctx.cluster.liveness.down_signal(ctx.broker_id);
     let mut auth = if sec.protocol.sasl() {
         Auth::Handshake
     } else {

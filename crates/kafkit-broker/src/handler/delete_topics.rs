@@ -12,14 +12,7 @@ pub fn handle(ctx: &Ctx, req: DeleteTopicsRequest, version: i16) -> DeleteTopics
         match &t.name {
             Some(n) => names.push(n.0.to_string()),
             None => {
-                let found = ctx
-                    .cluster
-                    .topics
-                    .read()
-                    .expect("topics lock")
-                    .values()
-                    .find(|x| x.id == t.topic_id)
-                    .map(|x| x.name.clone());
+                let found = ctx.cluster.topics.by_id(t.topic_id).map(|x| x.name.clone());
                 names.push(found.unwrap_or_default());
             }
         }

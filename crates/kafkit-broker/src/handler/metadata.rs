@@ -81,9 +81,8 @@ pub fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataResponse
     let topics = match requested {
         None => cluster
             .topics
-            .read()
-            .expect("topics lock")
-            .values()
+            .all()
+            .iter()
             .map(|t| describe(ctx, t, version, include_ops))
             .collect(),
         Some(names) => names
