@@ -5,8 +5,9 @@
 //! 1. [`server`]: accept loop per broker, one task per connection, TLS and SASL ([`auth`]),
 //!    framing, version checks, resource limits ([`limits`]);
 //! 2. `handler`: one file per Kafka API; KIP-227 fetch sessions in [`fetch_session`];
-//! 3. [`state`]: topics, partitions (leader, log), the group coordinator and committed offsets
-//!    shared by brokers, configured by [`config`];
+//! 3. [`state`]: what the brokers share, in parts — the topic registry and partitions
+//!    (leader, ISR, logs), dynamic configs, broker liveness, the group coordinator's waiters —
+//!    configured by [`config`];
 //! 4. [`log`]: partition logs on [`storage`] (the real disk, or a fault-injecting one) with
 //!    CRC-checked recovery; [`replication`] copies them to followers;
 //! 5. [`group`]: the consumer group state machine (sans-io) and the committed-offsets store.
@@ -26,15 +27,26 @@
 //!
 //! ## Concurrency rule
 //! No blocking file I/O on the runtime's worker threads, and no lock that other requests need
-//! held across it: a slow disk must delay only the requests that wait for that disk. So far
-//! (issue 15, in progress): Produce appends (with the followers' copies) and Fetch reads run on
-//! blocking threads under the partition's lock only; OffsetCommit writes and fsyncs the offsets
-//! log on a blocking thread under the offsets file's own lock, never the group coordinator's
-//! (`crates/kafkit/tests/slow_disk.rs` shows it). Not yet moved: topic creation and deletion
-//! (directories made under the topics lock), DeleteGroups/OffsetDelete tombstones (written
-//! under the coordinator's lock; admin operations), the replication pass's catch-up copies,
-//! and ListOffsets by timestamp (reads the log's timestamps under the partition lock). Fetch
-//! v0-v3 goes through Fetch v4's path, so it reads on a blocking thread too.
+//! held across it: a slow disk must delay only the requests that wait for that disk.
+//! - Produce appends (with the followers' copies) and Fetch reads run on blocking threads
+//!   under the partition's lock only (Fetch v0-v3 goes through Fetch v4's path).
+//! - OffsetCommit writes and fsyncs the offsets log on a blocking thread under the offsets
+//!   file's own lock, never the group coordinator's; DeleteGroups and OffsetDelete decide
+//!   under the coordinator's lock and write their tombstones after releasing it.
+//! - Admin requests that touch the disk run on blocking threads (`handler::on_disk`):
+//!   CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords, AlterConfigs (both),
+//!   Create/DeleteAcls, AlterUserScramCredentials, InitProducerId, DeleteGroups,
+//!   OffsetDelete, ListOffsets, and Metadata when it may auto-create a topic.
+//! - Topic changes do their disk work (directories, logs, the saved topic list) on a copy of
+//!   the topic map under the topics' own change lock, then publish it with a short write
+//!   lock: Metadata, Produce and Fetch never wait for a topic being made or removed.
+//! - The replication pass (followers' catch-up copies) runs on a blocking thread.
+//!
+//! `crates/kafkit/tests/slow_disk.rs` shows it: with appends, fsyncs and small-file writes
+//! made 1.5 s slow, Metadata, Produce, Fetch and Heartbeat elsewhere answer in milliseconds
+//! (both tests fail without these changes). What is left: a partition's lock is held across
+//! that partition's own appends and reads, so a request that reads its leadership (Metadata
+//! naming that topic, a Fetch of it) waits for its disk, on a runtime thread.
 //!
 //! Partitions are replicated ([`replication`]): acks=-1 waits for the ISR, consumers read up
 //! to the high watermark, and [`control`] takes brokers down and up, moves leaders and injects

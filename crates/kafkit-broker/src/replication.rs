@@ -165,32 +165,44 @@ fn healthy(inner: &PartitionInner, r: i32) -> bool {
         .is_some_and(|l| l.failure().is_none() && !l.sync_failed())
 }
 
+/// One replication pass over every replicated partition: followers copy what they lack, the
+/// ISR and high watermarks move. True if any records moved.
+fn pass(state: &ClusterState) -> bool {
+    let now = Instant::now();
+    let (mut changed, mut isr_changed) = (false, false);
+    for (topic, part) in state.all_partitions() {
+        if part.replicas.len() < 2 {
+            continue;
+        }
+        let mut inner = part.lock();
+        let isr = inner.isr.clone();
+        let moved = replicate_partition(state, &topic, part.index, &mut inner, &part.replicas, now);
+        isr_changed |= inner.isr != isr;
+        drop(inner);
+        if moved {
+            part.data.notify_waiters();
+        }
+        changed |= moved;
+    }
+    if isr_changed {
+        state.changed.notify_waiters();
+    }
+    changed
+}
+
 /// Runs replication passes until shutdown: after every change and at least every 20 ms.
 pub async fn run(state: Arc<ClusterState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let notified = state.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let now = Instant::now();
-        let (mut changed, mut isr_changed) = (false, false);
-        for (topic, part) in state.all_partitions() {
-            if part.replicas.len() < 2 {
-                continue;
-            }
-            let mut inner = part.lock();
-            let isr = inner.isr.clone();
-            let moved =
-                replicate_partition(&state, &topic, part.index, &mut inner, &part.replicas, now);
-            isr_changed |= inner.isr != isr;
-            drop(inner);
-            if moved {
-                part.data.notify_waiters();
-            }
-            changed |= moved;
-        }
-        if isr_changed {
-            state.changed.notify_waiters();
-        }
+        // The pass copies records between logs: on a blocking thread.
+        let s = state.clone();
+        let changed = match tokio::task::spawn_blocking(move || pass(&s)).await {
+            Ok(changed) => changed,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return, // the runtime is shutting down
+        };
         if changed {
             continue;
         }

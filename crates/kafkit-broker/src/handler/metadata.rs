@@ -11,6 +11,20 @@ use kafkit_protocol::{str_bytes, topic_name};
 use super::{err, Ctx};
 use crate::state::{valid_topic_name, TopicState};
 
+/// Whether serving `req` may create a topic (auto-creation allowed and a named topic
+/// missing): then it runs on a blocking thread.
+pub fn may_create(ctx: &Ctx, req: &MetadataRequest, version: i16) -> bool {
+    ctx.cluster.config.auto_create_topics
+        && (version < 4 || req.allow_auto_topic_creation)
+        && req.topics.as_ref().is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t.name
+                    .as_ref()
+                    .is_some_and(|n| ctx.cluster.topic(n).is_none())
+            })
+        })
+}
+
 fn describe(ctx: &Ctx, t: &TopicState, version: i16, include_ops: bool) -> MetadataResponseTopic {
     let partitions = t
         .partitions

@@ -108,6 +108,21 @@ pub fn supported_range(api_key: i16) -> Option<(ApiKey, i16, i16)> {
 /// Kafka error codes by name (`kafkit_protocol::codes`, derived from `ResponseError`).
 pub use kafkit_protocol::codes as err;
 
+/// Runs a handler that touches the disk (directories, small files, fsyncs, log reads) on a
+/// blocking thread, so the runtime's workers keep serving everyone else meanwhile (the
+/// concurrency rule in the crate docs). `None` when the runtime is shutting down.
+async fn on_disk<R: Send + 'static>(
+    ctx: &Ctx,
+    f: impl FnOnce(&Ctx) -> R + Send + 'static,
+) -> Option<R> {
+    let ctx = ctx.clone();
+    match tokio::task::spawn_blocking(move || f(&ctx)).await {
+        Ok(r) => Some(r),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
 /// Serves one request. `None` means no response is sent (Produce with acks=0).
 pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Option<ResponseKind> {
     let v = header.request_api_version;
@@ -130,13 +145,20 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
     }
     Some(match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r, v)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, v)),
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(ctx, r, v))
+        // Creating a topic makes directories and saves the topic list: off the runtime.
+        RequestKind::Metadata(r) if metadata::may_create(ctx, &r, v) => {
+            ResponseKind::Metadata(on_disk(ctx, move |ctx| metadata::handle(ctx, r, v)).await?)
         }
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, v)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
+            on_disk(ctx, move |ctx| create_topics::handle(ctx, r, v)).await?,
+        ),
         RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r, v).await?),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, v).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r, v)),
+        // By timestamp, the log's batches are read.
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
+            on_disk(ctx, move |ctx| list_offsets::handle(ctx, r, v)).await?,
+        ),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r, v))
         }
@@ -150,37 +172,41 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
             ResponseKind::OffsetCommit(offset_commit::handle(ctx, r, v).await)
         }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r, v)),
-        RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r, v))
-        }
+        // Saves the next producer id.
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
+            on_disk(ctx, move |ctx| init_producer_id::handle(ctx, r, v)).await?,
+        ),
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(describe_groups::handle(ctx, r, v))
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(ctx, r, v)),
-        RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(ctx, r, v))
-        }
-        RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(ctx, r, v))
-        }
-        RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(ctx, r, v))
-        }
-        RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(ctx, r, v))
-        }
-        RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(ctx, r, v))
-        }
+        // Write tombstones to the offsets log.
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(
+            on_disk(ctx, move |ctx| delete_groups::handle(ctx, r, v)).await?,
+        ),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(
+            on_disk(ctx, move |ctx| offset_delete::handle(ctx, r, v)).await?,
+        ),
+        // Remove directories, save the topic list, make directories, save log start offsets.
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(
+            on_disk(ctx, move |ctx| delete_topics::handle(ctx, r, v)).await?,
+        ),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+            on_disk(ctx, move |ctx| create_partitions::handle(ctx, r, v)).await?,
+        ),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(
+            on_disk(ctx, move |ctx| delete_records::handle(ctx, r, v)).await?,
+        ),
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r, v))
         }
-        RequestKind::AlterConfigs(r) => {
-            ResponseKind::AlterConfigs(alter_configs::handle(ctx, r, v))
-        }
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(ctx, r, v))
-        }
+        // Save config files.
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(
+            on_disk(ctx, move |ctx| alter_configs::handle(ctx, r, v)).await?,
+        ),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            on_disk(ctx, move |ctx| alter_configs::handle_incremental(ctx, r, v)).await?,
+        ),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r, v))
         }
@@ -191,14 +217,20 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
         RequestKind::DescribeAcls(r) => {
             ResponseKind::DescribeAcls(acls::handle_describe(ctx, r, v))
         }
-        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::handle_create(ctx, r, v)),
-        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::handle_delete(ctx, r, v)),
+        // Save the ACL file.
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(on_disk(ctx, move |ctx| acls::handle_create(ctx, r, v)).await?)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(on_disk(ctx, move |ctx| acls::handle_delete(ctx, r, v)).await?)
+        }
         RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
             scram_credentials::handle_describe(ctx, r, v),
         ),
-        RequestKind::AlterUserScramCredentials(r) => {
-            ResponseKind::AlterUserScramCredentials(scram_credentials::handle_alter(ctx, r, v))
-        }
+        // Save the credentials file (and run PBKDF2).
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            on_disk(ctx, move |ctx| scram_credentials::handle_alter(ctx, r, v)).await?,
+        ),
         _ => return None,
     })
 }

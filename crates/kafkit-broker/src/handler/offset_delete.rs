@@ -15,11 +15,16 @@ pub fn handle(ctx: &Ctx, req: OffsetDeleteRequest, _version: i16) -> OffsetDelet
     if !ctx.is_coordinator(&g) {
         return OffsetDeleteResponse::default().with_error_code(err::NOT_COORDINATOR);
     }
-    let groups = ctx.cluster.groups.lock().expect("groups lock");
-    if groups.coordinator.describe(&g).is_none() && ctx.cluster.offsets.group(&g).is_empty() {
+    let (known, busy) = {
+        let groups = ctx.cluster.groups.lock().expect("groups lock");
+        (
+            groups.coordinator.describe(&g).is_some(),
+            groups.coordinator.has_members(&g),
+        )
+    }; // released before the tombstones are written
+    if !known && ctx.cluster.offsets.group(&g).is_empty() {
         return OffsetDeleteResponse::default().with_error_code(codes::GROUP_ID_NOT_FOUND);
     }
-    let busy = groups.coordinator.has_members(&g);
     let mut keys = Vec::new();
     let topics = req
         .topics

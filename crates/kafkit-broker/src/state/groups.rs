@@ -16,7 +16,7 @@ pub enum Waiter {
 }
 
 /// The coordinator state machine plus its waiters (committed offsets are apart, in
-/// [`ClusterState::offsets`]: no disk work under this lock).
+/// [`super::ClusterState::offsets`]: no disk work under this lock).
 #[derive(Debug)]
 pub struct Groups {
     /// The state machine.

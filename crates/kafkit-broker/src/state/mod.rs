@@ -316,7 +316,8 @@ impl ClusterState {
     /// Flushes every log to stable storage.
     pub fn flush_all(&self) {
         if self.topics.unsaved.load(Ordering::Relaxed) {
-            let topics = self.topics.read();
+            let _change = self.topics.lifecycle();
+            let topics = self.topics.snapshot();
             match self.save_topics(&topics) {
                 Ok(()) => self.topics.unsaved.store(false, Ordering::Relaxed),
                 Err(e) => {

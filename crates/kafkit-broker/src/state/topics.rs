@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use kafkit_protocol::codes;
@@ -99,10 +99,13 @@ pub struct TopicState {
 }
 
 /// Every topic by name. Readers get snapshots (`get`, `all`, `all_partitions`); only the
-/// topic lifecycle below changes the map.
+/// topic lifecycle below changes the map: under `lifecycle` (one change at a time, on a
+/// blocking thread), it does its disk work on a copy of the map, then publishes it with a
+/// short write lock. Readers never wait for a disk.
 #[derive(Debug, Default)]
 pub struct Topics {
     map: RwLock<BTreeMap<String, Arc<TopicState>>>,
+    lifecycle: Mutex<()>,
     /// The topic list changed but could not be saved yet (a full disk): the flush retries.
     pub(super) unsaved: AtomicBool,
 }
@@ -142,6 +145,17 @@ impl Topics {
 
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<String, Arc<TopicState>>> {
         self.map.write().expect("topics lock")
+    }
+
+    /// A copy of the map, to change and save before publishing.
+    pub(super) fn snapshot(&self) -> BTreeMap<String, Arc<TopicState>> {
+        self.read().clone()
+    }
+
+    /// Held by a topic change (create, grow, delete, re-save) across its disk work: changes
+    /// go one at a time; nothing else takes it.
+    pub(super) fn lifecycle(&self) -> MutexGuard<'_, ()> {
+        self.lifecycle.lock().expect("topic lifecycle lock")
     }
 }
 
@@ -414,7 +428,8 @@ impl ClusterState {
         rf: i16,
         manual: Option<&[Vec<i32>]>,
     ) -> Result<Arc<TopicState>, CreateTopicError> {
-        let mut topics = self.topics.write();
+        let _change = self.topics.lifecycle();
+        let mut topics = self.topics.snapshot();
         if topics.contains_key(name) {
             return Err(CreateTopicError::AlreadyExists);
         }
@@ -430,11 +445,12 @@ impl ClusterState {
         topics.insert(name.to_owned(), topic.clone());
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
-            topics.remove(name);
+            drop(topics);
             drop(topic);
             self.remove_partition_dirs(name, 0..partitions);
             return Err(CreateTopicError::Storage);
         }
+        self.topics.write().insert(name.to_owned(), topic.clone());
         tracing::info!(target: "kafkit::broker", topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -446,17 +462,19 @@ impl ClusterState {
     /// after. Should even that fail, the topic stays deleted and the list is saved by the
     /// background flush (a crash before that brings the topic back, empty).
     pub fn delete_topic(&self, name: &str) -> Result<(), i16> {
-        let mut topics = self.topics.write();
+        let _change = self.topics.lifecycle();
+        let mut topics = self.topics.snapshot();
         let Some(topic) = topics.remove(name) else {
             return Err(codes::UNKNOWN_TOPIC_OR_PARTITION);
         };
         match self.save_topics(&topics) {
             Ok(()) => {
-                drop(topics);
+                self.topics.write().remove(name);
                 self.remove_topic_data(&topic);
             }
             Err(e) if crate::storage::is_no_space(&e) => {
                 tracing::warn!(target: "kafkit::broker", topic = name, error = %e, "disk full: deleting the topic's data before saving the topic list");
+                self.topics.write().remove(name);
                 self.remove_topic_data(&topic);
                 if let Err(e) = self.save_topics(&topics) {
                     tracing::error!(target: "kafkit::broker", topic = name, error = %e, "saving topic list failed; retrying in the background");
@@ -464,8 +482,8 @@ impl ClusterState {
                 }
             }
             Err(e) => {
+                // Nothing was published: the topic stays.
                 tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
-                topics.insert(name.to_owned(), topic);
                 return Err(CreateTopicError::Storage.code());
             }
         }
@@ -501,7 +519,8 @@ impl ClusterState {
         assignment: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), i16> {
-        let mut topics = self.topics.write();
+        let _change = self.topics.lifecycle();
+        let mut topics = self.topics.snapshot();
         let Some(old) = topics.get(name).cloned() else {
             return Err(codes::UNKNOWN_TOPIC_OR_PARTITION);
         };
@@ -544,13 +563,15 @@ impl ClusterState {
             replication_factor: old.replication_factor,
             partitions,
         };
-        topics.insert(name.to_owned(), Arc::new(grown));
+        let grown = Arc::new(grown);
+        topics.insert(name.to_owned(), grown.clone());
         if let Err(e) = self.save_topics(&topics) {
             tracing::error!(target: "kafkit::broker", error = %e, "saving topic list failed");
-            topics.insert(name.to_owned(), old);
+            drop((topics, grown));
             self.remove_partition_dirs(name, have..count);
             return Err(CreateTopicError::Storage.code());
         }
+        self.topics.write().insert(name.to_owned(), grown);
         tracing::info!(target: "kafkit::broker", topic = name, from = have, to = count, "added partitions");
         Ok(())
     }

@@ -24,7 +24,7 @@
 //!
 //! Where each part lives: this file has the public API (`Writer`, `Delivery`, `WriterStats`),
 //! the split of a write into partitions and batch-sized pieces, `buffer_memory` and the
-//! producer identity; [`accumulator`] is the per-partition core without I/O or clock
+//! producer identity; `accumulator` is the per-partition core without I/O or clock
 //! (batching, linger, in-flight order, retry, sequence numbers, epoch bumps), unit-tested with
 //! simulated time; `send` is the tokio driver around it and the per-broker request builder;
 //! `encode` turns messages into record batches; [`balancer`] picks partitions.
