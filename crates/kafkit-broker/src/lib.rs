@@ -42,11 +42,15 @@
 //!   lock: Metadata, Produce and Fetch never wait for a topic being made or removed.
 //! - The replication pass (followers' catch-up copies) runs on a blocking thread.
 //!
+//! - A partition's lock is held across its own appends and reads (on blocking threads); code
+//!   on runtime threads reads the partition's view instead (leader, epoch, ISR, high
+//!   watermark, brought up to date whenever the lock is released: Metadata, acks=-1 waits)
+//!   or only tries the lock (the fetch long-poll). OffsetForLeaderEpoch and legacy
+//!   ListOffsets v0 run on blocking threads.
+//!
 //! `crates/kafkit/tests/slow_disk.rs` shows it: with appends, fsyncs and small-file writes
-//! made 1.5 s slow, Metadata, Produce, Fetch and Heartbeat elsewhere answer in milliseconds
-//! (both tests fail without these changes). What is left: a partition's lock is held across
-//! that partition's own appends and reads, so a request that reads its leadership (Metadata
-//! naming that topic, a Fetch of it) waits for its disk, on a runtime thread.
+//! made 1.5 s slow, Metadata (of the slow topic too), Produce, Fetch and Heartbeat elsewhere
+//! answer in milliseconds; each of its assertions fails without the change behind it.
 //!
 //! Partitions are replicated ([`replication`]): acks=-1 waits for the ISR, consumers read up
 //! to the high watermark, and [`control`] takes brokers down and up, moves leaders and injects

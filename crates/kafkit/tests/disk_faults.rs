@@ -19,6 +19,7 @@ use kafkit_protocol::batch::{encode_records, new_record};
 use kafkit_protocol::records::Compression;
 
 use kafkit_protocol::codes::KAFKA_STORAGE_ERROR as STORAGE_ERROR;
+use kafkit_protocol::codes::NOT_LEADER_OR_FOLLOWER as NOT_LEADER;
 
 async fn start(dir: &std::path::Path, disk: &FaultyStorage, sync: SyncPolicy) -> Cluster {
     init_logs();
@@ -52,17 +53,24 @@ fn batch(n: usize, tag: &str) -> Bytes {
 }
 
 /// Produces one batch to partition 0 on its leader with acks=-1: (error code, time taken).
+/// Produces to partition 0's leader: (error code, how long the answer took). A failed append
+/// has the replication pass move leadership to a healthy replica, on a blocking thread, so the
+/// leader looked up may have just lost it: NOT_LEADER_OR_FOLLOWER is retried at the new one.
 async fn produce_raw(c: &Cluster, topic: &str, records: Bytes) -> (i16, Duration) {
-    let conn = leader_conn(c, topic, 0).await;
-    let t = Instant::now();
-    let (_, resp) = conn
-        .send(&produce_request(topic, -1, records))
-        .await
-        .unwrap();
-    (
-        resp.responses[0].partition_responses[0].error_code,
-        t.elapsed(),
-    )
+    for _ in 0..50 {
+        let conn = leader_conn(c, topic, 0).await;
+        let t = Instant::now();
+        let (_, resp) = conn
+            .send(&produce_request(topic, -1, records.clone()))
+            .await
+            .unwrap();
+        let code = resp.responses[0].partition_responses[0].error_code;
+        if code != NOT_LEADER {
+            return (code, t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("leadership of {topic}/0 kept moving");
 }
 
 async fn write(c: &Cluster, topic: &str, values: impl Iterator<Item = String>) {
@@ -343,7 +351,6 @@ async fn delete_records_frees_a_full_disk() {
     );
 
     let used = disk.used();
-    let conn = leader_conn(&c, "trim", 0).await;
     let req = DeleteRecordsRequest::default()
         .with_timeout_ms(5_000)
         .with_topics(vec![DeleteRecordsTopic::default()
@@ -351,7 +358,18 @@ async fn delete_records_frees_a_full_disk() {
             .with_partitions(vec![DeleteRecordsPartition::default()
                 .with_partition_index(0)
                 .with_offset(150)])]);
-    let (_, resp) = within(10, "delete records", conn.send(&req)).await.unwrap();
+    // As in `produce_raw`: leadership may be moving away from the replica that failed.
+    let mut resp = None;
+    for _ in 0..50 {
+        let conn = leader_conn(&c, "trim", 0).await;
+        let (_, r) = within(10, "delete records", conn.send(&req)).await.unwrap();
+        if r.topics[0].partitions[0].error_code != NOT_LEADER {
+            resp = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resp = resp.expect("a leader answered");
     let p = &resp.topics[0].partitions[0];
     assert_eq!((p.error_code, p.low_watermark), (0, 150));
     assert!(disk.used() < used, "whole segments below 150 were deleted");

@@ -62,7 +62,8 @@ fn refusal(ctx: &Ctx, inner: &PartitionInner, w: &Wanted) -> Option<i16> {
     None
 }
 
-/// (bytes available within limits, whether some partition has an error to report). Stops
+/// (bytes available within limits, whether to answer now: some partition has an error to
+/// report, or records behind a lock). Stops
 /// counting once `min_bytes` are there: the answer goes out then anyway (with 1,000
 /// partitions in a session, summing all of them on every wake-up was the broker's top cost).
 fn poll(ctx: &Ctx, parts: &[(Wanted, Option<Arc<PartitionState>>)], min_bytes: u64) -> (u64, bool) {
@@ -71,7 +72,16 @@ fn poll(ctx: &Ctx, parts: &[(Wanted, Option<Arc<PartitionState>>)], min_bytes: u
         let Some(part) = part else {
             return (total, true);
         };
-        let inner = part.lock();
+        // On a runtime thread: never wait for a partition's lock (an append or a read holds
+        // it on a blocking thread, maybe across a slow disk). Records below its high
+        // watermark are there: answer now (the read waits on a blocking thread); otherwise
+        // it has nothing yet, and its `data` notify wakes the poll again.
+        let Some(inner) = part.try_lock() else {
+            if part.view().high_watermark > w.fetch_offset {
+                return (total, true);
+            }
+            continue;
+        };
         if refusal(ctx, &inner, w).is_some() {
             return (total, true);
         }
@@ -192,8 +202,8 @@ pub async fn handle(ctx: &Ctx, req: FetchRequest, version: i16) -> FetchResponse
         for n in &mut appended {
             n.as_mut().enable();
         }
-        let (available, errors) = poll(ctx, &parts, min_bytes);
-        if errors || available >= min_bytes {
+        let (available, answer_now) = poll(ctx, &parts, min_bytes);
+        if answer_now || available >= min_bytes {
             break;
         }
         let any_appended = std::future::poll_fn(|cx| {

@@ -29,9 +29,10 @@ pub enum LegacyError {
     /// The request could not be decoded, or is not one [`serves`] covers.
     #[error(transparent)]
     Request(#[from] ProtocolError),
-    /// The down-conversion task did not finish (the runtime is shutting down).
-    #[error("down-converting a fetch response failed")]
-    DownConvert,
+    /// A blocking task (down-conversion, a log read) did not finish: the runtime is
+    /// shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
 /// Serves a legacy request body; `Ok(None)` means no response (acks=0).
@@ -44,7 +45,10 @@ pub async fn handle(
     match ApiKey::try_from(api_key) {
         Ok(ApiKey::Produce) => produce_v0(ctx, version, body).await,
         Ok(ApiKey::Fetch) => fetch_v0(ctx, version, body).await.map(Some),
-        Ok(ApiKey::ListOffsets) => list_offsets_v0(ctx, body).map(Some),
+        Ok(ApiKey::ListOffsets) => super::on_disk(ctx, move |ctx| list_offsets_v0(ctx, body))
+            .await
+            .ok_or(LegacyError::ShuttingDown)?
+            .map(Some),
         _ => Err(ProtocolError::UnsupportedVersion { api_key, version }.into()),
     }
 }
@@ -164,7 +168,7 @@ async fn fetch_v0(ctx: &Ctx, version: i16, body: Bytes) -> Result<BytesMut, Lega
         .limits
         .decompress(move || down_convert(resp, version, magic, cap))
         .await
-        .ok_or(LegacyError::DownConvert)
+        .ok_or(LegacyError::ShuttingDown)
 }
 
 fn down_convert(

@@ -30,7 +30,9 @@ fn describe(ctx: &Ctx, t: &TopicState, version: i16, include_ops: bool) -> Metad
         .partitions
         .iter()
         .map(|p| {
-            let inner = p.lock();
+            // The view, not the lock: an append holding it across a slow disk must not hold
+            // up Metadata.
+            let inner = p.view();
             let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
             let mut mp = MetadataResponsePartition::default()
                 .with_partition_index(p.index)

@@ -210,9 +210,10 @@ pub async fn handle(ctx: &Ctx, header: &RequestHeader, body: RequestKind) -> Opt
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r, v))
         }
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r, v))
-        }
+        // Reads the leader's epoch cache under the partition's lock.
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            on_disk(ctx, move |ctx| offset_for_leader_epoch::handle(ctx, r, v)).await?,
+        ),
         // The server checks `SUPPORTED` before decoding, so other kinds never get here.
         RequestKind::DescribeAcls(r) => {
             ResponseKind::DescribeAcls(acls::handle_describe(ctx, r, v))

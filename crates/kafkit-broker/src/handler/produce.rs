@@ -234,7 +234,7 @@ pub(super) async fn wait_replicated(
         tokio::pin!(moved);
         moved.as_mut().enable();
         {
-            let inner = p.lock();
+            let inner = p.view(); // on a runtime thread: never the lock
             if inner.leader != ctx.broker_id {
                 return err::NOT_LEADER_OR_FOLLOWER;
             }

@@ -33,7 +33,9 @@ pub mod topics;
 pub use configs::DynamicConfigs;
 pub use groups::{Groups, Waiter};
 pub use liveness::Liveness;
-pub use topics::{PartitionInner, PartitionState, TopicState, Topics};
+pub use topics::{
+    PartitionGuard, PartitionInner, PartitionState, PartitionView, TopicState, Topics,
+};
 
 /// On-disk format version written to `<data_dir>/FORMAT`.
 pub const FORMAT_VERSION: u32 = 1;

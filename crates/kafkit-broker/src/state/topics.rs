@@ -70,18 +70,114 @@ pub struct PartitionState {
     pub index: i32,
     /// Assigned replicas, preferred leader first.
     pub replicas: Vec<i32>,
-    /// Leadership, ISR and logs.
-    pub inner: Mutex<PartitionInner>,
+    /// Leadership, ISR and logs: taken through [`lock`](Self::lock) only, which keeps
+    /// [`view`](Self::view) current.
+    inner: Mutex<PartitionInner>,
+    /// Leadership, ISR and high watermark as of the last release of `inner`: readable while
+    /// an append or a read holds `inner` across the disk.
+    shown: Mutex<PartitionView>,
     /// Woken when records are appended or the high watermark moves: the partition's long-poll
     /// fetches and acks=-1 writers wait on it (cluster-wide events use `ClusterState::changed`),
     /// so an append wakes only those who wait for this partition.
     pub data: Notify,
 }
 
+/// What Metadata, acks=-1 waits and the fetch poll need of a partition, without its logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionView {
+    /// Leader node id, -1 while offline.
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// High watermark.
+    pub high_watermark: i64,
+}
+
+impl PartitionView {
+    fn is_of(&self, inner: &PartitionInner) -> bool {
+        self.leader == inner.leader
+            && self.leader_epoch == inner.leader_epoch
+            && self.high_watermark == inner.high_watermark
+            && self.isr == inner.isr
+    }
+}
+
+/// The partition's lock; when released, the view is brought up to date.
+pub struct PartitionGuard<'a> {
+    inner: MutexGuard<'a, PartitionInner>,
+    shown: &'a Mutex<PartitionView>,
+}
+
+impl std::ops::Deref for PartitionGuard<'_> {
+    type Target = PartitionInner;
+    fn deref(&self) -> &PartitionInner {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for PartitionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut PartitionInner {
+        &mut self.inner
+    }
+}
+
+impl Drop for PartitionGuard<'_> {
+    fn drop(&mut self) {
+        let mut shown = self.shown.lock().expect("partition view lock");
+        if !shown.is_of(&self.inner) {
+            shown.leader = self.inner.leader;
+            shown.leader_epoch = self.inner.leader_epoch;
+            shown.high_watermark = self.inner.high_watermark;
+            shown.isr.clone_from(&self.inner.isr);
+        }
+    }
+}
+
 impl PartitionState {
-    /// Locks the partition state.
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, PartitionInner> {
-        self.inner.lock().expect("partition lock")
+    pub(super) fn new(index: i32, replicas: Vec<i32>, inner: PartitionInner) -> Self {
+        let shown = PartitionView {
+            leader: inner.leader,
+            leader_epoch: inner.leader_epoch,
+            isr: inner.isr.clone(),
+            high_watermark: inner.high_watermark,
+        };
+        Self {
+            index,
+            replicas,
+            inner: Mutex::new(inner),
+            shown: Mutex::new(shown),
+            data: Notify::new(),
+        }
+    }
+
+    /// Locks the partition state. Held across this partition's appends and reads (on
+    /// blocking threads); code on the runtime's threads uses [`view`](Self::view) or
+    /// [`try_lock`](Self::try_lock).
+    pub fn lock(&self) -> PartitionGuard<'_> {
+        PartitionGuard {
+            inner: self.inner.lock().expect("partition lock"),
+            shown: &self.shown,
+        }
+    }
+
+    /// The lock if nobody holds it.
+    pub fn try_lock(&self) -> Option<PartitionGuard<'_>> {
+        match self.inner.try_lock() {
+            Ok(inner) => Some(PartitionGuard {
+                inner,
+                shown: &self.shown,
+            }),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(e)) => panic!("partition lock: {e}"),
+        }
+    }
+
+    /// Leadership, ISR and high watermark as of the last time the lock was released; never
+    /// waits for the disk.
+    pub fn view(&self) -> PartitionView {
+        self.shown.lock().expect("partition view lock").clone()
     }
 }
 
@@ -320,12 +416,7 @@ impl ClusterState {
                 caught_up_at: replicas.iter().map(|r| (*r, now)).collect(),
             };
             inner.update_high_watermark();
-            parts.push(Arc::new(PartitionState {
-                index: p,
-                replicas,
-                inner: Mutex::new(inner),
-                data: Notify::new(),
-            }));
+            parts.push(Arc::new(PartitionState::new(p, replicas, inner)));
         }
         Ok(parts)
     }
