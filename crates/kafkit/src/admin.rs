@@ -161,7 +161,7 @@ impl Admin {
                 .with_replication_factor(replication_factor)]);
         let (_, resp) = conn.send(&req).await?;
         match resp.topics.first() {
-            Some(t) if t.error_code != 0 => {
+            Some(t) if t.error_code != codes::NONE => {
                 Err(Error::kafka(t.error_code, format!("create topic {name}")))
             }
             Some(_) => Ok(()),
@@ -184,7 +184,7 @@ impl Admin {
         }
         let (_, resp) = conn.send(&req).await?;
         match resp.responses.first() {
-            Some(t) if t.error_code != 0 => {
+            Some(t) if t.error_code != codes::NONE => {
                 Err(Error::kafka(t.error_code, format!("delete topic {name}")))
             }
             Some(_) => Ok(()),
@@ -207,7 +207,7 @@ impl Admin {
             .with_timeout_ms(30_000);
         let (_, resp) = conn.send(&req).await?;
         match resp.results.first() {
-            Some(r) if r.error_code == 0 => {
+            Some(r) if r.error_code == codes::NONE => {
                 self.client.invalidate(topic);
                 Ok(())
             }
@@ -246,7 +246,7 @@ impl Admin {
         for (_, addr) in self.client.brokers() {
             let conn = self.client.conn(&addr).await?;
             let (_, resp) = conn.send(&ListGroupsRequest::default()).await?;
-            if resp.error_code != 0 {
+            if resp.error_code != codes::NONE {
                 return Err(Error::kafka(
                     resp.error_code,
                     format!("ListGroups at {addr}"),
@@ -273,7 +273,7 @@ impl Admin {
         let g = resp.groups.into_iter().next().ok_or_else(|| {
             Error::UnexpectedResponse(format!("DescribeGroups {group}: empty answer"))
         })?;
-        if g.error_code != 0 {
+        if g.error_code != codes::NONE {
             return Err(Error::kafka(
                 g.error_code,
                 format!("describe group {group}"),
@@ -332,7 +332,7 @@ impl Admin {
             req.topics = None; // all topics (OffsetFetch v2+)
         }
         let (_, resp) = conn.send(&req).await?;
-        if resp.error_code != 0 {
+        if resp.error_code != codes::NONE {
             return Err(Error::kafka(
                 resp.error_code,
                 format!("OffsetFetch {group}"),
@@ -340,7 +340,7 @@ impl Admin {
         }
         for t in resp.topics {
             for p in t.partitions {
-                if p.error_code != 0 {
+                if p.error_code != codes::NONE {
                     return Err(Error::kafka(
                         p.error_code,
                         format!(
@@ -388,7 +388,7 @@ impl Admin {
         let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))]);
         let (_, resp) = conn.send(&req).await?;
         match resp.results.first() {
-            Some(r) if r.error_code == 0 => Ok(()),
+            Some(r) if r.error_code == codes::NONE => Ok(()),
             Some(r) => Err(Error::kafka(r.error_code, format!("delete group {group}"))),
             None => Err(Error::kafka(
                 -1,
@@ -426,7 +426,7 @@ impl Admin {
         let (_, resp) = conn.send(&req).await?;
         for t in &resp.topics {
             for p in &t.partitions {
-                if p.error_code != 0 {
+                if p.error_code != codes::NONE {
                     return Err(Error::kafka(
                         p.error_code,
                         format!("commit {topic}/{} for group {group}", p.partition_index),
@@ -455,7 +455,7 @@ impl Admin {
         let topic = md.topics.into_iter().next().ok_or_else(|| {
             Error::kafka(codes::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name}"))
         })?;
-        if topic.error_code != 0 {
+        if topic.error_code != codes::NONE {
             return Err(Error::kafka(topic.error_code, format!("topic {name}")));
         }
         self.client.refresh(&[name.to_owned()]).await?;
@@ -485,7 +485,7 @@ impl Admin {
                         .topics
                         .first()
                         .and_then(|t| t.partitions.first())
-                        .filter(|x| x.error_code == 0)
+                        .filter(|x| x.error_code == codes::NONE)
                         .map_or(-1, |x| x.offset);
                     if slot == 0 {
                         info.log_start = offset;
@@ -524,7 +524,7 @@ pub(crate) async fn list_one(
         .ok_or_else(|| {
             Error::UnexpectedResponse(format!("ListOffsets {topic}/{partition}: empty answer"))
         })?;
-    if p.error_code != 0 {
+    if p.error_code != codes::NONE {
         return Err(Error::kafka(
             p.error_code,
             format!("ListOffsets {topic}/{partition}"),

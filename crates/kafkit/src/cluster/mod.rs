@@ -148,7 +148,7 @@ impl ClusterClient {
             let Some(name) = t.name.map(|n| n.0.to_string()) else {
                 continue;
             };
-            if t.error_code != 0 {
+            if t.error_code != codes::NONE {
                 cache.remove(&name);
                 // LEADER_NOT_AVAILABLE right after auto-creation is normal: the caller retries.
                 if topics.contains(&name) && t.error_code != codes::LEADER_NOT_AVAILABLE {
@@ -165,7 +165,11 @@ impl ClusterClient {
                     .ok()
                     .and_then(|i| leaders.get_mut(i))
                 {
-                    *slot = if p.error_code == 0 { p.leader_id.0 } else { -1 };
+                    *slot = if p.error_code == codes::NONE {
+                        p.leader_id.0
+                    } else {
+                        -1
+                    };
                 }
             }
             cache.insert(name, TopicMeta { leaders });
@@ -262,7 +266,7 @@ impl ClusterClient {
         let (_, resp) = conn
             .send(&FindCoordinatorRequest::default().with_key(str_bytes(group)))
             .await?;
-        if resp.error_code != 0 {
+        if resp.error_code != codes::NONE {
             return Err(Error::kafka(
                 resp.error_code,
                 format!("FindCoordinator for group {group}"),

@@ -159,7 +159,7 @@ impl Driver {
                                 JoinResult::Failed(Some(code))
                             }
                         };
-                        if resp.error_code == 0 {
+                        if resp.error_code == codes::NONE {
                             tracing::info!(target: "kafkit::reader", "joined group {group} as member {} in generation {}", resp.member_id.as_str(), resp.generation_id);
                             self.join = Some(resp);
                         }
@@ -427,7 +427,7 @@ impl Driver {
             }
             Err(e) => return Err(SyncError::Failed(e)),
         };
-        if sync.error_code != 0 {
+        if sync.error_code != codes::NONE {
             return Err(SyncError::Code(sync.error_code));
         }
         let assigned = assign::decode_assignment(sync.assignment.clone()).ok_or_else(|| {

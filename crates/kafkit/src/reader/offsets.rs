@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+use kafkit_protocol::codes;
 use kafkit_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -99,7 +100,7 @@ pub(super) async fn commit_processed(shared: &Shared) -> Result<()> {
     };
     for t in &resp.topics {
         for p in &t.partitions {
-            if p.error_code != 0 {
+            if p.error_code != codes::NONE {
                 let e = Error::kafka(
                     p.error_code,
                     format!(
@@ -182,7 +183,7 @@ pub(super) async fn start_offsets(
                 .collect(),
         ));
     let (_, resp) = conn.send(&req).await?;
-    if resp.error_code != 0 {
+    if resp.error_code != codes::NONE {
         return Err(Error::kafka(
             resp.error_code,
             format!("OffsetFetch {group}"),
@@ -193,7 +194,7 @@ pub(super) async fn start_offsets(
             continue;
         };
         for p in &t.partitions {
-            if p.error_code != 0 {
+            if p.error_code != codes::NONE {
                 return Err(Error::kafka(
                     p.error_code,
                     format!(

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafkit_protocol::codes;
 use kafkit_protocol::messages::{InitProducerIdRequest, ProducerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -230,7 +231,7 @@ impl Shared {
             }
         }
         let (_, resp) = conn.send(&req).await?;
-        if resp.error_code != 0 {
+        if resp.error_code != codes::NONE {
             return Err(Error::kafka(resp.error_code, "InitProducerId"));
         }
         let id = ProducerIdentity {
