@@ -281,6 +281,46 @@ async fn group_survives_losing_its_coordinator() {
 /// Leader epochs never go back across restarts (librdkafka ignores metadata whose leader epoch
 /// is older than one it has seen, KIP-320, and then produces to a former leader forever —
 /// found by `kafkit chaos`).
+/// Elections during a full disk cannot save their epoch; a restart must still start above
+/// them, or librdkafka takes the new metadata for stale and keeps producing to the former
+/// leader (found by `kafkit chaos --librdkafka`: disk-full, move, kill; 2,000 messages timed
+/// out on NOT_LEADER_OR_FOLLOWER).
+#[tokio::test]
+async fn leader_epochs_never_go_back_after_elections_that_could_not_be_saved() {
+    use kafkit_broker::storage::{Fault, FaultRule, FaultyStorage, Op};
+    async fn epoch(c: &kafkit_broker::Cluster) -> i32 {
+        topic_metadata(c, "unsaved").await.partitions[0].leader_epoch
+    }
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = FaultyStorage::new();
+    let start = |disk: &FaultyStorage| {
+        Cluster::builder()
+            .brokers(3)
+            .data_dir(dir.path())
+            .storage(disk.clone())
+            .start()
+    };
+    let c = start(&disk).await.unwrap();
+    c.create_topic_with("unsaved", 1, 3).unwrap();
+    disk.inject(FaultRule::always(Op::WriteAtomic, Fault::NoSpace).on("leader-epoch"));
+    for _ in 0..5 {
+        let l = c.control().leader("unsaved", 0).unwrap();
+        c.control().move_leader("unsaved", 0, l % 3 + 1).unwrap();
+    }
+    let seen = epoch(&c).await;
+    assert!(disk.faults_applied() >= 5, "the epochs were not saved");
+    c.crash().await;
+    disk.clear();
+    let c = start(&disk).await.unwrap();
+    let after = epoch(&c).await;
+    assert!(
+        after > seen,
+        "epoch {after} after the restart, {seen} handed out before"
+    );
+    c.shutdown().await;
+}
+
 #[tokio::test]
 async fn leader_epochs_never_go_back_across_restarts() {
     async fn epoch(c: &kafkit_broker::Cluster) -> i32 {

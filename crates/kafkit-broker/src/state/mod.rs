@@ -268,7 +268,7 @@ impl ClusterState {
                         let map = parse_config_lines(&data);
                         state.configs.put_topic(name, map);
                     }
-                    let topic = state.build_topic(name, parts, rf, id, manual.as_deref())?;
+                    let topic = state.build_topic(name, parts, rf, id, manual.as_deref(), true)?;
                     state
                         .topics
                         .write()

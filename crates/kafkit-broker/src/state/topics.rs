@@ -194,6 +194,13 @@ pub struct TopicState {
     pub partitions: Vec<Arc<PartitionState>>,
 }
 
+/// How far a restart moves every partition's leader epoch past the highest one saved or
+/// stamped on a batch: up to this many elections whose epoch could not be saved (a full or
+/// failing disk) are still below it, so no client sees an epoch go back (KIP-320: librdkafka
+/// and the Java client ignore metadata older than what they have seen, and would keep
+/// sending to a former leader). i32 leaves room for two million restarts.
+pub const RESTART_EPOCH_GAP: i32 = 1000;
+
 /// Every topic by name. Readers get snapshots (`get`, `all`, `all_partitions`); only the
 /// topic lifecycle below changes the map: under `lifecycle` (one change at a time, on a
 /// blocking thread), it does its disk work on a copy of the map, then publishes it with a
@@ -339,6 +346,8 @@ impl ClusterState {
             .collect()
     }
 
+    /// A topic's state with its replica logs opened (`restart`: an existing topic loaded at
+    /// startup) or created.
     pub(super) fn build_topic(
         &self,
         name: &str,
@@ -346,12 +355,13 @@ impl ClusterState {
         rf: i16,
         id: uuid::Uuid,
         manual: Option<&[Vec<i32>]>,
+        restart: bool,
     ) -> Result<TopicState, BrokerError> {
         Ok(TopicState {
             name: name.to_owned(),
             id,
             replication_factor: rf,
-            partitions: self.build_partitions(name, 0..partitions, rf, manual)?,
+            partitions: self.build_partitions(name, 0..partitions, rf, manual, restart)?,
         })
     }
 
@@ -362,6 +372,7 @@ impl ClusterState {
         range: std::ops::Range<i32>,
         rf: i16,
         manual: Option<&[Vec<i32>]>,
+        restart: bool,
     ) -> Result<Vec<Arc<PartitionState>>, BrokerError> {
         let now = Instant::now();
         let mut parts = Vec::new();
@@ -398,15 +409,21 @@ impl ClusterState {
                 .min()
                 .unwrap_or(0);
             // A (re)start is a leader election: the epoch goes past every one saved at a
-            // leadership change or stamped on a batch, so it never goes back. (Not saved
-            // here: a restart without leadership changes may hand out the same epoch again,
-            // which clients accept; saving would cost a sync per partition at startup.)
-            let leader_epoch = logs
+            // leadership change or stamped on a batch, so it never goes back. An election
+            // whose epoch could not be saved (a full disk: when leadership moves most) is
+            // covered by the gap: a restart starts RESTART_EPOCH_GAP above what is known.
+            // (Not saved here: a restart without leadership changes may hand out the same
+            // epoch again, which clients accept; saving would cost a sync per partition.)
+            let known = logs
                 .values()
                 .map(|l| l.known_leader_epoch())
                 .max()
-                .unwrap_or(-1)
-                + 1;
+                .unwrap_or(-1);
+            let leader_epoch = if restart {
+                known.max(-1).saturating_add(1 + RESTART_EPOCH_GAP)
+            } else {
+                known + 1
+            };
             let mut inner = PartitionInner {
                 leader,
                 leader_epoch,
@@ -526,7 +543,7 @@ impl ClusterState {
         }
         self.check_partition_budget(&topics, partitions as usize * rf as usize)?;
         let topic = self
-            .build_topic(name, partitions, rf, uuid::Uuid::new_v4(), manual)
+            .build_topic(name, partitions, rf, uuid::Uuid::new_v4(), manual, false)
             .map_err(|e| {
                 tracing::error!(target: "kafkit::broker", topic = name, error = %e, "creating topic failed");
                 self.remove_partition_dirs(name, 0..partitions);
@@ -641,7 +658,7 @@ impl ClusterState {
         if validate_only {
             return Ok(());
         }
-        let added = self.build_partitions(name, have..count, old.replication_factor, manual.as_deref()).map_err(|e| {
+        let added = self.build_partitions(name, have..count, old.replication_factor, manual.as_deref(), false).map_err(|e| {
             tracing::error!(target: "kafkit::broker", topic = name, error = %e, "adding partitions failed");
             self.remove_partition_dirs(name, have..count);
             CreateTopicError::Storage.code()
