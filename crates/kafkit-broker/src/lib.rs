@@ -59,6 +59,7 @@
 
 pub mod acl;
 pub mod auth;
+mod blocking;
 pub mod capture;
 mod cluster;
 pub mod config;

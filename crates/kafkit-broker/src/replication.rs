@@ -198,10 +198,8 @@ pub async fn run(state: Arc<ClusterState>, mut shutdown: watch::Receiver<bool>) 
         notified.as_mut().enable();
         // The pass copies records between logs: on a blocking thread.
         let s = state.clone();
-        let changed = match tokio::task::spawn_blocking(move || pass(&s)).await {
-            Ok(changed) => changed,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => return, // the runtime is shutting down
+        let Some(changed) = crate::blocking::run(move || pass(&s)).await else {
+            return; // the runtime is shutting down
         };
         if changed {
             continue;

@@ -95,6 +95,52 @@ async fn join(conn: &Connection, group: &str) -> (String, i32) {
     }
 }
 
+/// Produce and Fetch on the `fast` topic and g2's Heartbeat, each checked and timed:
+/// (produce, fetch, heartbeat).
+async fn serve_meanwhile(
+    fast: &Connection,
+    g2: &Connection,
+    member: &str,
+    generation: i32,
+) -> (Duration, Duration, Duration) {
+    let t = Instant::now();
+    let (_, r) = fast
+        .send(&produce("fast", 0, records("during")))
+        .await
+        .unwrap();
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let produced = t.elapsed();
+    let t = Instant::now();
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name("fast"))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let (_, r) = fast.send(&fetch).await.unwrap();
+    assert!(r.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .is_some_and(|d| !d.is_empty()));
+    let fetched = t.elapsed();
+    let t = Instant::now();
+    let (_, hb) = g2
+        .send(
+            &HeartbeatRequest::default()
+                .with_group_id(str_bytes("g2").into())
+                .with_generation_id(generation)
+                .with_member_id(str_bytes(member)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hb.error_code, 0);
+    let heartbeat = t.elapsed();
+    (produced, fetched, heartbeat)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_delays_only_the_requests_that_need_it() {
     init_logs();
@@ -161,41 +207,7 @@ async fn a_slow_disk_delays_only_the_requests_that_need_it() {
     tokio::time::sleep(Duration::from_millis(200)).await; // all five are on the disk now
 
     // Meanwhile: Produce and Fetch on the fast topic, and g2's heartbeat, answer quickly.
-    let t = Instant::now();
-    let (_, r) = fast
-        .send(&produce("fast", 0, records("during")))
-        .await
-        .unwrap();
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-    let produced = t.elapsed();
-    let t = Instant::now();
-    let fetch = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name("fast"))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let (_, r) = fast.send(&fetch).await.unwrap();
-    assert!(r.responses[0].partitions[0]
-        .records
-        .as_ref()
-        .is_some_and(|d| !d.is_empty()));
-    let fetched = t.elapsed();
-    let t = Instant::now();
-    let (_, hb) = g2
-        .send(
-            &HeartbeatRequest::default()
-                .with_group_id(str_bytes("g2").into())
-                .with_generation_id(generation)
-                .with_member_id(str_bytes(&member)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(hb.error_code, 0);
-    let heartbeat = t.elapsed();
+    let (produced, fetched, heartbeat) = serve_meanwhile(&fast, &g2, &member, generation).await;
     // Metadata of the slow topic itself: its partitions' locks are held across the slow
     // appends, but leadership is read from their views.
     let t = Instant::now();
@@ -315,41 +327,7 @@ async fn slow_admin_disk_work_delays_only_itself() {
     let (_, r) = fast.send(&metadata(&["fast"], false)).await.unwrap();
     assert_eq!(r.topics[0].error_code, 0);
     let meta = t.elapsed();
-    let t = Instant::now();
-    let (_, r) = fast
-        .send(&produce("fast", 0, records("during")))
-        .await
-        .unwrap();
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-    let produced = t.elapsed();
-    let t = Instant::now();
-    let fetch = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(topic_name("fast"))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let (_, r) = fast.send(&fetch).await.unwrap();
-    assert!(r.responses[0].partitions[0]
-        .records
-        .as_ref()
-        .is_some_and(|d| !d.is_empty()));
-    let fetched = t.elapsed();
-    let t = Instant::now();
-    let (_, hb) = g2
-        .send(
-            &HeartbeatRequest::default()
-                .with_group_id(str_bytes("g2").into())
-                .with_generation_id(generation)
-                .with_member_id(str_bytes(&member)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(hb.error_code, 0);
-    let heartbeat = t.elapsed();
+    let (produced, fetched, heartbeat) = serve_meanwhile(&fast, &g2, &member, generation).await;
     let stretch = launched.elapsed();
     assert!(
         meta < QUICK

@@ -116,11 +116,7 @@ async fn on_disk<R: Send + 'static>(
     f: impl FnOnce(&Ctx) -> R + Send + 'static,
 ) -> Option<R> {
     let ctx = ctx.clone();
-    match tokio::task::spawn_blocking(move || f(&ctx)).await {
-        Ok(r) => Some(r),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => None,
-    }
+    crate::blocking::run(move || f(&ctx)).await
 }
 
 /// Serves one request. `None` means no response is sent (Produce with acks=0).

@@ -160,20 +160,17 @@ impl ClusterState {
                 format!("broker {name} does not exist"),
             ));
         }
-        for (k, v) in &configs {
-            crate::topic_config::validate_broker(k, Some(v)).map_err(|m| (40, m))?;
-        }
-        if validate_only {
-            return Ok(());
-        }
         let file = if name.is_empty() { "default" } else { name };
-        self.save_configs(&self.data_dir.join("broker-configs"), file, &configs)
-            .map_err(|e| {
-                (
-                    codes::KAFKA_STORAGE_ERROR,
-                    format!("saving broker configs: {e}"),
-                )
-            })?;
+        let Some(configs) = self.check_and_save(
+            configs,
+            crate::topic_config::validate_broker,
+            validate_only,
+            "broker-configs",
+            file,
+        )?
+        else {
+            return Ok(());
+        };
         tracing::info!(target: "kafkit::broker", broker = name, ?configs, "broker configs changed");
         self.configs.put_broker(name, configs);
         let topics = self.topics.names();
@@ -181,6 +178,31 @@ impl ClusterState {
             self.apply_log_config(&topic);
         }
         Ok(())
+    }
+
+    /// Checks every config with `validate` (INVALID_CONFIG), then, unless `validate_only`,
+    /// saves them in `<data_dir>/<dir>/<file>` (KAFKA_STORAGE_ERROR) and gives them back to be
+    /// applied.
+    fn check_and_save(
+        &self,
+        configs: BTreeMap<String, String>,
+        validate: fn(&str, Option<&str>) -> Result<(), String>,
+        validate_only: bool,
+        dir: &str,
+        file: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, (i16, String)> {
+        for (k, v) in &configs {
+            validate(k, Some(v)).map_err(|m| (codes::INVALID_CONFIG, m))?;
+        }
+        if validate_only {
+            return Ok(None);
+        }
+        self.save_configs(&self.data_dir.join(dir), file, &configs)
+            .map_err(|e| {
+                let what = dir.replace('-', " ");
+                (codes::KAFKA_STORAGE_ERROR, format!("saving {what}: {e}"))
+            })?;
+        Ok(Some(configs))
     }
 
     /// Writes `configs` to `dir/file` (`key=value` lines; no file when empty).
@@ -231,19 +253,16 @@ impl ClusterState {
                 format!("topic {topic} does not exist"),
             ));
         }
-        for (k, v) in &configs {
-            crate::topic_config::validate(k, Some(v)).map_err(|m| (40, m))?;
-        }
-        if validate_only {
+        let Some(configs) = self.check_and_save(
+            configs,
+            crate::topic_config::validate,
+            validate_only,
+            "topic-configs",
+            topic,
+        )?
+        else {
             return Ok(());
-        }
-        self.save_configs(&self.data_dir.join("topic-configs"), topic, &configs)
-            .map_err(|e| {
-                (
-                    codes::KAFKA_STORAGE_ERROR,
-                    format!("saving topic configs: {e}"),
-                )
-            })?;
+        };
         tracing::info!(target: "kafkit::broker", topic, ?configs, "topic configs changed");
         self.configs.put_topic(topic, configs);
         self.apply_log_config(topic);

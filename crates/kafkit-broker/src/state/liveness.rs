@@ -15,6 +15,8 @@ pub struct Liveness {
     down: Vec<watch::Sender<bool>>,
     /// Broker pairs between which replication is cut (smaller id first).
     cut_links: Mutex<HashSet<(i32, i32)>>,
+    /// Never sends: the down signal of an id that is no broker.
+    never: watch::Sender<bool>,
 }
 
 impl Liveness {
@@ -24,6 +26,7 @@ impl Liveness {
             alive: (0..brokers).map(|_| AtomicBool::new(true)).collect(),
             down: (0..brokers).map(|_| watch::channel(false).0).collect(),
             cut_links: Mutex::new(HashSet::new()),
+            never: watch::channel(false).0,
         }
     }
 
@@ -61,14 +64,9 @@ impl Liveness {
     /// Turns true while broker `id` is down (a connection of that broker closes then); for an
     /// unknown id, a signal that never fires.
     pub fn down_signal(&self, id: i32) -> watch::Receiver<bool> {
-        match self.index(id) {
-            Some(i) => self.down[i].subscribe(),
-            None => {
-                let (tx, rx) = watch::channel(false);
-                std::mem::forget(tx); // never sends, never closes
-                rx
-            }
-        }
+        self.index(id)
+            .map_or(&self.never, |i| &self.down[i])
+            .subscribe()
     }
 
     /// Whether replication between two brokers is cut.

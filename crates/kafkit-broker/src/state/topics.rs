@@ -420,7 +420,7 @@ impl ClusterState {
                 .max()
                 .unwrap_or(-1);
             let leader_epoch = if restart {
-                known.max(-1).saturating_add(1 + RESTART_EPOCH_GAP)
+                known.saturating_add(1 + RESTART_EPOCH_GAP)
             } else {
                 known + 1
             };

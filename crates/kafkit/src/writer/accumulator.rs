@@ -141,7 +141,13 @@ struct Retry<T> {
 /// How an answer is taken.
 enum Verdict {
     Ok(i64),
-    Resend { unknown_producer: bool },
+    /// Retriable, or a sequence error of an idempotent batch (`sequence`: a new epoch is
+    /// needed; `unknown_producer`: the broker forgot the producer).
+    Resend {
+        error: Error,
+        sequence: bool,
+        unknown_producer: bool,
+    },
     Fail(Error),
 }
 
@@ -339,32 +345,29 @@ impl<T> PartitionCore<T> {
         Ok(records)
     }
 
-    fn verdict(b: &Batch<T>, r: Result<i64>) -> (Verdict, bool) {
-        match r {
-            Ok(base) => (Verdict::Ok(base), false),
+    fn verdict(b: &Batch<T>, r: Result<i64>) -> Verdict {
+        let error = match r {
+            Ok(base) => return Verdict::Ok(base),
+            Err(e) => e,
+        };
+        let code = error.kafka_code();
+        if code == Some(codes::DUPLICATE_SEQUENCE_NUMBER) {
             // The broker already has this batch (a resend after a lost answer).
-            Err(e) if e.kafka_code() == Some(codes::DUPLICATE_SEQUENCE_NUMBER) => {
-                (Verdict::Ok(-1), false)
+            return Verdict::Ok(-1);
+        }
+        let sequence = b.identity.is_some()
+            && matches!(
+                code,
+                Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER | codes::UNKNOWN_PRODUCER_ID)
+            );
+        if error.is_retriable() || sequence {
+            Verdict::Resend {
+                unknown_producer: code == Some(codes::UNKNOWN_PRODUCER_ID),
+                sequence,
+                error,
             }
-            Err(e) => {
-                let code = e.kafka_code();
-                let seq_error = b.identity.is_some()
-                    && matches!(
-                        code,
-                        Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER | codes::UNKNOWN_PRODUCER_ID)
-                    );
-                if e.is_retriable() || seq_error {
-                    let unknown = code == Some(codes::UNKNOWN_PRODUCER_ID);
-                    (
-                        Verdict::Resend {
-                            unknown_producer: unknown,
-                        },
-                        seq_error,
-                    )
-                } else {
-                    (Verdict::Fail(e), false)
-                }
-            }
+        } else {
+            Verdict::Fail(error)
         }
     }
 
@@ -375,13 +378,14 @@ impl<T> PartitionCore<T> {
             return;
         };
         let mut b = self.inflight.remove(pos).expect("position");
-        let error = r.as_ref().err().cloned();
-        let (verdict, seq_error) = Self::verdict(&b, r);
+        let verdict = Self::verdict(&b, r);
         if let Some(retry) = &mut self.retry {
             // Sent after the batch being retried: keep what succeeded, resend the rest.
             match verdict {
                 Verdict::Ok(base) => self.done(b, Ok(base), now),
-                Verdict::Resend { unknown_producer } => {
+                Verdict::Resend {
+                    unknown_producer, ..
+                } => {
                     retry.bump |= unknown_producer;
                     retry.resend.push(b);
                 }
@@ -391,22 +395,24 @@ impl<T> PartitionCore<T> {
             match verdict {
                 Verdict::Ok(base) => self.done(b, Ok(base), now),
                 Verdict::Fail(e) => self.done(b, Err(e), now),
-                Verdict::Resend { .. } if b.attempts >= self.limits.max_attempts => {
+                Verdict::Resend { error, .. } if b.attempts >= self.limits.max_attempts => {
                     // With idempotence, later batches now follow a gap: they come back with
                     // OUT_OF_ORDER_SEQUENCE_NUMBER and are renumbered under a new epoch then.
-                    self.done(b, Err(error.expect("an error")), now);
+                    self.done(b, Err(error), now);
                 }
-                Verdict::Resend { .. } => {
+                Verdict::Resend {
+                    error, sequence, ..
+                } => {
                     self.events.push_back(Event::Retrying {
                         attempt: b.attempts,
-                        error: error.expect("an error"),
+                        error,
                     });
                     let backoff = b.backoff;
                     b.backoff = (b.backoff * 2).min(self.limits.retry_backoff_max);
                     self.retry = Some(Retry {
                         old_identity: b.identity,
                         resend: vec![b],
-                        bump: seq_error,
+                        bump: sequence,
                         backoff,
                         awaiting_epoch: false,
                     });
